@@ -1,0 +1,1 @@
+"""One module per external calendar system; each speaks its protocol and nothing else."""

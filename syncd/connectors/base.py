@@ -1,0 +1,98 @@
+"""The contract between the sync engine and a calendar system.
+
+A connector speaks one protocol (CalDAV, EWS) and uses the mapping layer to turn that protocol's items
+into :class:`syncd.model.Activity` objects and back. The engine sees only what is defined here.
+
+Identity vocabulary (after vdirsyncer): ``ref`` is where an item lives on the remote side (a CalDAV
+href, an EWS ItemId), ``etag`` a cheap change hint for it (an ETag, an EWS ChangeKey), ``uid`` the
+iCalendar/EWS UID, and ``crm_id`` the CRM activity id syncd stored on the item (``None`` for an item
+created in the calendar).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from syncd.model import Activity, Kind
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteItem:
+    ref: str
+    etag: str | None
+    uid: str | None
+    crm_id: str | None
+    activity: Activity | None
+    """The item as an activity; ``None`` when it could not be read (then ``error`` says why)."""
+    error: str | None = None
+    modified_at: datetime | None = None
+    categories: tuple[str, ...] = ()
+    raw: object = field(default=None, compare=False, repr=False)
+    """Connector-private form of the item, handed back on update so unknown properties survive."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteChanges:
+    """What changed on the remote side since ``state``."""
+
+    changed: list[RemoteItem]
+    deleted: list[str]
+    """Refs of items that are gone."""
+    state: str
+    """Opaque state to pass to the next :meth:`Connector.changes`, once this pass is committed."""
+    total: int | None = None
+    """How many items the remote collections hold now, when the connector knows it cheaply."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    ref: str
+    etag: str | None
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One binding's remote side: an events collection and (optionally) a tasks collection.
+
+    Errors: :class:`syncd.errors.RemoteError` (and :class:`~syncd.errors.AuthError`) when the remote
+    side fails as a whole; :class:`~syncd.errors.PreconditionFailed`, :class:`~syncd.errors.AlreadyExists`,
+    :class:`~syncd.errors.NotFound` and :class:`~syncd.errors.ItemError` for one item.
+    """
+
+    def changes(self, state: str | None, known: Mapping[str, str | None]) -> RemoteChanges:
+        """Items changed or deleted since ``state`` (``None``: everything, a first or repaired sync).
+
+        ``known`` maps the refs the engine has links for to their last-seen etag; a connector without a
+        change feed compares against it. A stale or invalid ``state`` is handled inside (full re-read),
+        never raised.
+        """
+        ...
+
+    def fetch(self, refs: Sequence[str]) -> list[RemoteItem]:
+        """Re-read these items (after a precondition failure); missing ones are left out."""
+        ...
+
+    def find(self, crm_id: str, kind: Kind) -> RemoteItem | None:
+        """The item syncd made for this activity, if it exists (recovers a link lost in a crash)."""
+        ...
+
+    def create(self, activity: Activity) -> WriteResult:
+        """Create the item; raises AlreadyExists if one with the same identity is there."""
+        ...
+
+    def update(self, ref: str, etag: str | None, activity: Activity, raw: object = None) -> WriteResult:
+        """Overwrite the item if it still has ``etag``; raises PreconditionFailed otherwise."""
+        ...
+
+    def delete(self, ref: str, etag: str | None) -> None:
+        """Delete the item if it still has ``etag``; an item already gone is not an error."""
+        ...
+
+    def check(self) -> list[str]:
+        """Probe the connection and permissions; returns problems in words an admin understands."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,20 @@
+"""What a mapping needs beyond the item itself: the tables, the CRM's people and the calendar's owner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from syncd.mapping.options import MappingOptions
+from syncd.model import CrmUser, Directory
+
+
+@dataclass(frozen=True, slots=True)
+class MappingContext:
+    owner: CrmUser
+    """The CRM user whose calendar this is; floating times are read in their zone."""
+    options: MappingOptions = field(default_factory=MappingOptions)
+    directory: Directory = field(default_factory=Directory)
+
+    @property
+    def default_timezone(self) -> str:
+        return self.owner.timezone or "UTC"
