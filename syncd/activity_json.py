@@ -1,0 +1,529 @@
+"""The JSON Lines exchange format for activities: one JSON object per line, one activity per object.
+
+Other tools read and write this format, so field names never change. Every field is written on
+export (``null`` where empty); on import only ``id``, ``kind`` and ``owner`` are required. Timed
+values are ISO 8601 with a UTC offset, rendered in the activity's ``timezone`` (UTC if none); when
+``all_day`` is true they are dates (``YYYY-MM-DD``, ``end`` exclusive as in RFC 5545).
+
+Errors name the line and the field (``line 3: field "end": is before "start"``); a file is checked as a
+whole and every problem in it is reported, not just the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, tzinfo
+from enum import StrEnum
+from typing import Any, TextIO, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import rrulestr
+
+from syncd.errors import ValidationError
+from syncd.model import (
+    Activity,
+    Direction,
+    Kind,
+    Moment,
+    Override,
+    Participant,
+    ParticipantKind,
+    Recurrence,
+    Regarding,
+    RegardingKind,
+    Response,
+    Role,
+)
+from syncd.store.rules import Problem, activity_problems, moment_problem
+
+#: The fields of one line, in the order they are written.
+FIELDS: tuple[str, ...] = (
+    "id",
+    "kind",
+    "subject",
+    "description",
+    "start",
+    "end",
+    "all_day",
+    "timezone",
+    "due",
+    "completed_at",
+    "status",
+    "type",
+    "priority",
+    "direction",
+    "location",
+    "place",
+    "project",
+    "reminder_minutes",
+    "recurrence",
+    "owner",
+    "participants",
+    "regarding",
+    "parent_id",
+    "close_reason",
+    "updated_at",
+)
+RECURRENCE_FIELDS = ("rrule", "exdates", "overrides")
+OVERRIDE_FIELDS = ("recurrence_id", "start", "end", "subject", "description", "location", "status")
+PARTICIPANT_FIELDS = ("kind", "email", "name", "role", "response")
+REGARDING_FIELDS = ("kind", "id", "name")
+
+#: Plain-text fields of an activity: a JSON string or null.
+_TEXT_FIELDS = (
+    "description",
+    "status",
+    "type",
+    "priority",
+    "location",
+    "place",
+    "project",
+    "parent_id",
+    "close_reason",
+)
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+E = TypeVar("E", bound=StrEnum)
+
+
+class InvalidActivities(ValidationError):
+    """One or more activities break the format or the CRM's rules; ``messages`` lists every problem."""
+
+    def __init__(self, messages: Sequence[str]) -> None:
+        self.messages = tuple(messages)
+        super().__init__("\n".join(self.messages))
+
+
+# ---------------------------------------------------------------------------------------- export
+
+
+def format_moment(value: Moment, zone: tzinfo = UTC) -> str:
+    """``YYYY-MM-DD`` for a date, ISO 8601 with the offset of ``zone`` for a datetime."""
+    if isinstance(value, datetime):
+        return value.astimezone(zone).isoformat()
+    return value.isoformat()
+
+
+def display_zone(name: str | None) -> tzinfo:
+    """The zone an activity's times are shown in: its IANA ``timezone``, else UTC."""
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def _moment_or_none(value: Moment | None, zone: tzinfo) -> str | None:
+    return None if value is None else format_moment(value, zone)
+
+
+def override_to_json(override: Override, zone: tzinfo = UTC) -> dict[str, Any]:
+    return {
+        "recurrence_id": format_moment(override.recurrence_id, zone),
+        "start": _moment_or_none(override.start, zone),
+        "end": _moment_or_none(override.end, zone),
+        "subject": override.subject,
+        "description": override.description,
+        "location": override.location,
+        "status": override.status,
+    }
+
+
+def activity_to_json(a: Activity) -> dict[str, Any]:
+    """The exchange-format object for ``a`` (every field present, in :data:`FIELDS` order)."""
+    zone = display_zone(a.timezone)
+    recurrence = None
+    if a.recurrence is not None:
+        recurrence = {
+            "rrule": a.recurrence.rrule,
+            "exdates": [format_moment(d, zone) for d in a.recurrence.exdates],
+            "overrides": [override_to_json(o, zone) for o in a.recurrence.overrides],
+        }
+    return {
+        "id": a.id,
+        "kind": str(a.kind),
+        "subject": a.subject,
+        "description": a.description,
+        "start": _moment_or_none(a.start, zone),
+        "end": _moment_or_none(a.end, zone),
+        "all_day": a.all_day,
+        "timezone": a.timezone,
+        "due": _moment_or_none(a.due, zone),
+        "completed_at": _moment_or_none(a.completed_at, zone),
+        "status": a.status,
+        "type": a.type,
+        "priority": a.priority,
+        "direction": None if a.direction is None else str(a.direction),
+        "location": a.location,
+        "place": a.place,
+        "project": a.project,
+        "reminder_minutes": a.reminder_minutes,
+        "recurrence": recurrence,
+        "owner": a.owner,
+        "participants": [
+            {"kind": str(p.kind), "email": p.email, "name": p.name, "role": str(p.role), "response": str(p.response)}
+            for p in a.participants
+        ],
+        "regarding": [{"kind": str(r.kind), "id": r.id, "name": r.name} for r in a.regarding],
+        "parent_id": a.parent_id,
+        "close_reason": a.close_reason,
+        "updated_at": _moment_or_none(a.updated_at, zone),
+    }
+
+
+def write_jsonl(activities: Iterable[Activity], stream: TextIO) -> int:
+    """Write one line per activity (UTF-8 text as is, not \\u-escaped); returns how many."""
+    count = 0
+    for activity in activities:
+        stream.write(json.dumps(activity_to_json(activity), ensure_ascii=False))
+        stream.write("\n")
+        count += 1
+    return count
+
+
+# ---------------------------------------------------------------------------------------- import
+
+
+def parse_moment(text: str) -> Moment:
+    """A date (``YYYY-MM-DD``) or an aware datetime; ``ValueError`` for anything else."""
+    if _DATE_ONLY.fullmatch(text):
+        return date.fromisoformat(text)
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a UTC offset (for example +02:00 or Z)")
+    return value
+
+
+def _shown(value: Any) -> str:
+    shown = json.dumps(value, ensure_ascii=False)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+class _Reader:
+    """Reads typed values out of one JSON object, collecting a :class:`Problem` for each bad one."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def problem(self, field: str, message: str) -> None:
+        self.problems.append(Problem(field, message))
+
+    def object(self, value: Any, path: str, known: Sequence[str]) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.problem(path, f"must be an object, not {_shown(value)}")
+            return None
+        for key in value:
+            if key not in known:
+                hint = difflib.get_close_matches(key, known, n=1)
+                suffix = f' (did you mean "{hint[0]}"?)' if hint else ""
+                self.problem(_join(path, key), f"unknown field{suffix}")
+        return value
+
+    def text(self, obj: dict[str, Any], key: str, path: str = "", *, required: bool = False) -> str | None:
+        value = obj.get(key)
+        name = _join(path, key)
+        if value is None:
+            if required:
+                self.problem(name, "is required")
+            return None
+        if not isinstance(value, str):
+            self.problem(name, f"must be a string, not {_shown(value)}")
+            return None
+        if required and not value.strip():
+            self.problem(name, "must not be empty")
+            return None
+        return value
+
+    def choice(
+        self, obj: dict[str, Any], key: str, enum: type[E], path: str = "", *, default: E | None = None,
+        required: bool = False,
+    ) -> E | None:
+        name = _join(path, key)
+        value = self.text(obj, key, path, required=required)
+        if value is None:
+            return default
+        try:
+            return enum(value)
+        except ValueError:
+            allowed = "|".join(str(member) for member in enum)
+            self.problem(name, f"must be one of {allowed}, not {_shown(value)}")
+            return default
+
+    def moment(self, obj: dict[str, Any], key: str, path: str = "") -> Moment | None:
+        return self.moment_value(obj.get(key), _join(path, key))
+
+    def moment_value(self, value: Any, name: str) -> Moment | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.problem(name, f"must be an ISO 8601 string, not {_shown(value)}")
+            return None
+        try:
+            return parse_moment(value)
+        except ValueError as exc:
+            message = str(exc) if "UTC offset" in str(exc) else "is not an ISO 8601 date or date-time"
+            self.problem(name, f"{message}: {_shown(value)}")
+            return None
+
+    def consistent(self, value: Moment | None, name: str, all_day: bool) -> Moment | None:
+        problem = moment_problem(name, value, all_day)
+        if problem:
+            self.problems.append(problem)
+            return None
+        return value
+
+    def list(self, obj: dict[str, Any], key: str, path: str = "") -> list[Any]:
+        value = obj.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(_join(path, key), f"must be a list, not {_shown(value)}")
+            return []
+        return value
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _override(r: _Reader, value: Any, path: str, all_day: bool) -> Override | None:
+    obj = r.object(value, path, OVERRIDE_FIELDS)
+    if obj is None:
+        return None
+    if obj.get("recurrence_id") is None:
+        r.problem(_join(path, "recurrence_id"), "is required")
+    recurrence_id = r.consistent(r.moment(obj, "recurrence_id", path), _join(path, "recurrence_id"), all_day)
+    start = r.consistent(r.moment(obj, "start", path), _join(path, "start"), all_day)
+    end = r.consistent(r.moment(obj, "end", path), _join(path, "end"), all_day)
+    subject = r.text(obj, "subject", path)
+    description = r.text(obj, "description", path)
+    location = r.text(obj, "location", path)
+    status = r.text(obj, "status", path)
+    if start is not None and end is not None and type(start) is type(end) and end < start:  # type: ignore[operator]
+        r.problem(_join(path, "end"), f'is before "{_join(path, "start")}"')
+    if recurrence_id is None:
+        return None
+    return Override(recurrence_id, start, end, subject, description, location, status)
+
+
+def override_from_json(obj: dict[str, Any], *, all_day: bool) -> Override:
+    """One override as the store keeps it (same shape as in the exchange format)."""
+    r = _Reader()
+    override = _override(r, obj, "override", all_day)
+    if r.problems or override is None:
+        raise InvalidActivities([str(p) for p in r.problems])
+    return override
+
+
+def _check_rrule(r: _Reader, rule: str, start: Moment | None) -> None:
+    name = "recurrence.rrule"
+    parts = {part.split("=", 1)[0].upper() for part in rule.split(";")}
+    if "\n" in rule or ":" in rule:
+        r.problem(name, "must be one RRULE value such as FREQ=WEEKLY;BYDAY=MO")
+        return
+    if "FREQ" not in parts:
+        r.problem(name, "needs FREQ (for example FREQ=WEEKLY)")
+        return
+    if {"COUNT", "UNTIL"} <= parts:
+        r.problem(name, "must not have both COUNT and UNTIL (RFC 5545)")
+        return
+    dtstart: datetime | None = None
+    if isinstance(start, datetime):
+        dtstart = start
+    elif isinstance(start, date):
+        dtstart = datetime.combine(start, time())
+    try:
+        rrulestr(rule, dtstart=dtstart)
+    except (ValueError, TypeError) as exc:
+        r.problem(name, f"is not a valid RFC 5545 RRULE: {exc}")
+
+
+def _recurrence(r: _Reader, value: Any, all_day: bool, start: Moment | None) -> Recurrence | None:
+    if value is None:
+        return None
+    obj = r.object(value, "recurrence", RECURRENCE_FIELDS)
+    if obj is None:
+        return None
+    rule = r.text(obj, "rrule", "recurrence", required=True)
+    if rule is not None and rule.upper().startswith("RRULE:"):
+        rule = rule[len("RRULE:") :]
+    if rule is not None:
+        _check_rrule(r, rule, start)
+    exdates: list[Moment] = []
+    for i, item in enumerate(r.list(obj, "exdates", "recurrence")):
+        name = f"recurrence.exdates[{i}]"
+        moment = r.consistent(r.moment_value(item, name), name, all_day)
+        if moment is not None:
+            exdates.append(moment)
+    overrides = []
+    for i, item in enumerate(r.list(obj, "overrides", "recurrence")):
+        override = _override(r, item, f"recurrence.overrides[{i}]", all_day)
+        if override is not None:
+            overrides.append(override)
+    if rule is None:
+        return None
+    return Recurrence(rule, tuple(exdates), tuple(overrides))
+
+
+def _participants(r: _Reader, obj: dict[str, Any]) -> tuple[Participant, ...]:
+    result = []
+    for i, item in enumerate(r.list(obj, "participants")):
+        path = f"participants[{i}]"
+        p = r.object(item, path, PARTICIPANT_FIELDS)
+        if p is None:
+            continue
+        kind = r.choice(p, "kind", ParticipantKind, path, required=True)
+        email = r.text(p, "email", path)
+        name = r.text(p, "name", path)
+        role = r.choice(p, "role", Role, path, default=Role.REQUIRED)
+        response = r.choice(p, "response", Response, path, default=Response.NEEDS_ACTION)
+        if kind is ParticipantKind.USER and not email:
+            r.problem(_join(path, "email"), "is required for a participant of kind user (users are known by e-mail)")
+        if not email and not name:
+            r.problem(path, 'needs an "email" or a "name"')
+        if kind is not None and role is not None and response is not None:
+            result.append(Participant(kind, email, name, role, response))
+    return tuple(result)
+
+
+def _regarding(r: _Reader, obj: dict[str, Any]) -> tuple[Regarding, ...]:
+    result = []
+    for i, item in enumerate(r.list(obj, "regarding")):
+        path = f"regarding[{i}]"
+        g = r.object(item, path, REGARDING_FIELDS)
+        if g is None:
+            continue
+        kind = r.choice(g, "kind", RegardingKind, path, required=True)
+        ref = r.text(g, "id", path, required=True)
+        name = r.text(g, "name", path)
+        if kind is not None and ref is not None:
+            result.append(Regarding(kind, ref, name))
+    return tuple(result)
+
+
+def _prefix(line: int | None, obj: Any) -> str:
+    if line is not None:
+        return f"line {line}: "
+    if isinstance(obj, dict) and isinstance(obj.get("id"), str):
+        return f'activity "{obj["id"]}": '
+    return ""
+
+
+def _read_activity(r: _Reader, value: Any) -> Activity | None:
+    obj = r.object(value, "", FIELDS) if isinstance(value, dict) else None
+    if obj is None:
+        r.problems.append(Problem("", f"must be a JSON object, not {_shown(value)}"))
+        return None
+    ident = r.text(obj, "id", required=True)
+    kind = r.choice(obj, "kind", Kind, required=True)
+    subject = r.text(obj, "subject") or ""
+    owner = r.text(obj, "owner", required=True)
+    all_day_value = obj.get("all_day", False)
+    if all_day_value is None:
+        all_day_value = False
+    if not isinstance(all_day_value, bool):
+        r.problem("all_day", f"must be true or false, not {_shown(all_day_value)}")
+        all_day_value = False
+    all_day: bool = all_day_value
+    start = r.moment(obj, "start")
+    end = r.moment(obj, "end")
+    due = r.moment(obj, "due")
+    completed_at = r.moment(obj, "completed_at")
+    updated_at = r.moment(obj, "updated_at")
+    zone = r.text(obj, "timezone")
+    if zone is not None:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            r.problem("timezone", f"is not an IANA time zone name (such as Europe/Amsterdam): {_shown(zone)}")
+    for name, moment in (("completed_at", completed_at), ("updated_at", updated_at)):
+        if moment is not None and not isinstance(moment, datetime):
+            r.problem(name, "must be a date and time with a UTC offset, not a date")
+    texts = {name: r.text(obj, name) for name in _TEXT_FIELDS}
+    direction = r.choice(obj, "direction", Direction)
+    reminder = obj.get("reminder_minutes")
+    if reminder is not None and (isinstance(reminder, bool) or not isinstance(reminder, int)):
+        r.problem("reminder_minutes", f"must be a whole number of minutes, not {_shown(reminder)}")
+        reminder = None
+    recurrence = _recurrence(r, obj.get("recurrence"), all_day, start)
+    participants = _participants(r, obj)
+    regarding = _regarding(r, obj)
+    if ident is None or kind is None or owner is None or r.problems:
+        return None
+    activity = Activity(
+        id=ident,
+        kind=kind,
+        subject=subject,
+        owner=owner,
+        start=start,
+        end=end,
+        all_day=all_day,
+        timezone=zone,
+        due=due,
+        completed_at=completed_at if isinstance(completed_at, datetime) else None,
+        direction=direction,
+        reminder_minutes=reminder,
+        recurrence=recurrence,
+        participants=participants,
+        regarding=regarding,
+        updated_at=updated_at if isinstance(updated_at, datetime) else None,
+        **texts,
+    )
+    r.problems.extend(activity_problems(activity))
+    return None if r.problems else activity
+
+
+def _messages(prefix: str, problems: Iterable[Problem]) -> list[str]:
+    return [f"{prefix}{p.message}" if not p.field else f"{prefix}{p}" for p in problems]
+
+
+def activity_from_json(obj: dict[str, Any], *, line: int | None = None) -> Activity:
+    """The activity an exchange-format object describes; :class:`InvalidActivities` names each problem."""
+    r = _Reader()
+    activity = _read_activity(r, obj)
+    if activity is None:
+        raise InvalidActivities(_messages(_prefix(line, obj), r.problems))
+    return activity
+
+
+def parse_jsonl(text: str) -> list[tuple[int, Activity]]:
+    """Every activity of a JSON Lines text with its line number; blank lines are skipped.
+
+    Raises :class:`InvalidActivities` listing every problem of every line (bad JSON, unknown kind or
+    field, wrong type, end before start, an id used twice) when there is any.
+    """
+    messages: list[str] = []
+    result: list[tuple[int, Activity]] = []
+    first_line_of: dict[str, int] = {}
+    # Only "\n" ends a line: str.splitlines() would also split at U+2028, U+0085 and others, which
+    # json.dumps(ensure_ascii=False) leaves unescaped inside strings.
+    for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
+        raw = raw.removesuffix("\r")
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            messages.append(f"line {number}: not valid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        try:
+            activity = activity_from_json(value, line=number)
+        except InvalidActivities as exc:
+            messages.extend(exc.messages)
+            continue
+        if activity.id in first_line_of:
+            messages.append(f'line {number}: field "id": "{activity.id}" is already on line {first_line_of[activity.id]}')
+            continue
+        first_line_of[activity.id] = number
+        result.append((number, activity))
+    if messages:
+        raise InvalidActivities(messages)
+    return result
+
+
+def read_jsonl(text: str) -> list[Activity]:
+    """The activities of a JSON Lines text; see :func:`parse_jsonl` for the errors."""
+    return [activity for _, activity in parse_jsonl(text)]

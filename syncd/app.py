@@ -1,0 +1,116 @@
+"""Wiring: from a validated config to a store, connectors and runners. No sync logic lives here."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from syncd.config import Binding, Config
+from syncd.connectors.base import Connector
+from syncd.errors import ConfigError, SyncdError
+from syncd.mapping.context import MappingContext
+from syncd.model import CONTENT_FIELDS, CrmUser
+
+
+class App:
+    def __init__(self, config: Config, worker: str | None = None) -> None:
+        self.config = config
+        self.worker = worker or socket.gethostname()
+
+    @cached_property
+    def engine(self) -> Engine:
+        from syncd.store.db import make_engine
+
+        return make_engine(self.config.store.url)
+
+    def ensure_schema(self) -> None:
+        """An embedded SQLite store is created and upgraded on first use; a PostgreSQL store is
+        upgraded only by ``syncd db upgrade`` (ops decide when a schema changes), so here it is checked."""
+        from alembic.script import ScriptDirectory
+
+        from syncd.store.db import alembic_config, current_revision, upgrade
+
+        url = self.config.store.url
+        current = current_revision(url)
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        if current == head:
+            return
+        if make_url(url).get_backend_name() == "sqlite":
+            upgrade(url)
+            return
+        raise ConfigError(
+            f"the store is at schema revision {current or 'none'}, syncd needs {head}: "
+            "run `syncd db upgrade`"
+        )
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        from syncd.store.db import session_factory
+
+        session = session_factory(self.engine)()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def context(self, session: Session, binding: Binding) -> MappingContext:
+        from syncd.store import repository
+
+        user = repository.get_user(session, binding.owner)
+        if user is None:
+            raise ConfigError(
+                f"binding {binding.name!r}: owner {binding.owner!r} is not a CRM user "
+                "(add it with `syncd users add`)"
+            )
+        return MappingContext(
+            owner=CrmUser(user.email, user.name, user.timezone),
+            options=self.config.mapping,
+            directory=repository.directory(session),
+        )
+
+    def connector(self, binding: Binding, ctx: MappingContext) -> Connector:
+        """The connector for the binding's remote type, imported only when a binding uses it."""
+        remote = binding.remote
+        if remote.type == "caldav":
+            from syncd.connectors.caldav import CalDavConnector
+
+            return CalDavConnector(remote, ctx)
+        if remote.type == "exchange":
+            from syncd.connectors.exchange import ExchangeConnector  # type: ignore[import-not-found]
+
+            return ExchangeConnector(remote, ctx)
+        raise ConfigError(f"binding {binding.name!r}: unknown remote type {remote.type!r}")
+
+    def bindings(self, names: tuple[str, ...] = ()) -> list[Binding]:
+        if names:
+            return [self.config.binding(n) for n in names]
+        return [b for b in self.config.bindings if b.enabled]
+
+    def run_pass(self, binding: Binding, dry_run: bool = False):  # -> PassReport
+        from syncd.engine.runner import PassReport, Runner
+        from syncd.engine.sqlstate import SqlSyncState
+        from syncd.engine.crm_store import SqlCrmSide
+
+        with self.session() as session:
+            state = SqlSyncState(session)
+            try:
+                ctx = self.context(session, binding)
+                connector = self.connector(binding, ctx)
+            except SyncdError as exc:
+                report = PassReport(binding.name, result="failed", error=str(exc))
+                if not dry_run:
+                    state.pass_finished(state.pass_started(binding.name, self.worker), "failed", {}, str(exc))
+                return report
+            try:
+                crm = SqlCrmSide(session, self.config.store.completed_statuses)
+                fields = getattr(connector, "fields", frozenset(CONTENT_FIELDS))
+                runner = Runner(binding, connector, crm, state, remote_fields=fields, worker=self.worker)
+                return runner.run(dry_run=dry_run)
+            finally:
+                connector.close()

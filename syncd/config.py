@@ -1,0 +1,286 @@
+"""The configuration file: one TOML file, one typed schema (pydantic), errors that name the key.
+
+Where the file is: ``--config PATH``, else ``$SYNCD_CONFIG``, else ``/etc/syncd/config.toml``. Secrets
+are given inline, as ``*_file`` (systemd's ``LoadCredential=`` puts them in ``$CREDENTIALS_DIRECTORY``,
+which may be written in the path) or as ``*_env``; only the resolved value is kept, as a
+:class:`pydantic.SecretStr` that never prints.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from syncd.errors import ConfigError
+from syncd.mapping.options import MappingOptions
+from syncd.model import SYNCED_KINDS, Kind
+
+DEFAULT_PATH = Path("/etc/syncd/config.toml")
+DEFAULT_STORE_URL = "sqlite:///syncd.sqlite3"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve_secret(owner: str, inline: SecretStr | None, file: str | None, env: str | None) -> SecretStr | None:
+    given = [name for name, value in (("", inline), ("_file", file), ("_env", env)) if value]
+    if len(given) > 1:
+        raise ValueError(f"give only one of {owner}, {owner}_file, {owner}_env")
+    if file:
+        path = Path(os.path.expandvars(file))
+        try:
+            return SecretStr(path.read_text(encoding="utf-8").rstrip("\r\n"))
+        except OSError as exc:
+            raise ValueError(f"{owner}_file {str(path)!r} cannot be read: {exc.strerror}") from None
+    if env:
+        if env not in os.environ:
+            raise ValueError(f"{owner}_env names the environment variable {env!r}, which is not set")
+        return SecretStr(os.environ[env])
+    return inline
+
+
+class _WithPassword(_Section):
+    password: SecretStr | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+
+    @model_validator(mode="after")
+    def _password(self) -> _WithPassword:
+        resolved = _resolve_secret("password", self.password, self.password_file, self.password_env)
+        object.__setattr__(self, "password", resolved)
+        return self
+
+
+class CalDavRemote(_WithPassword):
+    type: Literal["caldav"]
+    url: str
+    """The calendar collection for events (and tasks, unless ``tasks_url`` is given)."""
+    tasks_url: str | None = None
+    username: str | None = None
+    auth: Literal["auto", "basic", "digest"] = "auto"
+    verify_tls: bool | str = True
+    """``true`` (the system's CAs), ``false`` (never in production) or a CA bundle path."""
+    timeout: float = Field(30.0, gt=0)
+
+    @field_validator("url", "tasks_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class ExchangeRemote(_WithPassword):
+    type: Literal["exchange"]
+    service_endpoint: str | None = None
+    """The EWS URL, e.g. https://mail.example.com/EWS/Exchange.asmx; omit to use autodiscover."""
+    autodiscover: bool = False
+    username: str | None = None
+    auth_type: Literal["ntlm", "basic", "oauth2"] = "ntlm"
+    client_id: str | None = None
+    tenant_id: str | None = None
+    client_secret: SecretStr | None = None
+    client_secret_file: str | None = None
+    client_secret_env: str | None = None
+    primary_smtp_address: str
+    access_type: Literal["delegate", "impersonation"] = "delegate"
+    version: str | None = None
+    """Exchange build, e.g. "15.1" for Exchange 2016; omit to let syncd ask the server."""
+    send_invitations: bool = False
+    verify_tls: bool | str = True
+    timeout: float = Field(30.0, gt=0)
+    max_backoff: float = Field(60.0, ge=0)
+    """How long a pass waits out Exchange throttling (ErrorServerBusy) before failing."""
+
+    @model_validator(mode="after")
+    def _auth(self) -> ExchangeRemote:
+        secret = _resolve_secret("client_secret", self.client_secret, self.client_secret_file, self.client_secret_env)
+        object.__setattr__(self, "client_secret", secret)
+        if self.auth_type == "oauth2":
+            missing = [k for k in ("client_id", "tenant_id") if not getattr(self, k)]
+            if secret is None:
+                missing.append("client_secret")
+            if missing:
+                raise ValueError(f"auth_type = \"oauth2\" needs {', '.join(missing)}")
+        elif not self.username or self.password is None:
+            raise ValueError(f'auth_type = "{self.auth_type}" needs username and password')
+        if not self.service_endpoint and not self.autodiscover:
+            raise ValueError("give service_endpoint, or set autodiscover = true")
+        return self
+
+
+Remote = Annotated[CalDavRemote | ExchangeRemote, Field(discriminator="type")]
+
+Direction = Literal["both", "crm-to-remote", "remote-to-crm"]
+ConflictPolicy = Literal["crm-wins", "remote-wins", "newest-wins", "merge", "manual"]
+
+
+class Binding(_Section):
+    """One CRM user's activities joined to one calendar (and task list)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+    owner: str
+    """The CRM user's e-mail."""
+    remote: Remote
+    direction: Direction = "both"
+    conflict: ConflictPolicy = "merge"
+    merge_winner: Literal["crm", "remote"] = "crm"
+    """With ``conflict = "merge"``: who wins a field that changed on both sides."""
+    past_days: int = Field(30, ge=0)
+    future_days: int = Field(365, ge=0)
+    kinds: tuple[Kind, ...] = (Kind.APPOINTMENT, Kind.CALL, Kind.TASK)
+    import_remote: Literal["all", "category", "none"] = "all"
+    """Which items created in the calendar become CRM activities."""
+    import_category: str | None = None
+    on_remote_delete: Literal["delete", "cancel"] = "delete"
+    """An open activity deleted in the calendar is deleted in the CRM, or set to ``cancel_status``."""
+    cancel_status: str = "cancelled"
+    on_remote_delete_completed: Literal["recreate", "unlink"] = "recreate"
+    """A completed activity deleted in the calendar is put back there, or just no longer synced."""
+    mass_delete_ratio: float = Field(0.5, gt=0, le=1)
+    """Stop the pass when one side lost at least this share of the linked items at once ..."""
+    mass_delete_min: int = Field(5, ge=1)
+    """... and at least this many of them."""
+    interval: float | None = Field(None, gt=0)
+    """Seconds between passes; defaults to ``[daemon] interval``."""
+    enabled: bool = True
+
+    @field_validator("owner")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError("must be the CRM user's e-mail address")
+        return value
+
+    @field_validator("kinds")
+    @classmethod
+    def _synced_kinds(cls, value: tuple[Kind, ...]) -> tuple[Kind, ...]:
+        unsynced = [k.value for k in value if k not in SYNCED_KINDS]
+        if unsynced:
+            raise ValueError(f"{', '.join(unsynced)} are never synced; use appointment, call, task")
+        return value
+
+    @model_validator(mode="after")
+    def _import_category(self) -> Binding:
+        if self.import_remote == "category" and not self.import_category:
+            raise ValueError('import_remote = "category" needs import_category')
+        return self
+
+
+class StoreSection(_Section):
+    url: str = DEFAULT_STORE_URL
+    """SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db."""
+    completed_statuses: tuple[str, ...] = ("done", "completed", "succeeded")
+    """CRM statuses that make an activity completed (it can then never be deleted)."""
+
+
+class DaemonSection(_Section):
+    listen: str | None = "127.0.0.1:9465"
+    """Address of /healthz and /metrics; empty to turn the listener off."""
+    interval: float = Field(300, gt=0)
+    jitter: float = Field(30, ge=0)
+    max_backoff: float = Field(3600, gt=0)
+    lease_ttl: float = Field(90, gt=0)
+    stop_timeout: float = Field(30, gt=0)
+
+
+class LoggingSection(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Config(_Section):
+    store: StoreSection = Field(default_factory=StoreSection)
+    daemon: DaemonSection = Field(default_factory=DaemonSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+    mapping: MappingOptions = Field(default_factory=MappingOptions)
+    bindings: tuple[Binding, ...] = ()
+    source: str | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: set[str] = set()
+        for binding in self.bindings:
+            if binding.name in seen:
+                raise ValueError(f"binding name {binding.name!r} is used twice")
+            seen.add(binding.name)
+        return self
+
+    def binding(self, name: str) -> Binding:
+        for binding in self.bindings:
+            if binding.name == name:
+                return binding
+        raise ConfigError(f"no binding named {name!r} in {self.source or 'the config'}")
+
+    def secrets(self) -> list[str]:
+        """Every resolved secret, so logging can scrub them from anything it prints."""
+        found = []
+        for binding in self.bindings:
+            for attr in ("password", "client_secret"):
+                value = getattr(binding.remote, attr, None)
+                if value is not None and value.get_secret_value():
+                    found.append(value.get_secret_value())
+        return found
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: the configuration is not valid:"]
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+        # A discriminated union puts the chosen type name in the path; it is not a key the user wrote.
+        loc = loc.replace(".caldav", "").replace(".exchange", "")
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"  {loc or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+def parse(data: dict, source: str = "config") -> Config:
+    try:
+        return Config.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def find_path(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
+    """The config file to read, and whether the user named it (then it must exist)."""
+    if explicit:
+        return Path(explicit), True
+    if os.environ.get("SYNCD_CONFIG"):
+        return Path(os.environ["SYNCD_CONFIG"]), True
+    return DEFAULT_PATH, False
+
+
+def load(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the config. Without a file anywhere, the embedded defaults apply."""
+    path, named = find_path(explicit)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if named:
+            raise ConfigError(f"{path}: no such config file") from None
+        config = parse({}, source="defaults")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        config = parse(data, source=str(path))
+    override = os.environ.get("SYNCD_STORE_URL")
+    if override:
+        config = config.model_copy(update={"store": config.store.model_copy(update={"url": override})})
+    return config

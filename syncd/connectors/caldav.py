@@ -1,0 +1,325 @@
+"""The CalDAV connector: one binding's events collection and (optionally) tasks collection.
+
+Change detection costs one request per collection when nothing changed: an RFC 6578 sync-collection
+REPORT where the server offers it, else a ctag PROPFIND (followed, if the ctag moved, by an etag
+listing compared against what the engine knows). Changed items are read with calendar-multiget in
+batches. Writes are conditional (If-None-Match / If-Match). iCalendar is built and read only by
+:mod:`syncd.mapping.ical`.
+
+Refs are the items' canonical paths (``/dav/alice/work/1234%40syncd.ics``); the opaque state is a
+JSON object with a sync token or ctag per collection path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from syncd.connectors import caldav_protocol as dav
+from syncd.connectors.base import RemoteChanges, RemoteItem, WriteResult
+from syncd.connectors.caldav_collection import (
+    DavCollection,
+    InvalidSyncToken,
+    RawItem,
+    SyncUnsupported,
+)
+from syncd.connectors.caldav_transport import DavTransport
+from syncd.errors import ItemError, RemoteError
+from syncd.mapping.context import MappingContext
+from syncd.mapping.ical import from_ical, to_ical
+from syncd.mapping.identity import uid_for
+from syncd.model import Activity, Kind
+
+STATE_VERSION = 1
+_WRITE_PRIVILEGES = {
+    dav.clark(dav.DAV, "all"),
+    dav.clark(dav.DAV, "write"),
+    dav.clark(dav.DAV, "write-content"),
+    dav.clark(dav.DAV, "bind"),
+}
+
+
+class CalDavSettings(Protocol):
+    """What the connector reads from a binding's ``remote`` section (``syncd.config.CalDavRemote``)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def tasks_url(self) -> str | None: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password(self) -> object:
+        """A ``str``, a pydantic ``SecretStr`` or ``None``."""
+        ...
+    @property
+    def auth(self) -> str | None:
+        """``basic``, ``digest``, or ``auto``/``None`` (answer the server's challenge)."""
+        ...
+    @property
+    def verify_tls(self) -> bool | str: ...
+    @property
+    def timeout(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CalDavConfig:
+    """A plain :class:`CalDavSettings`, for tests and ``syncd demo``."""
+
+    url: str
+    tasks_url: str | None = None
+    username: str | None = None
+    password: str | None = None
+    auth: str | None = None
+    verify_tls: bool | str = True
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionState:
+    sync: bool
+    """Whether change detection uses sync-collection (else ctag + etag listing)."""
+    token: str | None = None
+    ctag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """One collection's outcome of a change pass, before items are fetched."""
+
+    to_fetch: list[str]
+    deleted: list[str]
+    state: CollectionState
+    total: int | None
+
+
+class CalDavConnector:
+    """Implements :class:`syncd.connectors.base.Connector` over CalDAV.
+
+    ``use_sync_collection``: ``None`` detects RFC 6578 support per collection
+    (DAV:supported-report-set); ``False`` forces ctag and etag listing, ``True`` trusts the server.
+    """
+
+    def __init__(
+        self,
+        config: CalDavSettings,
+        ctx: MappingContext,
+        *,
+        use_sync_collection: bool | None = None,
+    ) -> None:
+        self._ctx = ctx
+        self._use_sync = use_sync_collection
+        auth = config.auth if config.auth not in (None, "auto") else None
+        self._transport = DavTransport(
+            config.url,
+            username=config.username,
+            password=_secret(config.password),
+            auth=auth,
+            verify_tls=config.verify_tls,
+            timeout=config.timeout,
+        )
+        self._events = DavCollection(self._transport, config.url)
+        tasks = DavCollection(self._transport, config.tasks_url) if config.tasks_url else None
+        self._tasks = tasks if tasks is not None and tasks.path != self._events.path else self._events
+
+    @property
+    def _collections(self) -> list[DavCollection]:
+        return [self._events] if self._tasks is self._events else [self._events, self._tasks]
+
+    def _collection_for(self, kind: Kind) -> DavCollection:
+        return self._tasks if kind == Kind.TASK else self._events
+
+    def _collection_of(self, ref: str) -> DavCollection | None:
+        return next((c for c in self._collections if c.contains(ref)), None)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def changes(self, state: str | None, known: Mapping[str, str | None]) -> RemoteChanges:
+        saved = _load_state(state)
+        changed: list[RemoteItem] = []
+        deleted: list[str] = []
+        states: dict[str, CollectionState] = {}
+        totals: list[int | None] = []
+        for collection in self._collections:
+            known_here = {ref: etag for ref, etag in known.items() if collection.contains(ref)}
+            result = self._collection_pass(collection, saved.get(collection.path), known_here)
+            if result.to_fetch:
+                changed.extend(self._parse(raw) for raw in collection.multiget(result.to_fetch))
+            deleted.extend(result.deleted)
+            states[collection.path] = result.state
+            totals.append(result.total)
+        total = None if any(t is None for t in totals) else sum(t for t in totals if t is not None)
+        return RemoteChanges(changed, deleted, _dump_state(states), total)
+
+    def _collection_pass(
+        self, collection: DavCollection, previous: CollectionState | None, known: dict[str, str | None]
+    ) -> _Pass:
+        if previous is None:
+            use_sync = self._use_sync
+            if use_sync is None:
+                use_sync = collection.info().supports_sync
+            return self._full_read(collection, use_sync, known)
+        use_sync = previous.sync if self._use_sync is None else self._use_sync
+        if use_sync:
+            return self._sync_pass(collection, previous, known)
+        return self._ctag_pass(collection, previous, known)
+
+    def _sync_pass(
+        self, collection: DavCollection, previous: CollectionState, known: dict[str, str | None]
+    ) -> _Pass:
+        if not previous.token:
+            return self._full_read(collection, True, known)
+        try:
+            delta = collection.sync(previous.token)
+        except InvalidSyncToken:
+            return self._full_read(collection, True, known)
+        except SyncUnsupported:
+            return self._full_read(collection, False, known)
+        # Our own writes come back too; the engine already has them if the etag is the one it knows.
+        to_fetch = [p for p, etag in delta.changed.items() if not dav.same_etag(etag, known.get(p))]
+        gone = [p for p in delta.deleted if p in known]
+        return _Pass(to_fetch, gone, CollectionState(sync=True, token=delta.token), None)
+
+    def _ctag_pass(
+        self, collection: DavCollection, previous: CollectionState, known: dict[str, str | None]
+    ) -> _Pass:
+        ctag = collection.ctag()
+        if ctag is not None and ctag == previous.ctag:
+            return _Pass([], [], previous, None)
+        listing = collection.list_etags()
+        to_fetch = [p for p, etag in listing.items() if not dav.same_etag(etag, known.get(p))]
+        gone = [p for p in known if p not in listing]
+        return _Pass(to_fetch, gone, CollectionState(sync=False, ctag=ctag), len(listing))
+
+    def _full_read(
+        self, collection: DavCollection, use_sync: bool, known: dict[str, str | None]
+    ) -> _Pass:
+        listing: Mapping[str, str | None]
+        if use_sync:
+            try:
+                delta = collection.sync(None)
+            except SyncUnsupported:
+                return self._full_read(collection, False, known)
+            listing, state = delta.changed, CollectionState(sync=True, token=delta.token)
+        else:
+            # The ctag is read before the listing: a change in between shows up in the next pass.
+            ctag = collection.ctag()
+            listing, state = collection.list_etags(), CollectionState(sync=False, ctag=ctag)
+        gone = [p for p in known if p not in listing]
+        return _Pass(sorted(listing), gone, state, len(listing))
+
+    def fetch(self, refs: Sequence[str]) -> list[RemoteItem]:
+        items: list[RemoteItem] = []
+        for collection in self._collections:
+            mine = list(dict.fromkeys(r for r in refs if collection.contains(r)))
+            if mine:
+                items.extend(self._parse(raw) for raw in collection.multiget(mine))
+        return items
+
+    def find(self, crm_id: str, kind: Kind) -> RemoteItem | None:
+        collection = self._collection_for(kind)
+        uid = uid_for(crm_id)
+        raw = collection.get(collection.item_path(uid + ".ics"))
+        if raw is None:
+            # Another client (or an older syncd) may have stored it under a different name.
+            component = "VTODO" if kind == Kind.TASK else "VEVENT"
+            raw = next(iter(collection.find_uid(component, uid)), None)
+        return self._parse(raw) if raw is not None else None
+
+    def _parse(self, raw: RawItem) -> RemoteItem:
+        try:
+            parsed = from_ical(raw.data, self._ctx, raw.path)
+        except (ItemError, ValueError) as exc:
+            return RemoteItem(
+                ref=raw.path, etag=raw.etag, uid=None, crm_id=None, activity=None, error=str(exc), raw=raw.data
+            )
+        return RemoteItem(
+            ref=raw.path,
+            etag=raw.etag,
+            uid=parsed.uid,
+            crm_id=parsed.crm_id,
+            activity=parsed.activity,
+            modified_at=parsed.modified_at,
+            categories=parsed.categories,
+            raw=raw.data,
+        )
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def create(self, activity: Activity) -> WriteResult:
+        collection = self._collection_for(activity.kind)
+        path = collection.item_path(uid_for(activity.id) + ".ics")
+        etag = collection.create(path, to_ical(activity, self._ctx))
+        return WriteResult(path, etag)
+
+    def update(self, ref: str, etag: str | None, activity: Activity, raw: object = None) -> WriteResult:
+        base = raw if isinstance(raw, bytes) else None
+        collection = self._collection_of(ref) or self._collection_for(activity.kind)
+        new_etag = collection.update(ref, etag, to_ical(activity, self._ctx, base=base))
+        return WriteResult(ref, new_etag)
+
+    def delete(self, ref: str, etag: str | None) -> None:
+        (self._collection_of(ref) or self._events).delete(ref, etag)
+
+    # --- housekeeping --------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        needs = {self._events.path: {"VEVENT"}}
+        needs.setdefault(self._tasks.path, set()).add("VTODO")
+        problems: list[str] = []
+        for collection in self._collections:
+            try:
+                info = collection.info()
+            except RemoteError as exc:
+                problems.append(str(exc))
+                continue
+            if not info.is_calendar:
+                problems.append(f"{collection.url} is not a calendar collection")
+                continue
+            missing = needs[collection.path] - (info.components if info.components is not None else set())
+            if info.components is not None and missing:
+                what = " and ".join(_COMPONENT_WORDS[c] for c in sorted(missing))
+                problems.append(f"{collection.url} does not accept {what}")
+            if info.privileges is not None and not info.privileges & _WRITE_PRIVILEGES:
+                problems.append(f"{collection.url}: the user may read but not write this calendar")
+        return problems
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+_COMPONENT_WORDS = {"VEVENT": "events (VEVENT)", "VTODO": "tasks (VTODO)"}
+
+
+def _secret(value: object) -> str | None:
+    reveal = getattr(value, "get_secret_value", None)
+    if callable(reveal):
+        return str(reveal())
+    return None if value is None else str(value)
+
+
+def _load_state(state: str | None) -> dict[str, CollectionState]:
+    """The per-collection state; anything unreadable means "read everything again", never an error."""
+    if not state:
+        return {}
+    try:
+        data = json.loads(state)
+        if data.get("version") != STATE_VERSION:
+            return {}
+        return {
+            path: CollectionState(
+                sync=bool(entry["sync"]), token=entry.get("token"), ctag=entry.get("ctag")
+            )
+            for path, entry in data["collections"].items()
+        }
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def _dump_state(states: Mapping[str, CollectionState]) -> str:
+    collections = {
+        path: {"sync": s.sync, "token": s.token, "ctag": s.ctag} for path, s in sorted(states.items())
+    }
+    return json.dumps({"version": STATE_VERSION, "collections": collections}, sort_keys=True)

@@ -1,0 +1,262 @@
+"""One CalDAV calendar collection, item data as raw iCalendar bytes.
+
+Change detection (RFC 6578 sync-collection, ctag, etag listing), calendar-multiget in batches and
+conditional writes. Items are named by their canonical path (see
+:func:`~syncd.connectors.caldav_protocol.canonical_path`); nothing here parses iCalendar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+from syncd.connectors import caldav_protocol as dav
+from syncd.connectors.caldav_transport import DavTransport, HttpReply
+from syncd.errors import AlreadyExists, AuthError, ItemError, NotFound, PreconditionFailed, RemoteError
+
+MULTIGET_BATCH = 100
+#: Bound on RFC 6578 3.6 continuations, so a server that keeps truncating cannot loop us forever.
+MAX_SYNC_ROUNDS = 1000
+_ICS = "text/calendar; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    path: str
+    etag: str | None
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SyncDelta:
+    """What an RFC 6578 sync-collection report said: changed members (with etag, if sent) and gone ones."""
+
+    changed: dict[str, str | None]
+    deleted: list[str]
+    token: str
+
+
+class InvalidSyncToken(Exception):
+    """The server no longer accepts the token (RFC 6578 3.2 DAV:valid-sync-token); read everything."""
+
+
+class SyncUnsupported(Exception):
+    """The collection refused the sync-collection report; use ctag and etag listing instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionInfo:
+    path: str
+    is_calendar: bool
+    components: set[str] | None
+    """Component types the calendar accepts; ``None`` when the server does not say (any)."""
+    privileges: set[str] | None
+    """Clark names of the current user's privileges; ``None`` when the server does not say."""
+    supports_sync: bool
+    ctag: str | None
+
+
+class DavCollection:
+    def __init__(self, transport: DavTransport, url: str) -> None:
+        self.url = url if url.endswith("/") else url + "/"
+        self.path = dav.canonical_path(self.url, self.url)
+        self._http = transport
+
+    def item_path(self, name: str) -> str:
+        return self.path + dav.path_segment(name)
+
+    def contains(self, path: str) -> bool:
+        return dav.is_member(path, self.path)
+
+    def _url(self, path: str) -> str:
+        return urljoin(self.url, path)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def info(self) -> CollectionInfo:
+        """What the collection is and offers (one PROPFIND Depth 0)."""
+        props = [
+            dav.RESOURCETYPE,
+            dav.SUPPORTED_COMPONENTS,
+            dav.CURRENT_USER_PRIVILEGE_SET,
+            dav.SUPPORTED_REPORT_SET,
+            dav.GETCTAG,
+            dav.SYNC_TOKEN,
+        ]
+        own = self._propfind_self(props)
+        privileges = own.leaves(dav.CURRENT_USER_PRIVILEGE_SET) if dav.CURRENT_USER_PRIVILEGE_SET in own.props else None
+        return CollectionInfo(
+            path=self.path,
+            is_calendar=dav.CALENDAR in own.leaves(dav.RESOURCETYPE),
+            components=dav.components_of(own),
+            privileges=privileges,
+            supports_sync=dav.SYNC_COLLECTION in own.leaves(dav.SUPPORTED_REPORT_SET),
+            ctag=_ctag_of(own),
+        )
+
+    def ctag(self) -> str | None:
+        """The collection's change tag: CS:getctag, else DAV:sync-token (one PROPFIND Depth 0)."""
+        return _ctag_of(self._propfind_self([dav.GETCTAG, dav.SYNC_TOKEN]))
+
+    def list_etags(self) -> dict[str, str | None]:
+        """Every member's etag (PROPFIND Depth 1), sub-collections left out."""
+        reply = self._expect_multistatus(
+            "PROPFIND", self.url, dav.propfind_body([dav.GETETAG, dav.RESOURCETYPE]), depth="1"
+        )
+        return {
+            r.path: r.etag
+            for r in reply.responses
+            if r.status // 100 == 2
+            and self.contains(r.path)
+            and dav.clark(dav.DAV, "collection") not in r.leaves(dav.RESOURCETYPE)
+        }
+
+    def sync(self, token: str | None) -> SyncDelta:
+        """RFC 6578 sync-collection from ``token`` (``None``: every member), following truncation."""
+        changed: dict[str, str | None] = {}
+        deleted: set[str] = set()
+        for _ in range(MAX_SYNC_ROUNDS):
+            reply = self._http.request(
+                "REPORT", self.url, dav.sync_collection_body(token), {"Depth": "0"}
+            )
+            if reply.status != 207:
+                self._raise_for_sync(reply, token)
+            result = self._parse(reply, self.url)
+            for response in result.responses:
+                if not self.contains(response.path):
+                    continue
+                if response.status == 404:
+                    deleted.add(response.path)
+                    changed.pop(response.path, None)
+                elif response.status // 100 == 2:
+                    changed[response.path] = response.etag
+                    deleted.discard(response.path)
+            if not result.sync_token:
+                raise RemoteError(f"REPORT {self.url}: sync-collection answer without a sync-token")
+            token = result.sync_token
+            if not result.truncated:
+                return SyncDelta(changed, sorted(deleted), token)
+        raise RemoteError(f"REPORT {self.url}: the server kept truncating the sync-collection answer")
+
+    def _raise_for_sync(self, reply: HttpReply, token: str | None) -> None:
+        conditions = reply.conditions
+        if dav.VALID_SYNC_TOKEN in conditions or (token and reply.status in (400, 409)):
+            raise InvalidSyncToken(token)
+        if dav.SUPPORTED_REPORT in conditions or reply.status in (405, 501) or (reply.status == 400 and not token):
+            raise SyncUnsupported(f"HTTP {reply.status}")
+        if reply.status == 403:
+            raise AuthError(f"REPORT {self.url}: sync-collection forbidden (HTTP 403)")
+        raise RemoteError(f"REPORT {self.url}: sync-collection failed (HTTP {reply.status})")
+
+    def multiget(self, paths: Sequence[str]) -> list[RawItem]:
+        """The items at ``paths`` in batches of :data:`MULTIGET_BATCH`; missing ones are left out."""
+        items: list[RawItem] = []
+        for start in range(0, len(paths), MULTIGET_BATCH):
+            batch = paths[start : start + MULTIGET_BATCH]
+            result = self._expect_multistatus("REPORT", self.url, dav.multiget_body(batch), depth=None)
+            items.extend(self._items(result.responses))
+        return items
+
+    def get(self, path: str) -> RawItem | None:
+        reply = self._http.request("GET", self._url(path), None, {"Accept": "text/calendar"})
+        if reply.status == 404 or reply.status == 410:
+            return None
+        if reply.status != 200:
+            raise RemoteError(f"GET {self._url(path)}: HTTP {reply.status}")
+        return RawItem(path, dav.normalize_etag(reply.header("ETag")), reply.body)
+
+    def find_uid(self, component: str, uid: str) -> list[RawItem]:
+        """Items of this component type whose UID is ``uid`` (calendar-query, RFC 4791 7.8)."""
+        result = self._expect_multistatus(
+            "REPORT", self.url, dav.uid_query_body(component, uid), depth="1"
+        )
+        return list(self._items(result.responses))
+
+    def _items(self, responses: list[dav.DavResponse]) -> Iterator[RawItem]:
+        for response in responses:
+            data = response.calendar_data
+            if response.status // 100 == 2 and data is not None:
+                yield RawItem(response.path, response.etag, data)
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def create(self, path: str, data: bytes) -> str | None:
+        """PUT a new item (If-None-Match: *); returns its etag."""
+        reply = self._http.request(
+            "PUT", self._url(path), data, {"Content-Type": _ICS, "If-None-Match": "*"}
+        )
+        if reply.status == 412 or dav.NO_UID_CONFLICT in reply.conditions:
+            raise AlreadyExists(path)
+        return self._after_put(path, reply)
+
+    def update(self, path: str, etag: str | None, data: bytes) -> str | None:
+        """PUT over an item only if it still has ``etag`` (``None``: if it exists); returns the new etag."""
+        reply = self._http.request(
+            "PUT", self._url(path), data, {"Content-Type": _ICS, "If-Match": etag or "*"}
+        )
+        if reply.status == 412:
+            raise PreconditionFailed(path)
+        if reply.status in (404, 410):
+            raise NotFound(path)
+        return self._after_put(path, reply)
+
+    def delete(self, path: str, etag: str | None) -> None:
+        headers = {"If-Match": etag} if etag else {}
+        reply = self._http.request("DELETE", self._url(path), None, headers)
+        if reply.status == 412:
+            raise PreconditionFailed(path)
+        if reply.status in (404, 410) or reply.status // 100 == 2:
+            return
+        raise ItemError(path, None, f"the server refused the delete (HTTP {reply.status})")
+
+    def _after_put(self, path: str, reply: HttpReply) -> str | None:
+        if reply.status // 100 != 2:
+            why = ", ".join(sorted(_local(c) for c in reply.conditions)) or "no reason given"
+            raise ItemError(path, None, f"the server refused the item (HTTP {reply.status}: {why})")
+        etag = dav.normalize_etag(reply.header("ETag"))
+        # RFC 4791 5.3.4: a server that changed the data on PUT sends no ETag; ask for the new one.
+        return etag if etag is not None else self._etag_of(path)
+
+    def _etag_of(self, path: str) -> str | None:
+        result = self._expect_multistatus(
+            "PROPFIND", self._url(path), dav.propfind_body([dav.GETETAG]), depth="0"
+        )
+        return next((r.etag for r in result.responses if r.path == path), None)
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _propfind_self(self, props: list[str]) -> dav.DavResponse:
+        result = self._expect_multistatus("PROPFIND", self.url, dav.propfind_body(props), depth="0")
+        for response in result.responses:
+            if response.path.rstrip("/") == self.path.rstrip("/"):
+                return response
+        raise RemoteError(f"PROPFIND {self.url}: the answer does not describe the collection")
+
+    def _expect_multistatus(
+        self, method: str, url: str, body: bytes, depth: str | None
+    ) -> dav.Multistatus:
+        headers = {"Depth": depth} if depth is not None else {}
+        reply = self._http.request(method, url, body, headers)
+        if reply.status == 404:
+            raise RemoteError(f"{method} {url}: no such collection (HTTP 404)")
+        if reply.status == 403:
+            raise AuthError(f"{method} {url}: forbidden (HTTP 403)")
+        if reply.status != 207:
+            raise RemoteError(f"{method} {url}: unexpected HTTP {reply.status}")
+        return self._parse(reply, url)
+
+    @staticmethod
+    def _parse(reply: HttpReply, url: str) -> dav.Multistatus:
+        try:
+            return dav.parse_multistatus(reply.tree, url)
+        except ValueError as exc:
+            raise RemoteError(f"{url}: {exc}") from None
+
+
+def _ctag_of(response: dav.DavResponse) -> str | None:
+    return response.text(dav.GETCTAG) or response.text(dav.SYNC_TOKEN)
+
+
+def _local(clark_name: str) -> str:
+    return clark_name.rpartition("}")[2]

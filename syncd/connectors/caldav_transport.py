@@ -1,0 +1,141 @@
+"""HTTP for the CalDAV connector: the caldav library's DAVClient (auth, session, TLS), mapped to syncd errors.
+
+Only ``DAVClient.request`` is used; request bodies and multistatus parsing are syncd's own
+(:mod:`syncd.connectors.caldav_protocol`), so the connector depends on the standards rather than on
+the library's object model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from caldav.davclient import DAVClient
+from caldav.lib import error as caldav_error
+from lxml import etree
+
+from syncd import __version__
+from syncd.connectors.caldav_protocol import error_conditions
+from syncd.errors import AuthError, ConfigError, RemoteError
+
+AUTH_SCHEMES = ("basic", "digest")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpReply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    tree: etree._Element | None = field(default=None, repr=False)
+    """The body parsed as XML, when it was XML."""
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    @property
+    def conditions(self) -> set[str]:
+        """DAV:error pre-/postconditions in the body (RFC 4918 16)."""
+        return error_conditions(self.body)
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without ``user:password@``, so no URL syncd prints or logs carries a secret."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class DavTransport:
+    """One authenticated HTTP session to a CalDAV server.
+
+    Raises :class:`RemoteError` for 5xx answers, refused connections and timeouts and
+    :class:`AuthError` for 401 and for a 403 that names no DAV precondition (a 403 with one, such as
+    ``DAV:valid-sync-token``, is a protocol answer and comes back as a reply).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        username: str | None,
+        password: str | None,
+        auth: str | None = None,
+        verify_tls: bool | str = True,
+        timeout: float = 30.0,
+    ) -> None:
+        if auth is not None and auth not in AUTH_SCHEMES:
+            raise ConfigError(f"caldav auth must be one of {', '.join(AUTH_SCHEMES)} or unset, not {auth!r}")
+        self.timeout = timeout
+        self._username = username
+        self._client = DAVClient(
+            url=strip_userinfo(url),
+            username=username,
+            password=password,
+            # Without a scheme DAVClient answers the server's first 401 challenge (basic or digest).
+            auth_type=auth,
+            timeout=timeout,  # type: ignore[arg-type]  # the HTTP library takes float seconds
+            ssl_verify_cert=verify_tls,
+            enable_rfc6764=False,
+            headers={"User-Agent": f"syncd/{__version__}"},
+        )
+
+    def request(
+        self, method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> HttpReply:
+        where = f"{method} {strip_userinfo(url)}"
+        try:
+            text = body.decode("utf-8") if body else ""
+            response = self._client.request(url, method, text, dict(headers or {}))
+        except caldav_error.AuthorizationError as exc:
+            body_bytes = _as_bytes(exc.body)
+            if exc.status == 403 and error_conditions(body_bytes):
+                return HttpReply(403, {}, body_bytes)
+            raise self._auth_error(where, exc.status) from None
+        except caldav_error.RateLimitError as exc:
+            raise RemoteError(f"{where}: the server is busy (HTTP 429/503); {exc.reason}") from None
+        except etree.XMLSyntaxError:
+            raise RemoteError(f"{where}: the server sent malformed XML") from None
+        except TimeoutError:
+            raise RemoteError(f"{where}: no answer within {self.timeout:g} s") from None
+        except OSError as exc:
+            raise RemoteError(f"{where}: {_describe(exc, self.timeout)}") from None
+        except caldav_error.DAVError as exc:
+            raise RemoteError(f"{where}: {exc.reason}") from None
+        status = int(response.status)
+        if status >= 500:
+            reason = f" {response.reason}" if response.reason else ""
+            raise RemoteError(f"{where}: the server failed (HTTP {status}{reason})")
+        raw = response.raw
+        return HttpReply(status, response.headers, raw.encode("utf-8") if raw else b"", response.tree)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _auth_error(self, where: str, status: int | None) -> AuthError:
+        if status == 403:
+            return AuthError(f"{where}: user {self._username!r} may not do this (HTTP 403)")
+        return AuthError(f"{where}: the server refused the credentials of user {self._username!r} (HTTP 401)")
+
+
+def _as_bytes(body: bytes | str | None) -> bytes:
+    if body is None:
+        return b""
+    return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def _describe(exc: OSError, timeout: float) -> str:
+    """A one-line reason for a transport failure; class names of the HTTP library say enough."""
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return f"no answer within {timeout:g} s"
+    if "Connection" in name:
+        return "cannot connect to the server"
+    if "SSL" in name:
+        return "TLS handshake or certificate check failed"
+    return f"transport error ({name})"

@@ -1,0 +1,72 @@
+"""The CRM side of a pass, on the SQL store (:class:`syncd.engine.sides.CrmSide`)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from syncd.engine.sides import CrmChanges
+from syncd.model import Activity, Directory, Kind
+from syncd.store import changefeed, repository
+from syncd.store.models import ActivityChangeRow
+from syncd.store.rules import is_completed
+
+
+class SqlCrmSide:
+    def __init__(self, session: Session, completed_statuses: Collection[str]) -> None:
+        self.session = session
+        self.completed_statuses = tuple(completed_statuses)
+        self._loaded: dict[str, Activity] = {}
+        """Activities read by :meth:`in_scope`, so the first pass does not read them twice."""
+
+    def cursor(self) -> int:
+        return changefeed.current_cursor(self.session)
+
+    def changes_since(self, cursor: int) -> CrmChanges:
+        batch = changefeed.changes_since(self.session, cursor)
+        return CrmChanges(set(batch.changed), set(batch.deleted), batch.cursor)
+
+    def concerning(self, ids: Iterable[str], user: str) -> set[str]:
+        key = user.casefold()
+        return {ident for ident, users in repository.concerned_users(self.session, ids).items() if key in users}
+
+    def in_scope(self, user: str, kinds: Sequence[Kind]) -> list[str]:
+        found = repository.activities_for_user(self.session, user, kinds)
+        self._loaded.update((a.id, a) for a in found)
+        return [a.id for a in found]
+
+    def load(self, ids: Iterable[str]) -> dict[str, Activity]:
+        wanted = set(ids)
+        found = {i: self._loaded.pop(i) for i in list(wanted) if i in self._loaded}
+        missing = wanted - found.keys()
+        if missing:
+            found.update(repository.get_activities(self.session, missing))
+        return found
+
+    def save(self, activity: Activity) -> None:
+        repository.save_activity(self.session, activity)
+
+    def delete(self, activity_id: str) -> None:
+        repository.delete_activity(self.session, activity_id, completed_statuses=self.completed_statuses)
+
+    def is_completed(self, activity: Activity) -> bool:
+        return is_completed(activity.completed_at, activity.status, self.completed_statuses)
+
+    def deleted(self, ids: Iterable[str]) -> set[str]:
+        wanted = list(set(ids))
+        found: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            batch = wanted[i : i + 500]
+            found.update(
+                self.session.scalars(
+                    select(ActivityChangeRow.activity_id).where(
+                        ActivityChangeRow.op == "delete", ActivityChangeRow.activity_id.in_(batch)
+                    )
+                )
+            )
+        return found - set(repository.get_activities(self.session, found))
+
+    def directory(self) -> Directory:
+        return repository.directory(self.session)

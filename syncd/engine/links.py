@@ -1,0 +1,35 @@
+"""The link between a CRM activity and its calendar item in one binding: the merge base of a sync."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from syncd.model import Activity, Kind
+
+
+class LinkStatus(StrEnum):
+    SYNCED = "synced"
+    CREATING = "creating"
+    """A create was started; if the process died, the next pass looks the item up before creating."""
+    CONFLICT = "conflict"
+    """A manual conflict waits for ``syncd conflicts resolve``; the item is left alone until then."""
+    RESOLVE_CRM = "resolve-crm"
+    RESOLVE_REMOTE = "resolve-remote"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    binding: str
+    activity_id: str
+    kind: Kind
+    ref: str | None
+    etag: str | None
+    crm_fp: str | None
+    remote_fp: str | None
+    base: Activity | None
+    """The activity as both sides last agreed on it: the base of a three-way merge."""
+    status: LinkStatus = LinkStatus.SYNCED
+
+    def with_(self, **changes: object) -> Link:
+        return replace(self, **changes)

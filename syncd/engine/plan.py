@@ -1,0 +1,290 @@
+"""Pure planning: what to do with one activity, given its CRM version, its calendar version and its link.
+
+Every combination of the three inputs is handled here and nowhere else, without I/O, so the table can
+be tested case by case (as pimsync's ``ItemAction::for_item``). The runner gathers the inputs, calls
+:func:`decide` for each, and executes the resulting actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from syncd.connectors.base import RemoteItem
+from syncd.engine.actions import (
+    Action,
+    ConflictRecord,
+    PullCreate,
+    PullDelete,
+    PushCreate,
+    PushDelete,
+    PushUpdate,
+    RecordConflict,
+    Relink,
+    Skip,
+    Unlink,
+    Write,
+)
+from syncd.engine.links import Link, LinkStatus
+from syncd.engine.merge import CRM_ONLY_FIELDS, newest_is_crm, take_remote, three_way
+from syncd.mapping.fingerprint import changed_fields, fingerprint
+from syncd.model import CONTENT_FIELDS, Activity, Participant, Response
+
+
+class Seen(StrEnum):
+    """What this pass learnt about the calendar item."""
+
+    CHANGED = "changed"
+    """Reported by the change feed (or re-read): ``remote`` holds its current version."""
+    DELETED = "deleted"
+    UNSEEN = "unseen"
+    """Not reported: unchanged since the link was stored, or never there."""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A binding's sync settings, as the planner needs them."""
+
+    owner: str
+    direction: str = "both"
+    conflict: str = "merge"
+    crm_wins_clash: bool = True
+    on_remote_delete: str = "delete"
+    cancel_status: str = "cancelled"
+    on_remote_delete_completed: str = "recreate"
+    remote_fields: frozenset[str] = frozenset(CONTENT_FIELDS)
+    """The fields the calendar can hold; the rest always come from the CRM."""
+
+    @property
+    def push(self) -> bool:
+        return self.direction != "remote-to-crm"
+
+    @property
+    def pull(self) -> bool:
+        return self.direction != "crm-to-remote"
+
+    @property
+    def compared(self) -> frozenset[str]:
+        return self.remote_fields - CRM_ONLY_FIELDS
+
+
+@dataclass(frozen=True, slots=True)
+class ItemInput:
+    key: str
+    link: Link | None = None
+    crm: Activity | None = None
+    """The CRM's current version; ``None`` when deleted or never there."""
+    crm_in_scope: bool = False
+    """The activity belongs in this binding's calendar (owner or participating user, synced kind)."""
+    crm_is_copy: bool = False
+    """Shown in this calendar because the binding's owner takes part, not because they own it."""
+    crm_completed: bool = False
+    crm_in_window: bool = True
+    remote: RemoteItem | None = None
+    seen: Seen = Seen.UNSEEN
+    importable: bool = True
+    """A calendar-created item passes the binding's import filter and time window."""
+    crm_tombstone: bool = False
+    """The CRM deleted this activity (so a stray calendar item of it is not re-imported)."""
+
+
+def remote_fingerprint(activity: Activity, policy: Policy) -> str:
+    return fingerprint(activity, sorted(policy.compared))
+
+
+def crm_fingerprint(activity: Activity) -> str:
+    return fingerprint(activity)
+
+
+def _differs(a: Activity, b: Activity, policy: Policy) -> bool:
+    return bool(changed_fields(a, b, sorted(policy.compared)))
+
+
+def decide(item: ItemInput, policy: Policy) -> Action | None:
+    """The one action for this item, or ``None`` when there is nothing to do."""
+    remote = item.remote
+    if remote is not None and remote.activity is None:
+        return Skip(item.key, f"unreadable calendar item: {remote.error}", error=True, ref=remote.ref)
+    if item.link is None:
+        return _unlinked(item, policy)
+    return _linked(item, item.link, policy)
+
+
+def _unlinked(item: ItemInput, policy: Policy) -> Action | None:
+    crm, remote = item.crm, item.remote
+    if remote is not None:
+        assert remote.activity is not None
+        if crm is not None:
+            if not item.crm_in_scope:
+                return Skip(item.key, "the calendar item belongs to an activity of another user", ref=remote.ref)
+            return _both_present(item, None, crm, remote, policy)
+        if item.crm_tombstone:
+            if not policy.push:
+                return None
+            stray = Link("", item.key, remote.activity.kind, remote.ref, remote.etag, None, None, None)
+            return PushDelete(item.key, stray, reason="the activity was deleted in the CRM")
+        if not policy.pull or not item.importable:
+            return None
+        return PullCreate(item.key, remote.activity.replace(owner=policy.owner), remote)
+    if crm is not None and item.crm_in_scope and item.crm_in_window and policy.push:
+        return PushCreate(item.key, crm)
+    return None
+
+
+def _linked(item: ItemInput, link: Link, policy: Policy) -> Action | None:
+    crm, remote = item.crm, item.remote
+    if link.status == LinkStatus.CONFLICT:
+        return None
+    crm_gone = crm is None or not item.crm_in_scope
+    remote_gone = item.seen == Seen.DELETED
+    if crm_gone and remote_gone:
+        return Unlink(item.key, link, "gone on both sides")
+    if crm_gone:
+        return _crm_gone(item, link, policy)
+    assert crm is not None
+    if remote_gone:
+        return _remote_gone(item, link, crm, policy)
+    if remote is None:
+        crm_changed = crm_fingerprint(crm) != link.crm_fp
+        if link.status == LinkStatus.CREATING:
+            # The create may or may not have reached the server before a crash: the runner looks
+            # the item up (Connector.find) first and only gets here when it is not there.
+            return PushCreate(item.key, crm) if policy.push else Unlink(item.key, link, "not created")
+        if not crm_changed and link.status == LinkStatus.SYNCED:
+            return None
+        if policy.push:
+            return PushUpdate(item.key, crm, link)
+        return Relink(item.key, link, None, crm)
+    return _both_present(item, link, crm, remote, policy)
+
+
+def _crm_gone(item: ItemInput, link: Link, policy: Policy) -> Action | None:
+    remote = item.remote
+    if item.crm is None and remote is not None and remote.activity is not None and policy.pull:
+        remote_changed = remote_fingerprint(remote.activity, policy) != link.remote_fp
+        if remote_changed and policy.conflict == "remote-wins":
+            return PullCreate(item.key, remote.activity.replace(owner=policy.owner, id=item.key), remote)
+    if not policy.push:
+        return Unlink(item.key, link, "deleted in the CRM; the binding does not write to the calendar")
+    reason = "deleted in the CRM" if item.crm is None else "no longer belongs in this calendar"
+    return PushDelete(item.key, link, reason=reason)
+
+
+def _remote_gone(item: ItemInput, link: Link, crm: Activity, policy: Policy) -> Action | None:
+    if item.crm_is_copy:
+        declined = _with_response(crm, policy.owner, Response.DECLINED) if policy.pull else None
+        return Unlink(item.key, link, "the copy was deleted in the calendar: declined", save_crm=declined)
+    crm_changed = crm_fingerprint(crm) != link.crm_fp
+    if not policy.pull:
+        return PushCreate(item.key, crm) if policy.push else Unlink(item.key, link, "deleted in the calendar")
+    if crm_changed and policy.push and policy.conflict != "remote-wins":
+        # Edited in the CRM while deleted in the calendar: the edit is the newer intent; keep it.
+        return PushCreate(item.key, crm)
+    if item.crm_completed:
+        if policy.on_remote_delete_completed == "recreate" and policy.push:
+            return PushCreate(item.key, crm)
+        return Unlink(item.key, link, "deleted in the calendar; a completed activity stays in the CRM")
+    return PullDelete(item.key, crm, link, cancel=policy.on_remote_delete == "cancel")
+
+
+def _with_response(activity: Activity, email: str, response: Response) -> Activity:
+    key = email.casefold()
+    return activity.replace(
+        participants=tuple(
+            Participant(p.kind, p.email, p.name, p.role, response) if p.key == key else p
+            for p in activity.participants
+        )
+    )
+
+
+def _response_of(activity: Activity, email: str) -> Response | None:
+    key = email.casefold()
+    return next((p.response for p in activity.participants if p.key == key), None)
+
+
+def _both_present(
+    item: ItemInput, link: Link | None, crm: Activity, remote: RemoteItem, policy: Policy
+) -> Action | None:
+    theirs = remote.activity
+    assert theirs is not None
+    crm_changed = link is None or crm_fingerprint(crm) != link.crm_fp or link.status == LinkStatus.RESOLVE_CRM
+    remote_changed = (
+        link is None
+        or remote_fingerprint(theirs, policy) != link.remote_fp
+        or link.status == LinkStatus.RESOLVE_REMOTE
+    )
+    if item.crm_is_copy:
+        return _copy(item, link, crm, remote, policy)
+    if not _differs(crm, theirs, policy):
+        if link is not None and not crm_changed and link.etag == remote.etag and link.status == LinkStatus.SYNCED:
+            return None
+        return Relink(item.key, link, remote, crm) if link is not None else Write(
+            item.key, crm, remote, None, save_crm=False, push=False
+        )
+    if not remote_changed:
+        if policy.push:
+            return PushUpdate(item.key, crm, link, remote) if link is not None else None
+        return Relink(item.key, link, remote, crm) if link is not None else None
+    if not crm_changed:
+        if policy.pull:
+            return Write(item.key, take_remote(crm, theirs, policy.compared), remote, link, save_crm=True, push=False)
+        return PushUpdate(item.key, crm, link, remote) if link is not None else None
+    return _conflict(item, link, crm, remote, policy)
+
+
+def _copy(item: ItemInput, link: Link | None, crm: Activity, remote: RemoteItem, policy: Policy) -> Action | None:
+    """A copy in an additional user's calendar: the CRM owns it; only their own response comes back."""
+    assert remote.activity is not None
+    result = crm
+    response = _response_of(remote.activity, policy.owner)
+    if policy.pull and response is not None and response != _response_of(crm, policy.owner):
+        result = _with_response(crm, policy.owner, response)
+    save = result is not crm
+    push = policy.push and _differs(result, remote.activity, policy)
+    if not save and not push:
+        if link is not None and link.etag == remote.etag and link.crm_fp == crm_fingerprint(crm):
+            return None
+        return Relink(item.key, link, remote, crm) if link is not None else Write(
+            item.key, crm, remote, None, save_crm=False, push=False
+        )
+    return Write(item.key, result, remote, link, save_crm=save, push=push)
+
+
+def _conflict(item: ItemInput, link: Link | None, crm: Activity, remote: RemoteItem, policy: Policy) -> Action:
+    theirs = remote.activity
+    assert theirs is not None
+    fields = policy.compared
+    clashing = tuple(changed_fields(crm, theirs, sorted(fields)))
+    base = link.base if link is not None else None
+    forced = link.status if link is not None else None
+    how = policy.conflict
+    if forced in (LinkStatus.RESOLVE_CRM, LinkStatus.RESOLVE_REMOTE):
+        how = "crm-wins" if forced == LinkStatus.RESOLVE_CRM else "remote-wins"
+    elif not policy.push:
+        how = "remote-wins"
+    elif not policy.pull:
+        how = "crm-wins"
+    if how == "manual":
+        record = ConflictRecord(item.key, clashing, crm, theirs, base, policy.conflict, "pending")
+        return RecordConflict(item.key, record, link, remote)
+    if how == "newest-wins":
+        how = "crm-wins" if newest_is_crm(crm, remote.modified_at, policy.crm_wins_clash) else "remote-wins"
+    if how == "crm-wins":
+        result, resolution = crm, "crm"
+    elif how == "remote-wins":
+        result, resolution = take_remote(crm, theirs, fields), "remote"
+    else:
+        merged = three_way(base, crm, theirs, fields, policy.crm_wins_clash)
+        result, resolution = merged.result, "merged"
+        clashing = merged.conflicting or clashing
+    record = ConflictRecord(item.key, clashing, crm, theirs, base, policy.conflict, resolution)
+    return Write(
+        item.key,
+        result,
+        remote,
+        link,
+        save_crm=bool(changed_fields(crm, result)),
+        push=policy.push and _differs(result, theirs, policy),
+        conflict=record,
+    )
+

@@ -1,0 +1,477 @@
+"""One pass of one binding: gather what changed on each side, plan, then execute.
+
+Safety properties, and where they come from:
+
+* Nothing is written before the whole plan is known, and the mass-deletion guard looks at the plan
+  first (:class:`syncd.errors.SafetyStop`).
+* A CRM write and the link that records it commit in one transaction.
+* Before a calendar item is created, a ``creating`` link is committed; a pass that finds one asks the
+  connector whether the item exists (``find``) before creating it again, so a process killed between
+  the remote write and the link commit never produces a duplicate.
+* Cursors (the CRM change sequence, the calendar's sync state) are stored only at the end of a pass;
+  a pass that dies is repeated from the old cursors, and every decision is made by comparing
+  fingerprints with the link, so repeating it is harmless.
+* An action that fails for one item is recorded (``sync_errors``) and retried next pass; a remote side
+  that fails as a whole (5xx, timeout, 401) stops the pass without advancing anything.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+
+from syncd.config import Binding
+from syncd.connectors.base import Connector, RemoteChanges, RemoteItem, WriteResult
+from syncd.engine.actions import (
+    Action,
+    PullCreate,
+    PullDelete,
+    PushCreate,
+    PushDelete,
+    PushUpdate,
+    RecordConflict,
+    Relink,
+    Skip,
+    Unlink,
+    Write,
+)
+from syncd.engine.links import Link, LinkStatus
+from syncd.engine.plan import ItemInput, Policy, Seen, crm_fingerprint, decide, remote_fingerprint
+from syncd.engine.sides import BindingState, CrmSide, SyncState
+from syncd.errors import (
+    AlreadyExists,
+    ItemError,
+    NotFound,
+    PreconditionFailed,
+    RuleViolation,
+    SafetyStop,
+    SyncdError,
+    ValidationError,
+)
+from syncd.logging import get_logger
+from syncd.model import CONTENT_FIELDS, Activity, Kind, ParticipantKind
+
+log = get_logger("syncd.engine")
+
+#: How often one item is re-read and re-decided after the calendar changed under a write (412).
+MAX_RACES = 3
+REMOTE_KEY = "remote:"
+
+
+@dataclass(slots=True)
+class PassReport:
+    binding: str
+    pass_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    result: str = "ok"
+    counts: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    error: str | None = None
+    plan: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.result != "ok"
+
+
+def policy_for(binding: Binding, remote_fields: frozenset[str] = frozenset(CONTENT_FIELDS)) -> Policy:
+    return Policy(
+        owner=binding.owner.casefold(),
+        direction=binding.direction,
+        conflict=binding.conflict,
+        crm_wins_clash=binding.merge_winner == "crm",
+        on_remote_delete=binding.on_remote_delete,
+        cancel_status=binding.cancel_status,
+        on_remote_delete_completed=binding.on_remote_delete_completed,
+        remote_fields=remote_fields,
+    )
+
+
+def _instant(value: date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def in_window(activity: Activity, start: datetime, end: datetime) -> bool:
+    """Whether any occurrence of the activity falls in [start, end); undated tasks always do."""
+    first = activity.start if activity.start is not None else activity.due
+    if first is None:
+        return True
+    if activity.recurrence is not None:
+        from syncd.mapping.occurrences import occurrences
+
+        return bool(occurrences(activity, start, end))
+    last = activity.effective_end or first
+    return _instant(first) < end and _instant(last) >= start
+
+
+class Runner:
+    """Runs passes of one binding against one connector."""
+
+    def __init__(
+        self,
+        binding: Binding,
+        connector: Connector,
+        crm: CrmSide,
+        state: SyncState,
+        *,
+        remote_fields: frozenset[str] = frozenset(CONTENT_FIELDS),
+        worker: str = "local",
+        clock=lambda: datetime.now(UTC),
+    ) -> None:
+        self.binding = binding
+        self.connector = connector
+        self.crm = crm
+        self.state = state
+        self.policy = policy_for(binding, remote_fields)
+        self.worker = worker
+        self.clock = clock
+
+    # -- gathering -------------------------------------------------------------------------------
+
+    def _in_scope(self, activity: Activity) -> tuple[bool, bool]:
+        """(belongs in this calendar, only as a copy for a participating user)."""
+        owner = self.policy.owner
+        if activity.kind not in self.binding.kinds:
+            return False, False
+        if activity.owner.casefold() == owner:
+            return True, False
+        takes_part = any(p.kind == ParticipantKind.USER and p.key == owner for p in activity.participants)
+        return takes_part, takes_part
+
+    def _window(self) -> tuple[datetime, datetime]:
+        now = self.clock()
+        return now - timedelta(days=self.binding.past_days), now + timedelta(days=self.binding.future_days)
+
+    def _importable(self, remote: RemoteItem, window: tuple[datetime, datetime]) -> bool:
+        how = self.binding.import_remote
+        if how == "none" or remote.activity is None:
+            return False
+        if remote.activity.kind not in self.binding.kinds:
+            return False
+        if how == "category":
+            wanted = (self.binding.import_category or "").casefold()
+            if wanted not in {c.casefold() for c in remote.categories}:
+                return False
+        return in_window(remote.activity, *window)
+
+    def _gather(self, bstate: BindingState, links: dict[str, Link], remote: RemoteChanges, cursor_now: int) -> dict[str, ItemInput]:
+        by_ref = {link.ref: link for link in links.values() if link.ref}
+        keys: set[str] = set()
+        crm_deleted: set[str] = set()
+        if bstate.crm_cursor is None:
+            keys.update(self.crm.in_scope(self.policy.owner, self.binding.kinds))
+        else:
+            changes = self.crm.changes_since(bstate.crm_cursor)
+            keys.update(self.crm.concerning(changes.changed, self.policy.owner))
+            keys.update(changes.changed & links.keys())
+            crm_deleted = changes.deleted & links.keys()
+            keys.update(crm_deleted)
+        keys.update(k for k in bstate.retry if not k.startswith(REMOTE_KEY))
+        keys.update(k for k, link in links.items() if link.status != LinkStatus.SYNCED)
+
+        remote_for: dict[str, RemoteItem] = {}
+        seen: dict[str, Seen] = {}
+        skips: dict[str, Skip] = {}
+        for item in remote.changed:
+            link = by_ref.get(item.ref)
+            if link is None and item.crm_id in links:
+                other = links[item.crm_id]
+                if other.ref and other.ref != item.ref and other.status != LinkStatus.CREATING:
+                    key = f"{REMOTE_KEY}{item.ref}"
+                    skips[key] = Skip(key, f"a second calendar item for activity {item.crm_id}; left alone",
+                                      error=True, ref=item.ref)
+                    continue
+                link = other
+            key = link.activity_id if link else (item.crm_id or f"{REMOTE_KEY}{item.ref}")
+            remote_for[key], seen[key] = item, Seen.CHANGED
+        for ref in remote.deleted:
+            link = by_ref.get(ref)
+            if link is not None:
+                seen[link.activity_id] = Seen.DELETED
+        keys.update(seen)
+
+        # Items the feed did not report but that this pass must look at again: retries, forced
+        # resolutions, and creates that a crash may have interrupted.
+        refetch = [
+            links[k].ref for k in keys
+            if k in links and k not in seen and links[k].ref
+            and (k in bstate.retry or links[k].status in (LinkStatus.RESOLVE_CRM, LinkStatus.RESOLVE_REMOTE))
+        ]
+        refetch += [k.removeprefix(REMOTE_KEY) for k in bstate.retry if k.startswith(REMOTE_KEY)]
+        for item in self.connector.fetch(refetch) if refetch else []:
+            link = by_ref.get(item.ref)
+            key = link.activity_id if link else (item.crm_id or f"{REMOTE_KEY}{item.ref}")
+            remote_for[key], seen[key] = item, Seen.CHANGED
+            keys.add(key)
+        for key, link in list(links.items()):
+            if link.status == LinkStatus.CREATING and key not in remote_for:
+                found = self.connector.find(key, link.kind)
+                if found is not None:
+                    remote_for[key], seen[key] = found, Seen.CHANGED
+                    links[key] = link.with_(ref=found.ref, etag=found.etag)
+                    keys.add(key)
+
+        crm_ids = [k for k in keys if not k.startswith(REMOTE_KEY)]
+        activities = self.crm.load(crm_ids)
+        tombstones = self.crm.deleted(k for k in crm_ids if k not in activities and k not in links)
+        window = self._window()
+        items: dict[str, ItemInput] = {}
+        for key in keys:
+            if key in skips:
+                continue
+            activity = activities.get(key)
+            scope, copy = self._in_scope(activity) if activity else (False, False)
+            remote_item = remote_for.get(key)
+            items[key] = ItemInput(
+                key=key,
+                link=links.get(key),
+                crm=activity,
+                crm_in_scope=scope,
+                crm_is_copy=copy,
+                crm_completed=bool(activity and self.crm.is_completed(activity)),
+                crm_in_window=bool(activity and (key in links or in_window(activity, *window))),
+                remote=remote_item,
+                seen=seen.get(key, Seen.UNSEEN),
+                importable=bool(remote_item and self._importable(remote_item, window)),
+                crm_tombstone=key in tombstones,
+            )
+        self._pair_first_sync(items, links)
+        for key, skip in skips.items():
+            items[key] = ItemInput(key=key)
+            self._skips[key] = skip
+        return items
+
+    def _pair_first_sync(self, items: dict[str, ItemInput], links: dict[str, Link]) -> None:
+        """A calendar item syncd did not make, with the same subject, start and end as an unlinked CRM
+        activity, is that activity (typically both were entered by hand before syncd ran)."""
+        def signature(a: Activity) -> tuple[str, str, str, str]:
+            def moment(v: date | datetime | None) -> str:
+                return "" if v is None else _instant(v).isoformat() if isinstance(v, datetime) else v.isoformat()
+            return a.kind.value, (a.subject or "").strip().casefold(), moment(a.start or a.due), moment(a.effective_end)
+
+        candidates = {
+            signature(i.crm): key
+            for key, i in items.items()
+            if i.crm is not None and i.crm_in_scope and key not in links and i.remote is None
+        }
+        for key in [k for k in items if k.startswith(REMOTE_KEY)]:
+            item = items[key]
+            if item.remote is None or item.remote.activity is None:
+                continue
+            match = candidates.pop(signature(item.remote.activity), None)
+            if match is not None:
+                items[match] = replace(items[match], remote=item.remote, seen=Seen.CHANGED)
+                del items[key]
+
+    # -- safety ----------------------------------------------------------------------------------
+
+    def _guard(self, items: dict[str, ItemInput], links: dict[str, Link]) -> None:
+        synced = [link for link in links.values() if link.status == LinkStatus.SYNCED]
+        if len(synced) < self.binding.mass_delete_min:
+            return
+        lost_remote = sum(1 for i in items.values() if i.link is not None and i.seen == Seen.DELETED)
+        lost_crm = sum(1 for i in items.values() if i.link is not None and i.crm is None)
+        threshold = max(self.binding.mass_delete_min, self.binding.mass_delete_ratio * len(synced))
+        for side, lost in (("calendar", lost_remote), ("CRM", lost_crm)):
+            if lost >= threshold:
+                raise SafetyStop(
+                    f"the {side} lost {lost} of {len(synced)} synced items at once; nothing was changed. "
+                    f"If this is intended, raise mass_delete_ratio for binding {self.binding.name!r}; "
+                    "otherwise check the calendar URL and account"
+                )
+
+    # -- the pass --------------------------------------------------------------------------------
+
+    def run(self, dry_run: bool = False) -> PassReport:
+        report = PassReport(self.binding.name)
+        started = time.monotonic()
+        pass_row = None if dry_run else self.state.pass_started(self.binding.name, self.worker)
+        bound = log.bind(binding=self.binding.name, pass_id=report.pass_id)
+        self._skips: dict[str, Skip] = {}
+        try:
+            bstate = self.state.binding_state(self.binding.name)
+            links = self.state.links(self.binding.name)
+            cursor_now = self.crm.cursor()
+            remote = self.connector.changes(bstate.remote_state, {l.ref: l.etag for l in links.values() if l.ref})
+            items = self._gather(bstate, links, remote, cursor_now)
+            self._guard(items, links)
+            plan = [(key, self._skips.get(key) or decide(item, self.policy)) for key, item in sorted(items.items())]
+            report.plan = [a.describe() for _, a in plan if a is not None]
+            if dry_run:
+                return report
+            failed: set[str] = set()
+            errored = self.state.error_keys(self.binding.name)
+            for key, action in plan:
+                if action is None:
+                    continue
+                try:
+                    self._execute(action, items[key], report)
+                    if key in errored:
+                        self.state.clear_error(self.binding.name, key)
+                except (ItemError, PreconditionFailed, RuleViolation, ValidationError, AlreadyExists) as exc:
+                    failed.add(key)
+                    self._item_error(report, key, str(exc))
+            bstate.crm_cursor = cursor_now
+            bstate.remote_state = remote.state
+            bstate.retry = failed
+            with self.state.transaction():
+                self.state.save_binding_state(bstate)
+        except SyncdError as exc:
+            report.result = "stopped" if isinstance(exc, SafetyStop) else "failed"
+            report.error = str(exc)
+            bound.error("pass failed", error=report.error, kind=type(exc).__name__)
+        finally:
+            report.seconds = time.monotonic() - started
+            if pass_row is not None:
+                self.state.pass_finished(pass_row, report.result, dict(report.counts), report.error)
+        bound.info("pass finished", result=report.result, seconds=round(report.seconds, 3), **report.counts)
+        return report
+
+    def _item_error(self, report: PassReport, key: str, message: str) -> None:
+        report.counts["errors"] += 1
+        report.errors.append(f"{key}: {message}")
+        log.warning("item failed", binding=self.binding.name, item=key, error=message)
+        self.state.record_error(self.binding.name, key, message)
+
+    # -- execution -------------------------------------------------------------------------------
+
+    def _synced(self, activity: Activity, result: WriteResult | RemoteItem) -> Link:
+        return Link(
+            self.binding.name,
+            activity.id,
+            activity.kind,
+            result.ref,
+            result.etag,
+            crm_fingerprint(activity),
+            remote_fingerprint(activity, self.policy),
+            activity,
+        )
+
+    def _execute(self, action: Action, item: ItemInput, report: PassReport, races: int = 0) -> None:
+        try:
+            self._apply(action, report)
+        except (PreconditionFailed, NotFound) as exc:
+            # The calendar changed under the write: read it again and decide again.
+            if races >= MAX_RACES:
+                raise
+            ref = getattr(exc, "ref", None)
+            fresh = self.connector.fetch([ref]) if ref else []
+            item = replace(item, remote=fresh[0] if fresh else None, seen=Seen.CHANGED if fresh else Seen.DELETED)
+            if isinstance(exc, NotFound) or not fresh:
+                item = replace(item, seen=Seen.DELETED, remote=None)
+            report.counts["races"] += 1
+            again = decide(item, self.policy)
+            if again is not None:
+                self._execute(again, item, report, races + 1)
+        except AlreadyExists as exc:
+            if races >= MAX_RACES:
+                raise
+            found = self.connector.find(item.key, item.crm.kind) if item.crm else None
+            if found is None:
+                raise ItemError(exc.ref, None, "the server reports the item exists but it cannot be read") from None
+            item = replace(item, link=None, remote=found, seen=Seen.CHANGED)
+            again = decide(item, self.policy)
+            if again is not None:
+                self._execute(again, item, report, races + 1)
+
+    def _apply(self, action: Action, report: PassReport) -> None:
+        name = self.binding.name
+        match action:
+            case PushCreate(activity=activity):
+                pending = Link(name, activity.id, activity.kind, None, None, None, None, None, LinkStatus.CREATING)
+                with self.state.transaction():
+                    self.state.save_link(pending)
+                result = self.connector.create(activity)
+                with self.state.transaction():
+                    self.state.save_link(self._synced(activity, result))
+                report.counts["remote_created"] += 1
+            case PushUpdate(activity=activity, link=link, remote=remote):
+                etag = remote.etag if remote is not None else link.etag
+                raw = remote.raw if remote is not None else None
+                assert link.ref is not None
+                result = self.connector.update(link.ref, etag, activity, raw)
+                with self.state.transaction():
+                    self.state.save_link(self._synced(activity, result))
+                report.counts["remote_updated"] += 1
+            case PushDelete(link=link):
+                if link.ref:
+                    self.connector.delete(link.ref, link.etag)
+                with self.state.transaction():
+                    if link.binding:
+                        self.state.delete_link(name, link.activity_id)
+                report.counts["remote_deleted"] += 1
+            case PullCreate(activity=activity, remote=remote):
+                activity = self._new_crm_activity(activity)
+                with self.state.transaction():
+                    self.crm.save(activity)
+                    self.state.save_link(self._synced(activity, remote))
+                report.counts["crm_created"] += 1
+            case Write(result=result, remote=remote, link=link, save_crm=save_crm, push=push, conflict=conflict):
+                written: WriteResult | RemoteItem = remote
+                if push:
+                    written = self.connector.update(remote.ref, remote.etag, result, remote.raw)
+                    report.counts["remote_updated"] += 1
+                with self.state.transaction():
+                    if save_crm:
+                        self.crm.save(result)
+                        report.counts["crm_updated"] += 1
+                    self.state.save_link(self._synced(result, written))
+                    if conflict is not None:
+                        self.state.record_conflict(name, conflict, remote.ref)
+                if conflict is not None:
+                    report.counts["conflicts"] += 1
+                    log.info("conflict settled", binding=name, activity=action.key, policy=conflict.policy,
+                             resolution=conflict.resolution, fields=list(conflict.fields))
+                if not push and not save_crm:
+                    report.counts["paired" if link is None else "relinked"] += 1
+            case PullDelete(activity=activity, link=link, cancel=cancel):
+                with self.state.transaction():
+                    if cancel:
+                        self.crm.save(activity.replace(status=self.policy.cancel_status))
+                        report.counts["crm_updated"] += 1
+                    else:
+                        self.crm.delete(activity.id)
+                        report.counts["crm_deleted"] += 1
+                    self.state.delete_link(name, link.activity_id)
+            case Unlink(link=link, save_crm=save):
+                with self.state.transaction():
+                    if save is not None:
+                        self.crm.save(save)
+                        report.counts["crm_updated"] += 1
+                    self.state.delete_link(name, link.activity_id)
+                report.counts["unlinked"] += 1
+            case Relink(link=link, remote=remote, activity=activity):
+                source = remote if remote is not None else WriteResult(link.ref or "", link.etag)
+                new = self._synced(activity, source)
+                if remote is None:
+                    new = new.with_(remote_fp=link.remote_fp)
+                with self.state.transaction():
+                    self.state.save_link(new)
+                report.counts["relinked"] += 1
+            case RecordConflict(conflict=conflict, link=link, remote=remote):
+                if link is None:
+                    assert remote is not None and conflict.crm is not None
+                    link = Link(name, action.key, conflict.crm.kind, remote.ref, remote.etag, None, None, None)
+                with self.state.transaction():
+                    conflict_id = self.state.record_conflict(name, conflict, link.ref)
+                    self.state.save_link(link.with_(status=LinkStatus.CONFLICT))
+                report.counts["conflicts"] += 1
+                log.warning("conflict waits for a decision", binding=name, activity=action.key,
+                            conflict_id=conflict_id, fields=list(conflict.fields))
+            case Skip(reason=reason, error=error, ref=ref):
+                if error:
+                    self._item_error(report, action.key if ref is None else f"{REMOTE_KEY}{ref}", reason)
+            case _:
+                raise AssertionError(f"unknown action {action!r}")
+
+    def _new_crm_activity(self, activity: Activity) -> Activity:
+        """A calendar item becomes an activity owned by the binding's user, with an id not yet taken."""
+        if self.crm.load([activity.id]):
+            raise ItemError(activity.id, "UID", "an activity with this id already exists in the CRM")
+        kind = activity.kind if activity.kind in self.binding.kinds else Kind.APPOINTMENT
+        return activity.replace(owner=self.binding.owner, kind=kind)

@@ -1,0 +1,178 @@
+"""The engine's bookkeeping (links, cursors, conflicts, errors, passes) in the store's database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from syncd.activity_json import activity_from_json, activity_to_json
+from syncd.engine.actions import ConflictRecord
+from syncd.engine.links import Link, LinkStatus
+from syncd.engine.sides import BindingState
+from syncd.model import Activity, Kind
+from syncd.store.sync_models import SyncBindingRow, SyncConflictRow, SyncErrorRow, SyncLinkRow, SyncPassRow
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _dump(activity: Activity | None) -> dict[str, Any] | None:
+    return None if activity is None else activity_to_json(activity)
+
+
+def _load(data: dict[str, Any] | None) -> Activity | None:
+    return None if data is None else activity_from_json(data)
+
+
+class SqlSyncState:
+    """:class:`syncd.engine.sides.SyncState` on SQLAlchemy; shares the CRM side's session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        try:
+            yield
+            self.session.commit()
+        except BaseException:
+            self.session.rollback()
+            raise
+
+    # -- binding state ---------------------------------------------------------------------------
+
+    def _binding_row(self, name: str) -> SyncBindingRow:
+        row = self.session.get(SyncBindingRow, name)
+        if row is None:
+            row = SyncBindingRow(name=name, failures=0)
+            self.session.add(row)
+        return row
+
+    def binding_state(self, binding: str) -> BindingState:
+        row = self.session.get(SyncBindingRow, binding)
+        if row is None:
+            return BindingState(binding)
+        return BindingState(binding, row.crm_cursor, row.remote_state, set(row.retry or ()))
+
+    def save_binding_state(self, state: BindingState) -> None:
+        row = self._binding_row(state.name)
+        row.crm_cursor = state.crm_cursor
+        row.remote_state = state.remote_state
+        row.retry = sorted(state.retry)
+
+    def reset_binding(self, binding: str) -> None:
+        """Forget cursors so the next pass reads both sides in full (links are kept)."""
+        row = self._binding_row(binding)
+        row.crm_cursor = None
+        row.remote_state = None
+
+    # -- links -----------------------------------------------------------------------------------
+
+    def links(self, binding: str) -> dict[str, Link]:
+        rows = self.session.scalars(select(SyncLinkRow).where(SyncLinkRow.binding == binding))
+        return {
+            row.activity_id: Link(
+                row.binding,
+                row.activity_id,
+                Kind(row.kind),
+                row.ref,
+                row.etag,
+                row.crm_fp,
+                row.remote_fp,
+                _load(row.base),
+                LinkStatus(row.status),
+            )
+            for row in rows
+        }
+
+    def save_link(self, link: Link) -> None:
+        row = self.session.get(SyncLinkRow, (link.binding, link.activity_id))
+        if row is None:
+            row = SyncLinkRow(binding=link.binding, activity_id=link.activity_id)
+            self.session.add(row)
+        row.kind = link.kind.value
+        row.ref = link.ref
+        row.etag = link.etag
+        row.crm_fp = link.crm_fp
+        row.remote_fp = link.remote_fp
+        row.base = _dump(link.base)
+        row.status = link.status.value
+        row.updated_at = _now()
+
+    def delete_link(self, binding: str, activity_id: str) -> None:
+        self.session.execute(
+            delete(SyncLinkRow).where(SyncLinkRow.binding == binding, SyncLinkRow.activity_id == activity_id)
+        )
+
+    # -- conflicts and errors --------------------------------------------------------------------
+
+    def record_conflict(self, binding: str, conflict: ConflictRecord, ref: str | None) -> int:
+        row = None
+        if conflict.resolution == "pending":
+            row = self.session.scalars(
+                select(SyncConflictRow).where(
+                    SyncConflictRow.binding == binding,
+                    SyncConflictRow.activity_id == conflict.activity_id,
+                    SyncConflictRow.resolution == "pending",
+                )
+            ).first()
+        if row is None:
+            row = SyncConflictRow(binding=binding, activity_id=conflict.activity_id, detected_at=_now())
+            self.session.add(row)
+        row.ref = ref
+        row.policy = conflict.policy
+        row.fields = list(conflict.fields)
+        row.crm_version = _dump(conflict.crm)
+        row.remote_version = _dump(conflict.remote)
+        row.base_version = _dump(conflict.base)
+        row.resolution = conflict.resolution
+        row.resolved_at = None if conflict.resolution == "pending" else _now()
+        self.session.flush()
+        return row.id
+
+    def record_error(self, binding: str, key: str, message: str) -> None:
+        with self.transaction():
+            row = self.session.scalars(
+                select(SyncErrorRow).where(SyncErrorRow.binding == binding, SyncErrorRow.item == key)
+            ).first()
+            now = _now()
+            if row is None:
+                self.session.add(SyncErrorRow(binding=binding, item=key, message=message, count=1, first_at=now, last_at=now))
+            else:
+                row.message, row.count, row.last_at = message, row.count + 1, now
+
+    def error_keys(self, binding: str) -> set[str]:
+        return set(self.session.scalars(select(SyncErrorRow.item).where(SyncErrorRow.binding == binding)))
+
+    def clear_error(self, binding: str, key: str) -> None:
+        with self.transaction():
+            self.session.execute(delete(SyncErrorRow).where(SyncErrorRow.binding == binding, SyncErrorRow.item == key))
+
+    # -- passes ----------------------------------------------------------------------------------
+
+    def pass_started(self, binding: str, worker: str) -> int:
+        with self.transaction():
+            row = SyncPassRow(binding=binding, worker=worker, started_at=_now())
+            self.session.add(row)
+            self.session.flush()
+            return row.id
+
+    def pass_finished(self, pass_id: int, result: str, counts: dict[str, int], error: str | None) -> None:
+        with self.transaction():
+            now = _now()
+            row = self.session.get(SyncPassRow, pass_id)
+            if row is not None:
+                row.finished_at, row.result, row.counts, row.error = now, result, counts, error
+                binding = self._binding_row(row.binding)
+                binding.last_pass_at, binding.last_result, binding.last_counts = now, result, counts
+                binding.last_error = error
+                if result == "ok":
+                    binding.last_success_at, binding.failures = now, 0
+                else:
+                    binding.failures = (binding.failures or 0) + 1

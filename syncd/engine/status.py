@@ -1,0 +1,87 @@
+"""Read-side of the engine's bookkeeping: binding status, conflicts, and settling a manual conflict."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from syncd.config import Binding
+from syncd.engine.links import LinkStatus
+from syncd.errors import SyncdError
+from syncd.store.sync_models import SyncBindingRow, SyncConflictRow, SyncErrorRow, SyncLinkRow
+
+
+def binding_status(session: Session, binding: Binding) -> dict[str, Any]:
+    row = session.get(SyncBindingRow, binding.name)
+    links = session.scalar(select(func.count()).select_from(SyncLinkRow).where(SyncLinkRow.binding == binding.name))
+    pending = session.scalar(
+        select(func.count())
+        .select_from(SyncConflictRow)
+        .where(SyncConflictRow.binding == binding.name, SyncConflictRow.resolution == "pending")
+    )
+    errors = session.scalars(select(SyncErrorRow).where(SyncErrorRow.binding == binding.name)).all()
+    failures = row.failures if row else 0
+    if not binding.enabled:
+        state = "disabled"
+    elif row is None or row.last_result is None:
+        state = "never synced"
+    elif row.last_result == "ok":
+        state = "ok"
+    else:
+        state = "failing"
+    return {
+        "name": binding.name,
+        "owner": binding.owner,
+        "remote": binding.remote.type,
+        "state": state,
+        "last_pass_at": row.last_pass_at if row else None,
+        "last_result": row.last_result if row else None,
+        "last_success_at": row.last_success_at if row else None,
+        "last_counts": (row.last_counts or {}) if row else {},
+        "last_error": row.last_error if row else None,
+        "consecutive_failures": failures,
+        "links": links or 0,
+        "pending_conflicts": pending or 0,
+        "item_errors": len(errors),
+        "item_error_samples": [f"{e.item}: {e.message}" for e in errors[:5]],
+    }
+
+
+def list_conflicts(session: Session, pending_only: bool = True) -> list[dict[str, Any]]:
+    query = select(SyncConflictRow).order_by(SyncConflictRow.id)
+    if pending_only:
+        query = query.where(SyncConflictRow.resolution == "pending")
+    return [
+        {
+            "id": row.id,
+            "binding": row.binding,
+            "activity_id": row.activity_id,
+            "fields": row.fields or [],
+            "policy": row.policy,
+            "resolution": row.resolution,
+            "detected_at": row.detected_at,
+            "resolved_at": row.resolved_at,
+            "crm": row.crm_version or {},
+            "remote": row.remote_version or {},
+        }
+        for row in session.scalars(query)
+    ]
+
+
+def resolve_conflict(session: Session, conflict_id: int, keep: str) -> str:
+    """Mark the conflict settled and tell the link which side wins; the next pass writes it."""
+    row = session.get(SyncConflictRow, conflict_id)
+    if row is None:
+        raise SyncdError(f"no conflict #{conflict_id}; see `syncd conflicts list`")
+    if row.resolution != "pending":
+        raise SyncdError(f"conflict #{conflict_id} was already settled ({row.resolution})")
+    link = session.get(SyncLinkRow, (row.binding, row.activity_id))
+    row.resolution = f"kept-{keep}"
+    row.resolved_at = datetime.now(UTC)
+    if link is not None:
+        link.status = (LinkStatus.RESOLVE_CRM if keep == "crm" else LinkStatus.RESOLVE_REMOTE).value
+    session.commit()
+    return row.binding

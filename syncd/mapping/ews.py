@@ -1,0 +1,796 @@
+"""Activity <-> exchangelib ``CalendarItem`` / ``Task``; pure functions, no I/O.
+
+Outbound: :func:`to_ews` builds a new, unsaved item; :func:`apply_to_ews` sets the fields of an item read
+from Exchange and returns the names to pass as ``update_fields``. Inbound: :func:`from_ews`.
+
+What goes where:
+
+* appointment and call -> CalendarItem (a call also carries ``options.call_category``); task -> Task.
+* Every item carries syncd's extended properties (:mod:`syncd.mapping.ews_props`): the CRM id, the kind,
+  the CRM URL and a JSON blob with what EWS has no element for (place, project, direction, close
+  reason, parent id, regarding, participants without e-mail and every participant's kind, the exact
+  CRM status/type/priority, the exact IANA zone, the exact RRULE, and for tasks the exact start, end,
+  due and completion times and the reminder). Inbound, a carried value wins while it still maps onto
+  what Exchange shows (the rule of :func:`syncd.mapping.options.crm_value`); once a user changed the
+  item in Outlook, the standard field decides.
+* status -> LegacyFreeBusyStatus (events) or Task Status; IsCancelled is read-only in EWS (set by
+  cancelling a meeting), so it is read, never written. priority -> Importance; type, call and
+  (optionally) direction -> Categories; reminder -> ReminderIsSet/ReminderMinutesBeforeStart.
+* owner: the Organizer of an item is read-only in EWS (it is the mailbox that created it), so the
+  owner travels in the blob; an item made in Outlook gets its organizer, else the calendar's owner.
+* participants with an e-mail -> Required/OptionalAttendees (responses mapped both ways; Exchange
+  itself keeps responses up to date), matched inbound case-insensitively against ``ctx.directory``.
+* recurrence: :mod:`syncd.mapping.ews_recurrence`. Deleted and modified occurrences are read
+  inbound (pass the fetched exception items as ``occurrences`` to get their subject/location/body);
+  outbound they need separate operations, listed by :func:`~syncd.mapping.ews_recurrence.occurrence_changes`.
+
+Lossy by nature of EWS (a round trip normalises these): an all-day ``end == start`` reads back as the
+exclusive next day; an empty description or location reads back as ``None``; an override field equal
+to the series' value reads back as ``None`` (inherited); a timed event without a zone is stored in UTC.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from exchangelib import CalendarItem, Task
+from exchangelib.errors import UnknownTimeZone
+from exchangelib.ewsdatetime import EWSDate, EWSDateTime, EWSTimeZone
+from exchangelib.properties import Attendee, Body, HTMLBody, Mailbox
+from exchangelib.recurrence import TaskRecurrence
+
+from syncd.errors import ItemError
+from syncd.mapping.context import MappingContext
+from syncd.mapping.ews_props import (
+    dump_extra,
+    load_extra,
+    moment_from_json,
+    moment_to_json,
+    register_extended_properties,
+)
+from syncd.mapping.ews_recurrence import (
+    UnsupportedRecurrence,
+    from_ews_recurrence,
+    recurrence_key,
+    to_ews_recurrence,
+)
+from syncd.mapping.identity import activity_id_from_uid, uid_for
+from syncd.mapping.options import (
+    MappingOptions,
+    crm_value,
+    importance_from_priority,
+    priority_from_importance,
+    priority_value,
+)
+from syncd.model import (
+    Activity,
+    Direction,
+    Kind,
+    Moment,
+    Override,
+    Participant,
+    ParticipantKind,
+    Recurrence,
+    Regarding,
+    RegardingKind,
+    Response,
+    Role,
+)
+
+__all__ = ["ParsedEwsItem", "apply_to_ews", "from_ews", "register_extended_properties", "to_ews"]
+
+log = structlog.get_logger(__name__)
+
+_EXTRA_VERSION = 1
+_RESPONSE_OUT = {
+    Response.ACCEPTED: "Accept",
+    Response.DECLINED: "Decline",
+    Response.TENTATIVE: "Tentative",
+    Response.NEEDS_ACTION: "NoResponseReceived",
+}
+_RESPONSE_IN = {
+    "Accept": Response.ACCEPTED,
+    "Organizer": Response.ACCEPTED,
+    "Decline": Response.DECLINED,
+    "Tentative": Response.TENTATIVE,
+}
+_DIRECTION_CATEGORY = {Direction.INBOUND: "Inbound", Direction.OUTBOUND: "Outbound"}
+_SUBJECT_MAX = 255  # EWS Subject limit
+
+
+@dataclass(frozen=True)
+class ParsedEwsItem:
+    item_id: str | None
+    changekey: str | None
+    uid: str | None
+    crm_id: str | None
+    """From syncd's extended property, else from a syncd-made UID."""
+    activity: Activity
+    modified_at: datetime | None
+    """LastModifiedTime, aware UTC."""
+    categories: tuple[str, ...]
+
+
+# --- outbound ----------------------------------------------------------------------------------------
+
+
+def to_ews(activity: Activity, ctx: MappingContext, account_tz: EWSTimeZone | str | None = None) -> CalendarItem | Task:
+    """A new, unsaved item for ``activity``.
+
+    ``account_tz`` (the mailbox's zone) places all-day events and task dates when the activity has no
+    zone of its own; it defaults to the calendar owner's zone. The organizer cannot be set: Exchange
+    makes the mailbox that saves the item its organizer.
+    """
+    register_extended_properties()
+    fields = _fields(activity, ctx, account_tz, keep_categories=())
+    if activity.is_event:
+        return CalendarItem(uid=uid_for(activity.id), **fields)
+    return Task(**fields)
+
+
+def apply_to_ews(
+    item: CalendarItem | Task,
+    activity: Activity,
+    ctx: MappingContext,
+    account_tz: EWSTimeZone | str | None = None,
+) -> list[str]:
+    """Set ``activity`` on an item read from Exchange; return the changed field names for ``update_fields``.
+
+    Categories the user added in Outlook are kept; an unchanged recurrence is left alone (rewriting it
+    would make Exchange drop the series' exceptions). An item of the other class (an appointment that
+    became a task) raises :class:`ItemError`: the connector must replace it.
+    """
+    register_extended_properties()
+    wanted = CalendarItem if activity.is_event else Task
+    if type(item) is not wanted:
+        raise ItemError(_ref(item), "kind", f"a {activity.kind} cannot be stored as an EWS {type(item).__name__}")
+    fields = _fields(activity, ctx, account_tz, keep_categories=_user_categories(item, ctx.options))
+    if isinstance(item, CalendarItem) and item.type in ("Occurrence", "Exception"):
+        fields.pop("recurrence", None)
+    changed: list[str] = []
+    for name, value in fields.items():
+        if not _same(name, getattr(item, name), value):
+            setattr(item, name, value)
+            changed.append(name)
+    return changed
+
+
+def _fields(
+    activity: Activity, ctx: MappingContext, account_tz: EWSTimeZone | str | None, keep_categories: Sequence[str]
+) -> dict[str, Any]:
+    if activity.kind not in (Kind.APPOINTMENT, Kind.CALL, Kind.TASK):
+        raise ItemError(activity.id, "kind", f"{activity.kind} activities are not synced to Exchange")
+    options = ctx.options
+    zone_name = activity.timezone or _zone_key(account_tz) or ctx.default_timezone
+    categories = list(keep_categories) + [
+        c for c in _managed_categories(activity.kind, activity.type, activity.direction, options) if c not in keep_categories
+    ]
+    prio = options.priority.get(activity.priority) if activity.priority else None
+    fields: dict[str, Any] = {
+        "subject": _subject(activity),
+        "body": Body(activity.description) if activity.description else None,
+        "categories": categories or None,
+        "importance": importance_from_priority(prio),
+        "syncd_crm_id": activity.id,
+        "syncd_kind": str(activity.kind),
+        "syncd_url": options.crm_url.format(id=activity.id) if options.crm_url else None,
+    }
+    if activity.is_event:
+        fields.update(_event_fields(activity, options, zone_name))
+    else:
+        fields.update(_task_fields(activity, options, zone_name))
+    fields["syncd_extra"] = dump_extra(_extra(activity))
+    return fields
+
+
+def _subject(activity: Activity) -> str:
+    if len(activity.subject) > _SUBJECT_MAX:
+        log.warning("ews.subject.truncated", item=activity.id, length=len(activity.subject))
+    return activity.subject[:_SUBJECT_MAX]
+
+
+def _event_fields(activity: Activity, options: MappingOptions, zone_name: str) -> dict[str, Any]:
+    if activity.start is None:
+        raise ItemError(activity.id, "start", "an appointment or call needs a start")
+    if activity.all_day:
+        tz = _ews_zone(zone_name, activity.id)
+        first = _as_date(activity.start)
+        end = activity.effective_end
+        last = _as_date(end) - timedelta(days=1) if end is not None else first
+        # exchangelib takes inclusive all-day end dates and sends the exclusive midnight itself.
+        last = max(last, first)
+        start_v: Any = EWSDate(first.year, first.month, first.day)
+        end_v: Any = EWSDate(last.year, last.month, last.day)
+    else:
+        tz = _ews_zone(activity.timezone or "UTC", activity.id)
+        start_dt = _aware(activity.start, activity.id, "start")
+        end_dt = _aware(activity.end, activity.id, "end") if activity.end is not None else start_dt
+        start_v, end_v = _ews_datetime(start_dt, tz), _ews_datetime(end_dt, tz)
+    required = [_attendee(p) for p in activity.participants if p.email and p.role == Role.REQUIRED]
+    optional = [_attendee(p) for p in activity.participants if p.email and p.role == Role.OPTIONAL]
+    target = options.status_target(activity.status)
+    recurrence = None
+    if activity.recurrence is not None:
+        recurrence = to_ews_recurrence(
+            activity.recurrence.rrule, activity.start, ZoneInfo(tz.key), item=activity.id
+        )
+    return {
+        "start": start_v,
+        "end": end_v,
+        "is_all_day": activity.all_day,
+        "_start_timezone": tz,
+        "_end_timezone": tz,
+        "legacy_free_busy_status": target.ews_free_busy,
+        "location": activity.location or None,
+        "reminder_is_set": activity.reminder_minutes is not None,
+        "reminder_minutes_before_start": activity.reminder_minutes or 0,
+        "required_attendees": required or None,
+        "optional_attendees": optional or None,
+        "recurrence": recurrence,
+    }
+
+
+def _task_fields(activity: Activity, options: MappingOptions, zone_name: str) -> dict[str, Any]:
+    zone = ZoneInfo(_ews_zone(zone_name, activity.id).key)
+    status = options.status_target(activity.status).ews_task_status
+    percent = {"Completed": Decimal(100), "NotStarted": Decimal(0)}.get(status, Decimal(50))
+    anchor = activity.due if activity.due is not None else activity.start
+    recurrence = None
+    if activity.recurrence is not None:
+        if anchor is None:
+            raise ItemError(activity.id, "RRULE", "a recurring task needs a start or due date")
+        dtstart = activity.start if activity.start is not None else anchor
+        recurrence = to_ews_recurrence(activity.recurrence.rrule, dtstart, zone, task=True, item=activity.id)
+    reminder_at = None
+    if activity.reminder_minutes is not None and anchor is not None:
+        at = anchor if isinstance(anchor, datetime) else datetime.combine(anchor, time(), tzinfo=zone)
+        reminder_at = _ews_datetime(at - timedelta(minutes=activity.reminder_minutes), EWSTimeZone("UTC"))
+    return {
+        "status": status,
+        "percent_complete": percent,
+        "due_date": _local_ews_date(activity.due, zone),
+        "start_date": _local_ews_date(activity.start, zone),
+        "reminder_is_set": activity.reminder_minutes is not None,
+        "reminder_due_by": reminder_at,
+        "recurrence": recurrence,
+    }
+
+
+def _extra(activity: Activity) -> dict[str, Any]:
+    """The blob: every field EWS cannot hold exactly, and the exact CRM values behind lossy tables."""
+    extra: dict[str, Any] = {
+        "v": _EXTRA_VERSION,
+        "owner": activity.owner,
+        "tz": activity.timezone,
+        "status": activity.status,
+        "type": activity.type,
+        "priority": activity.priority,
+        "direction": str(activity.direction) if activity.direction else None,
+        "place": activity.place,
+        "project": activity.project,
+        "close_reason": activity.close_reason,
+        "parent_id": activity.parent_id,
+        "all_day": activity.all_day,
+        "rrule": activity.recurrence.rrule if activity.recurrence else None,
+        "regarding": [{"kind": str(r.kind), "id": r.id, "name": r.name} for r in activity.regarding],
+        "participants": [_participant_json(p, full=not activity.is_event or not p.email) for p in activity.participants],
+    }
+    if not activity.is_event:
+        extra.update(
+            start=moment_to_json(activity.start),
+            end=moment_to_json(activity.end),
+            due=moment_to_json(activity.due),
+            completed_at=moment_to_json(activity.completed_at),
+            reminder=activity.reminder_minutes,
+        )
+    return extra
+
+
+def _participant_json(p: Participant, full: bool) -> dict[str, Any]:
+    if not full:
+        # Attendees carry name, role and response themselves; the blob keeps their order and kind.
+        return {"email": p.email, "kind": str(p.kind)}
+    return {"email": p.email, "kind": str(p.kind), "name": p.name, "role": str(p.role), "response": str(p.response)}
+
+
+def _attendee(p: Participant) -> Attendee:
+    return Attendee(mailbox=Mailbox(email_address=p.email, name=p.name), response_type=_RESPONSE_OUT[p.response])
+
+
+def _managed_categories(
+    kind: Kind | None, type_: str | None, direction: Direction | None, options: MappingOptions
+) -> list[str]:
+    cats: list[str] = []
+    if kind == Kind.CALL:
+        cats.append(options.call_category)
+    if type_:
+        cats.append(options.type_category(type_))
+    if direction and options.direction_categories:
+        cats.append(_DIRECTION_CATEGORY[direction])
+    return list(dict.fromkeys(cats))
+
+
+def _user_categories(item: CalendarItem | Task, options: MappingOptions) -> list[str]:
+    """The item's categories that syncd did not put there (so a user's own survive an update)."""
+    extra = load_extra(getattr(item, "syncd_extra", None)) or {}
+    kind = _enum(Kind, getattr(item, "syncd_kind", None))
+    direction = _enum(Direction, extra.get("direction"))
+    managed = {
+        c.casefold() for c in _managed_categories(kind, _str(extra.get("type")), direction, options)
+    } | {options.call_category.casefold()}
+    return [c for c in item.categories or () if c.casefold() not in managed]
+
+
+def _same(name: str, current: Any, wanted: Any) -> bool:
+    if name in ("required_attendees", "optional_attendees"):
+        return _attendee_key(current) == _attendee_key(wanted)
+    if name == "recurrence":
+        return recurrence_key(current) == recurrence_key(wanted)
+    if name in ("_start_timezone", "_end_timezone"):
+        return getattr(current, "ms_id", None) == getattr(wanted, "ms_id", None)
+    if name == "body":
+        return (str(current) if current else None) == (str(wanted) if wanted else None)
+    if name == "categories":
+        return list(current or ()) == list(wanted or ())
+    if type(current) is not type(wanted) and (isinstance(current, datetime) != isinstance(wanted, datetime)):
+        return False
+    return bool(current == wanted)
+
+
+def _attendee_key(attendees: Iterable[Attendee] | None) -> list[tuple[str, str | None, str | None]]:
+    return [
+        ((a.mailbox.email_address or "").casefold(), a.mailbox.name, a.response_type) for a in attendees or ()
+    ]
+
+
+# --- inbound -----------------------------------------------------------------------------------------
+
+
+def from_ews(
+    item: CalendarItem | Task, ctx: MappingContext, occurrences: Sequence[CalendarItem] = ()
+) -> ParsedEwsItem:
+    """Read an item as an activity.
+
+    ``occurrences`` are the exception items of a recurring master (fetched by the connector with
+    GetItem on the ModifiedOccurrences' ids); without them an override has only its new start and end.
+    Raises :class:`ItemError` when the item cannot be read (e.g. a pattern syncd cannot express).
+    """
+    register_extended_properties()
+    ref = _ref(item)
+    if not isinstance(item, (CalendarItem, Task)):
+        raise ItemError(ref, None, f"{type(item).__name__} items are not synced")
+    raw_extra = load_extra(getattr(item, "syncd_extra", None))
+    carried = raw_extra is not None
+    extra = raw_extra or {}
+    uid = getattr(item, "uid", None)
+    crm_id = getattr(item, "syncd_crm_id", None) or activity_id_from_uid(uid)
+    categories = tuple(item.categories or ())
+    options = ctx.options
+    try:
+        if isinstance(item, CalendarItem):
+            fields = _event_in(item, ctx, extra, carried, occurrences)
+        else:
+            fields = _task_in(item, options, extra, carried)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ItemError(ref, None, f"unreadable: {exc}") from exc
+    activity = Activity(
+        id=crm_id or "",
+        subject=item.subject or "",
+        owner=_owner(item, ctx, extra),
+        description=_text(item.body),
+        type=_type_in(categories, options, extra, carried),
+        priority=_priority_in(item.importance, options, extra, carried),
+        direction=_direction_in(categories, options, extra, carried),
+        place=_str(extra.get("place")),
+        project=_str(extra.get("project")),
+        regarding=_regarding_in(extra),
+        parent_id=_str(extra.get("parent_id")),
+        close_reason=_str(extra.get("close_reason")),
+        updated_at=_utc(item.last_modified_time),
+        created_at=_utc(item.datetime_created),
+        **fields,
+    )
+    return ParsedEwsItem(
+        item_id=item.id,
+        changekey=item.changekey,
+        uid=uid,
+        crm_id=crm_id,
+        activity=activity,
+        modified_at=_utc(item.last_modified_time),
+        categories=categories,
+    )
+
+
+def _event_in(
+    item: CalendarItem, ctx: MappingContext, extra: dict[str, Any], carried: bool, occurrences: Sequence[CalendarItem]
+) -> dict[str, Any]:
+    options = ctx.options
+    ref = _ref(item)
+    shown_tz = item._start_timezone
+    carried_tz = _str(extra.get("tz"))
+    if carried and _zone_ms_id(carried_tz or "UTC") == getattr(shown_tz, "ms_id", None):
+        zone_name = carried_tz
+    else:
+        zone_name = None if shown_tz is None or shown_tz.key == "UTC" else shown_tz.key
+    zone = ZoneInfo(zone_name or "UTC")
+    first = item.first_occurrence
+    raw_start = item.start if item.start is not None else getattr(first, "start", None)
+    raw_end = item.end if item.end is not None else getattr(first, "end", None)
+    all_day = bool(item.is_all_day)
+    if all_day:
+        day_zone = ZoneInfo(shown_tz.key) if shown_tz is not None else zone
+        start = _to_date(raw_start, day_zone, end=False)
+        end = _to_date(raw_end, day_zone, end=True)
+        zone_name = carried_tz if carried else None
+    else:
+        start = _in_zone(raw_start, zone)
+        end = _in_zone(raw_end, zone)
+    if item.is_cancelled:
+        carried_status = _str(extra.get("status"))
+        keep = carried and options.status_target(carried_status).ews_cancelled
+        status = carried_status if keep else options.status_inbound.ews_cancelled
+    else:
+        status = _carried_or_shown(
+            carried,
+            _str(extra.get("status")),
+            item.legacy_free_busy_status,
+            lambda v: options.status_target(v).ews_free_busy,
+            options.status_inbound.ews_free_busy,
+        )
+    kind = Kind.CALL if options.call_category.casefold() in {c.casefold() for c in item.categories or ()} else Kind.APPOINTMENT
+    recurrence = None
+    if item.recurrence is not None and start is not None:
+        rec_zone = ZoneInfo(shown_tz.key) if shown_tz is not None else zone
+        recurrence = _recurrence_in(item, start, end, rec_zone, extra, occurrences, all_day, ref)
+    return {
+        "kind": kind,
+        "start": start,
+        "end": end,
+        "all_day": all_day,
+        "timezone": zone_name,
+        "status": status,
+        "location": item.location or None,
+        "reminder_minutes": item.reminder_minutes_before_start if item.reminder_is_set else None,
+        "recurrence": recurrence,
+        "participants": _participants_in(item, ctx, extra),
+    }
+
+
+def _recurrence_in(
+    item: CalendarItem,
+    start: Moment,
+    end: Moment | None,
+    zone: ZoneInfo,
+    extra: dict[str, Any],
+    occurrences: Sequence[CalendarItem],
+    all_day: bool,
+    ref: str,
+) -> Recurrence:
+    rule = _rule_in(item.recurrence, start, zone, extra, ref)
+
+    def moment(value: datetime | None, is_end: bool = False) -> Moment | None:
+        if value is None:
+            return None
+        return _to_date(value, zone, end=False) if all_day else _in_zone(value, zone)
+
+    exdates = tuple(
+        m for m in (moment(d.start) for d in item.deleted_occurrences or ()) if m is not None
+    )
+    fetched = {_instant(o.original_start): o for o in occurrences if o.original_start is not None}
+    duration = (end - start) if end is not None else timedelta(0)  # type: ignore[operator]
+    overrides: list[Override] = []
+    for occ in item.modified_occurrences or ():
+        original = moment(occ.original_start)
+        if original is None:
+            continue
+        exc = fetched.get(_instant(occ.original_start))
+        new_start = moment(occ.start)
+        new_end = _to_date(occ.end, zone, end=False) if all_day and occ.end else moment(occ.end)
+        overrides.append(
+            Override(
+                recurrence_id=original,
+                start=new_start if new_start != original else None,
+                end=new_end if new_end != original + duration else None,  # type: ignore[operator]
+                subject=_differs(exc.subject if exc else None, item.subject),
+                description=_differs(_text(exc.body) if exc else None, _text(item.body)),
+                location=_differs(exc.location if exc else None, item.location),
+            )
+        )
+    return Recurrence(rrule=rule, exdates=exdates, overrides=tuple(overrides))
+
+
+def _rule_in(rec: Any, start: Moment, zone: ZoneInfo, extra: dict[str, Any], ref: str) -> str:
+    rule = from_ews_recurrence(rec, start, zone, item=ref)
+    carried_rule = _str(extra.get("rrule"))
+    if carried_rule and carried_rule != rule:
+        # The CRM's own spelling of the rule wins while it still means the pattern Exchange shows.
+        try:
+            again = to_ews_recurrence(carried_rule, start, zone, task=isinstance(rec, TaskRecurrence))
+        except UnsupportedRecurrence:
+            return rule
+        if recurrence_key(again) == recurrence_key(rec):
+            return carried_rule
+    return rule
+
+
+def _task_in(item: Task, options: MappingOptions, extra: dict[str, Any], carried: bool) -> dict[str, Any]:
+    zone = ZoneInfo(_str(extra.get("tz")) or "UTC") if carried else ZoneInfo("UTC")
+    shown_status = item.status
+    status = _carried_or_shown(
+        carried,
+        _str(extra.get("status")),
+        shown_status,
+        lambda v: options.status_target(v).ews_task_status,
+        options.status_inbound.ews_task_status,
+    )
+    due = _task_date_in(item.due_date, extra.get("due") if carried else None, zone)
+    start = _task_date_in(item.start_date, extra.get("start") if carried else None, zone)
+    unchanged_status = carried and options.status_target(_str(extra.get("status"))).ews_task_status == shown_status
+    if unchanged_status:
+        completed_at = moment_from_json(extra.get("completed_at"))
+    elif shown_status == "Completed":
+        completed_at = _utc(item.complete_date)
+    else:
+        completed_at = None
+    reminder = _task_reminder_in(item, extra, carried, due if due is not None else start, zone)
+    recurrence = None
+    if item.recurrence is not None:
+        anchor = start if start is not None else due
+        if anchor is None:
+            raise ItemError(_ref(item), "Recurrence", "a recurring task without start or due date")
+        recurrence = Recurrence(rrule=_rule_in(item.recurrence, anchor, zone, extra, _ref(item)))
+    all_day = bool(extra.get("all_day")) if carried else True
+    return {
+        "kind": Kind.TASK,
+        "start": start,
+        "end": moment_from_json(extra.get("end")) if carried else None,
+        "due": due,
+        "all_day": all_day,
+        "timezone": _str(extra.get("tz")) if carried else None,
+        "status": status,
+        "completed_at": completed_at if isinstance(completed_at, datetime) else None,
+        "reminder_minutes": reminder,
+        "recurrence": recurrence,
+        "participants": _participants_in(None, None, extra),
+    }
+
+
+def _task_date_in(shown: date | None, carried_json: object, zone: ZoneInfo) -> Moment | None:
+    carried = moment_from_json(carried_json)
+    if shown is None:
+        return None
+    if carried is not None and _local_date(carried, zone) == shown:
+        return carried
+    return date(shown.year, shown.month, shown.day)
+
+
+def _task_reminder_in(item: Task, extra: dict[str, Any], carried: bool, anchor: Moment | None, zone: ZoneInfo) -> int | None:
+    carried_minutes = extra.get("reminder") if carried else None
+    if not item.reminder_is_set:
+        return None
+    if isinstance(carried_minutes, int):
+        return carried_minutes
+    if item.reminder_due_by is None or anchor is None:
+        return None
+    at = anchor if isinstance(anchor, datetime) else datetime.combine(anchor, time(), tzinfo=zone)
+    return max(0, round((at - item.reminder_due_by).total_seconds() / 60))
+
+
+def _participants_in(item: CalendarItem | None, ctx: MappingContext | None, extra: dict[str, Any]) -> tuple[Participant, ...]:
+    attendees: dict[str, Participant] = {}
+    if item is not None and ctx is not None:
+        for role, group in ((Role.REQUIRED, item.required_attendees), (Role.OPTIONAL, item.optional_attendees)):
+            for a in group or ():
+                email = a.mailbox.email_address if a.mailbox else None
+                if not email or email.casefold() in attendees:
+                    continue
+                attendees[email.casefold()] = Participant(
+                    kind=ctx.directory.classify(email),
+                    email=email,
+                    name=a.mailbox.name or None,
+                    role=role,
+                    response=_RESPONSE_IN.get(a.response_type or "", Response.NEEDS_ACTION),
+                )
+    result: list[Participant] = []
+    for entry in extra.get("participants") or ():
+        if not isinstance(entry, dict):
+            continue
+        kind = _enum(ParticipantKind, entry.get("kind")) or ParticipantKind.EXTERNAL
+        email = _str(entry.get("email"))
+        if email and "role" not in entry:
+            found = attendees.pop(email.casefold(), None)
+            if found is not None:  # else removed in Outlook
+                result.append(Participant(kind, found.email, found.name, found.role, found.response))
+            continue
+        result.append(
+            Participant(
+                kind=kind,
+                email=email,
+                name=_str(entry.get("name")),
+                role=_enum(Role, entry.get("role")) or Role.REQUIRED,
+                response=_enum(Response, entry.get("response")) or Response.NEEDS_ACTION,
+            )
+        )
+    result.extend(attendees.values())  # added in Outlook
+    return tuple(result)
+
+
+def _owner(item: CalendarItem | Task, ctx: MappingContext, extra: dict[str, Any]) -> str:
+    carried = _str(extra.get("owner"))
+    if carried:
+        return carried
+    organizer = getattr(item, "organizer", None)
+    if organizer is not None and organizer.email_address:
+        return str(organizer.email_address)
+    return ctx.owner.email
+
+
+def _type_in(categories: Sequence[str], options: MappingOptions, extra: dict[str, Any], carried: bool) -> str | None:
+    shown = {c.casefold() for c in categories}
+    carried_type = _str(extra.get("type")) if carried else None
+    if carried_type and options.type_category(carried_type).casefold() in shown:
+        return carried_type
+    return options.type_from_categories(list(categories))
+
+
+def _priority_in(importance: str | None, options: MappingOptions, extra: dict[str, Any], carried: bool) -> str | None:
+    carried_prio = _str(extra.get("priority"))
+
+    def forward(value: str | None) -> str:
+        return importance_from_priority(options.priority.get(value) if value else None)
+
+    if carried and forward(carried_prio) == importance:
+        return carried_prio
+    if not carried and importance in (None, "Normal"):
+        return None  # Normal is EWS's "not set"
+    return priority_value(options, carried_prio, priority_from_importance(importance))
+
+
+def _direction_in(categories: Sequence[str], options: MappingOptions, extra: dict[str, Any], carried: bool) -> Direction | None:
+    if carried:
+        return _enum(Direction, extra.get("direction"))
+    if options.direction_categories:
+        shown = {c.casefold() for c in categories}
+        for direction, cat in _DIRECTION_CATEGORY.items():
+            if cat.casefold() in shown:
+                return direction
+    return None
+
+
+def _regarding_in(extra: dict[str, Any]) -> tuple[Regarding, ...]:
+    out: list[Regarding] = []
+    for entry in extra.get("regarding") or ():
+        if isinstance(entry, dict):
+            kind = _enum(RegardingKind, entry.get("kind"))
+            ident = _str(entry.get("id"))
+            if kind and ident:
+                out.append(Regarding(kind, ident, _str(entry.get("name"))))
+    return tuple(out)
+
+
+def _carried_or_shown(carried: bool, value: str | None, shown: Any, forward: Any, inbound: Any) -> str | None:
+    """:func:`crm_value`, where a carried ``None`` (no CRM value) counts as carried too."""
+    if carried and forward(value) == shown:
+        return value
+    return crm_value(value, shown, forward, inbound)
+
+
+# --- small helpers -----------------------------------------------------------------------------------
+
+
+def _ref(item: Any) -> str:
+    return str(getattr(item, "id", None) or getattr(item, "uid", None) or getattr(item, "syncd_crm_id", None) or "<new item>")
+
+
+def _zone_key(tz: EWSTimeZone | str | None) -> str | None:
+    if tz is None:
+        return None
+    return tz if isinstance(tz, str) else tz.key
+
+
+def _ews_zone(name: str, item: str) -> EWSTimeZone:
+    try:
+        return EWSTimeZone(name)
+    except UnknownTimeZone:
+        # Times stay exact (aware instants); only the zone Outlook shows differs. The name rides in the blob.
+        log.warning("ews.timezone.unmapped", item=item, timezone=name)
+        return EWSTimeZone("UTC")
+
+
+def _zone_ms_id(name: str) -> str | None:
+    try:
+        return EWSTimeZone(name).ms_id
+    except UnknownTimeZone:
+        return "UTC"
+
+
+def _aware(value: Moment, item: str, field: str) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ItemError(item, field, "a timed activity needs timezone-aware datetimes")
+    return value
+
+
+def _ews_datetime(value: datetime, tz: EWSTimeZone) -> EWSDateTime:
+    local = value.astimezone(ZoneInfo(tz.key))
+    return EWSDateTime(local.year, local.month, local.day, local.hour, local.minute, local.second, local.microsecond, tzinfo=tz)
+
+
+def _as_date(value: Moment) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _local_date(value: Moment, zone: ZoneInfo) -> date:
+    return value.astimezone(zone).date() if isinstance(value, datetime) else value
+
+
+def _local_ews_date(value: Moment | None, zone: ZoneInfo) -> EWSDate | None:
+    if value is None:
+        return None
+    d = _local_date(value, zone)
+    return EWSDate(d.year, d.month, d.day)
+
+
+def _plain(value: datetime) -> datetime:
+    """A stdlib datetime (exchangelib's EWSDateTime insists on its own zone class)."""
+    return datetime.combine(value.date(), value.timetz())
+
+
+def _in_zone(value: Any, zone: ZoneInfo) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        return datetime.combine(value, time(), tzinfo=zone)
+    return _plain(value).astimezone(zone)
+
+
+def _to_date(value: Any, zone: ZoneInfo, end: bool) -> date | None:
+    """All-day start/end as domain dates (exclusive end). exchangelib gives dates with an inclusive end
+    for all-day items it parsed or built; occurrences come as midnight datetimes."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return _plain(value).astimezone(zone).date()
+    d = date(value.year, value.month, value.day)
+    return d + timedelta(days=1) if end else d
+
+
+def _instant(value: datetime) -> datetime:
+    return _plain(value).astimezone(timezone.utc)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return _plain(value).astimezone(timezone.utc) if value is not None else None
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _text(body: Any) -> str | None:
+    if not body:
+        return None
+    if isinstance(body, HTMLBody):
+        return html.unescape(_TAG.sub("", str(body))).strip() or None
+    return str(body)
+
+
+def _differs(value: str | None, series: str | None) -> str | None:
+    return value if value and value != series else None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _enum(cls: Any, value: object) -> Any:
+    try:
+        return cls(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,642 @@
+"""Activity <-> iCalendar object resource (RFC 5545, one UID per resource as RFC 4791 4.1 asks).
+
+Kinds: appointments and calls are VEVENTs, tasks VTODOs. A call carries the category
+``options.call_category`` and ``X-SYNCD-KIND:call``; an event made on the calendar with that category is
+read as a call.
+
+Values syncd owns are rewritten on every write; everything else on the previous version (``base``) is
+kept: other clients' X-properties and parameters, TRANSP, CLASS, ATTACH, foreign CATEGORIES, RELATED-TO
+links other than the parent, alarms that fire later than the reminder (see :mod:`.ical_alarms`), and
+attendee parameters. The server's UID is kept. SEQUENCE goes up when the schedule changed.
+
+The exact CRM values of status, type, priority and direction travel in ``X-SYNCD-*`` properties; the
+standard properties show the mapped value, and :func:`syncd.mapping.options.crm_value` picks the CRM
+value back (the carried value while it still matches what is shown).
+
+Identity of an item made on the calendar: its activity id is :func:`activity_id_for_uid` of its UID,
+``cal-`` plus the UUID-5 of the UID in syncd's namespace: stable across reads and calendars, so the
+same meeting seen twice is one activity. An item without any UID gets the same derivation of its ref.
+
+Recurrence: RRULE, EXDATE and overrides (components with RECURRENCE-ID) both ways. An override field
+equal to what the series gives reads back as ``None`` (inherited). Not representable in the domain and
+therefore refused with :class:`~syncd.errors.ItemError` rather than read as a different schedule: RDATE,
+EXRULE and several RRULEs. ``RANGE=THISANDFUTURE`` overrides are read as an override of that one
+occurrence, with a warning (the later occurrences keep the series' values).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import structlog
+from icalendar import Calendar, Component, Event, Todo, vText
+
+from syncd.errors import ItemError
+from syncd.mapping import identity
+from syncd.mapping.context import MappingContext
+from syncd.mapping.ical_alarms import read_reminder, write_alarms
+from syncd.mapping.ical_people import read_owner, read_participants, read_regarding, write_people
+from syncd.mapping.ical_props import (
+    X_CLOSE_REASON,
+    X_DIRECTION,
+    X_ID,
+    X_KIND,
+    X_PLACE,
+    X_PRIORITY,
+    X_PROJECT,
+    X_STATUS,
+    X_TYPE,
+    X_URL,
+    all_values,
+    text,
+    x_text,
+)
+from syncd.mapping.ical_recurrence import normalize_rrule, series_span, write_schedule
+from syncd.mapping.ical_time import TimeReader, add_duration, add_timezones, align, in_zone, span
+from syncd.mapping.options import crm_value, priority_value
+from syncd.mapping.timezones import iana_for_tzid
+from syncd.model import Activity, Direction, Kind, Moment, Override, Recurrence
+
+log = structlog.get_logger(__name__)
+
+PRODID = "-//syncd//syncd CRM activity sync//EN"
+_ID_NAMESPACE = uuid.UUID("5b7d3c0e-8f43-4d1c-9a57-3c1f2f7a9e10")
+
+#: Master properties syncd writes; a previous version's values of these are replaced, not kept.
+_OWNED = frozenset(
+    {
+        "UID", "DTSTAMP", "CREATED", "LAST-MODIFIED", "SEQUENCE", "DTSTART", "DTEND", "DURATION", "DUE",
+        "RRULE", "RDATE", "EXDATE", "EXRULE", "RECURRENCE-ID", "SUMMARY", "DESCRIPTION", "LOCATION",
+        "STATUS", "COMPLETED", "PERCENT-COMPLETE", "PRIORITY", "CATEGORIES", "ORGANIZER", "ATTENDEE",
+        "RELATED-TO",
+    }
+)
+#: Properties an override takes from its own fields instead of copying them from the master.
+_SCHEDULE = ("DTSTART", "DTEND", "DURATION", "DUE", "RRULE", "RDATE", "EXDATE", "EXRULE")
+_OVERRIDDEN = ("SUMMARY", "DESCRIPTION", "LOCATION", "STATUS", X_STATUS)
+_DIRECTION_CATEGORY = {Direction.INBOUND: "Inbound", Direction.OUTBOUND: "Outbound"}
+
+
+@dataclass(frozen=True)
+class ParsedItem:
+    uid: str | None
+    crm_id: str | None
+    """From X-SYNCD-ID, else :func:`syncd.mapping.identity.activity_id_from_uid`."""
+    activity: Activity
+    """``id`` is ``crm_id``, or for an item made on the calendar :func:`activity_id_for_uid`."""
+    modified_at: datetime | None
+    """LAST-MODIFIED (or DTSTAMP) as aware UTC."""
+    categories: tuple[str, ...]
+
+
+def activity_id_for_uid(uid: str) -> str:
+    """The activity id of an item created on a calendar: stable, derived from its UID."""
+    return f"cal-{uuid.uuid5(_ID_NAMESPACE, uid)}"
+
+
+# --------------------------------------------------------------------------------------------- write
+
+
+def to_ical(activity: Activity, ctx: MappingContext, base: bytes | None = None) -> bytes:
+    """The activity as a whole VCALENDAR; ``base`` (the server's previous text) keeps foreign data."""
+    if activity.kind not in (Kind.APPOINTMENT, Kind.CALL, Kind.TASK):
+        raise ItemError(activity.id, None, f"a {activity.kind} is not a calendar item")
+    previous = _parse_base(base, activity.id)
+    factory = Event if activity.is_event else Todo
+    base_master, base_overrides = _base_components(previous, factory.name)
+    uid = str(base_master["UID"]) if base_master is not None and base_master.get("UID") else None
+    uid = uid or identity.uid_for(activity.id)
+
+    calendar = Calendar()
+    calendar.add("PRODID", PRODID)
+    calendar.add("VERSION", "2.0")
+    if previous is not None:
+        for name, value in previous.items():
+            if name not in ("PRODID", "VERSION", "METHOD"):
+                calendar[name] = value
+
+    master = factory()
+    _write_master(master, activity, ctx, uid, base_master)
+    calendar.add_component(master)
+    moments: list[Moment] = [m for m in (activity.start, activity.end, activity.due) if m is not None]
+    for override in activity.recurrence.overrides if activity.recurrence else ():
+        component = _override_component(factory, master, activity, override, base_overrides, ctx)
+        calendar.add_component(component)
+        moments.append(override.recurrence_id)
+    add_timezones(calendar, moments)
+    return calendar.to_ical()
+
+
+def _parse_base(base: bytes | None, item: str) -> Calendar | None:
+    if not base:
+        return None
+    try:
+        return Calendar.from_ical(base)
+    except Exception as exc:  # a broken previous version must not block the CRM's write
+        log.warning("previous version unreadable; written without it", item=item, error=str(exc))
+        return None
+
+
+def _base_components(previous: Calendar | None, name: str) -> tuple[Component | None, dict[Any, Component]]:
+    if previous is None:
+        return None, {}
+    master = None
+    overrides: dict[Any, Component] = {}
+    for component in previous.walk(name):
+        rid = component.get("RECURRENCE-ID")
+        if rid is None:
+            master = master or component
+        elif hasattr(rid, "dt"):
+            overrides[_instant_key(rid.dt)] = component
+    if master is None:
+        # A VEVENT became a task (or back): keep only the UID, other properties may not fit the new type.
+        for component in previous.walk():
+            if component.name in ("VEVENT", "VTODO") and component.get("UID"):
+                stub = Component()
+                stub.add("UID", component["UID"])
+                return stub, {}
+    return master, overrides
+
+
+def _instant_key(moment: Moment) -> Any:
+    if isinstance(moment, datetime):
+        return moment.astimezone(UTC) if moment.tzinfo else moment
+    return moment
+
+
+def _write_master(component: Component, activity: Activity, ctx: MappingContext, uid: str, base: Component | None) -> None:
+    options = ctx.options
+    component.add("UID", uid)
+    component.add("DTSTAMP", (activity.updated_at or activity.created_at or datetime.now(UTC)).astimezone(UTC))
+    if activity.created_at:
+        component.add("CREATED", activity.created_at.astimezone(UTC))
+    if activity.updated_at:
+        component.add("LAST-MODIFIED", activity.updated_at.astimezone(UTC))
+    write_schedule(component, activity)
+    _write_texts(component, activity.subject, activity.description, activity.location)
+    _write_status(component, activity.status, activity.is_event, ctx)
+    if not activity.is_event:
+        if activity.completed_at is not None:
+            component.add("COMPLETED", activity.completed_at.astimezone(UTC))
+        if activity.completed_at is not None or component.get("STATUS") == "COMPLETED":
+            component.add("PERCENT-COMPLETE", 100)
+    if activity.priority is not None:
+        level = options.priority.get(activity.priority, options.priority.get(activity.priority.casefold()))
+        if level is not None:
+            component.add("PRIORITY", level)
+        component.add(X_PRIORITY, vText(activity.priority))
+    categories = _categories(activity, ctx, base)
+    if categories:
+        component.add("CATEGORIES", categories)
+    component.add(X_KIND, activity.kind.value)
+    for name, value in (
+        (X_TYPE, activity.type),
+        (X_DIRECTION, activity.direction.value if activity.direction else None),
+        (X_PLACE, activity.place),
+        (X_PROJECT, activity.project),
+        (X_CLOSE_REASON, activity.close_reason),
+    ):
+        if value is not None:
+            component.add(name, vText(value))
+    component.add(X_ID, vText(activity.id))
+    if options.crm_url:
+        url = options.crm_url.format(id=activity.id)
+        component.add("URL", url)
+        component.add(X_URL, vText(url))
+    if activity.parent_id:
+        component.add("RELATED-TO", identity.uid_for(activity.parent_id), parameters={"RELTYPE": "PARENT"})
+    write_people(component, activity, ctx, base)
+    end = activity.end if activity.is_event else activity.due
+    write_alarms(component, activity.reminder_minutes, activity.start, end, activity.timezone, activity.subject, base)
+    if base is not None:
+        _keep_foreign(component, base, ctx, description_changed=text(base, "DESCRIPTION") != activity.description)
+
+
+def _write_texts(component: Component, subject: str | None, description: str | None, location: str | None) -> None:
+    for name, value in (("SUMMARY", subject), ("DESCRIPTION", description), ("LOCATION", location)):
+        if value:
+            component.add(name, value)
+
+
+def _write_status(component: Component, status: str | None, is_event: bool, ctx: MappingContext) -> None:
+    if status is None:
+        return
+    target = ctx.options.status_target(status)
+    component.add("STATUS", target.ical_event if is_event else target.ical_todo)
+    component.add(X_STATUS, vText(status))
+
+
+def _categories(activity: Activity, ctx: MappingContext, base: Component | None) -> list[str]:
+    options = ctx.options
+    ours = []
+    if activity.type:
+        ours.append(options.type_category(activity.type))
+    if activity.kind is Kind.CALL:
+        ours.append(options.call_category)
+    if options.direction_categories and activity.direction:
+        ours.append(_DIRECTION_CATEGORY[activity.direction])
+    managed = {c.casefold() for c in (options.call_category, *options.type_categories.values(), *_DIRECTION_CATEGORY.values())}
+    if base is not None:
+        old_type = x_text(base, X_TYPE)
+        if old_type:
+            managed.add(options.type_category(old_type).casefold())
+    result: list[str] = []
+    seen: set[str] = set()
+    for category in [*ours, *(c for c in _read_categories(base) if c.casefold() not in managed)]:
+        if category.casefold() not in seen:
+            seen.add(category.casefold())
+            result.append(category)
+    return result
+
+
+def _keep_foreign(component: Component, base: Component, ctx: MappingContext, description_changed: bool) -> None:
+    """Copy what other clients wrote on the previous version and syncd does not own."""
+    for name, value in base.items():
+        if name in _OWNED or name.startswith("X-SYNCD-"):
+            continue
+        if name == "URL" and ctx.options.crm_url:
+            continue
+        if name == "X-ALT-DESC" and description_changed:
+            continue  # Outlook shows the HTML copy first; a stale one would hide the CRM's new text
+        component[name] = value
+    foreign_links = [r for r in all_values(base, "RELATED-TO") if str(r.params.get("RELTYPE", "PARENT")).upper() != "PARENT"]
+    for link in foreign_links:
+        component.add("RELATED-TO", link)
+    for sub in base.subcomponents:
+        if sub.name != "VALARM":
+            component.add_component(sub)
+    schedule = [component.get(n) for n in ("DTSTART", "DTEND", "DUE", "RRULE", "EXDATE")]
+    before = [base.get(n) for n in ("DTSTART", "DTEND", "DUE", "RRULE", "EXDATE")]
+    sequence = int(base.get("SEQUENCE", 0) or 0)
+    if _ical(schedule) != _ical(before):
+        sequence += 1  # RFC 5546 2.1.4: attendees' copies are replaced only by a higher SEQUENCE
+    if sequence:
+        component.add("SEQUENCE", sequence)
+
+
+def _ical(values: list[Any]) -> list[bytes | None]:
+    result: list[bytes | None] = []
+    for value in values:
+        items = value if isinstance(value, list) else [value]
+        result.extend(None if v is None else v.to_ical() for v in items)
+    return result
+
+
+def _override_component(
+    factory: type[Component],
+    master: Component,
+    activity: Activity,
+    override: Override,
+    base: dict[Any, Component],
+    ctx: MappingContext,
+) -> Component:
+    assert activity.start is not None  # write_schedule refused a recurrence without a start
+    zone = activity.timezone
+    component = factory()
+    for name, value in master.items():
+        if name not in _SCHEDULE and name not in _OVERRIDDEN and name != "SEQUENCE":
+            component[name] = value
+    rid = align(override.recurrence_id, activity.start, zone)
+    component.add("RECURRENCE-ID", rid)
+    start = align(override.start, activity.start, zone) if override.start is not None else rid
+    component.add("DTSTART", in_zone(start, zone))
+    if activity.is_event:
+        end = override.end if override.end is not None else add_duration(start, series_span(activity))
+        if not (activity.all_day and end == start):
+            component.add("DTEND", in_zone(end, zone))
+    _write_texts(
+        component,
+        _inherit(override.subject, activity.subject),
+        _inherit(override.description, activity.description),
+        _inherit(override.location, activity.location),
+    )
+    _write_status(component, _inherit(override.status, activity.status), activity.is_event, ctx)
+    for alarm in master.walk("VALARM"):
+        component.add_component(alarm)
+    previous = base.get(_instant_key(rid))
+    if previous is not None:
+        for name, value in previous.items():
+            if name not in component and name not in _OWNED and not name.startswith("X-SYNCD-"):
+                component[name] = value
+    return component
+
+
+def _inherit(value: str | None, series: str | None) -> str | None:
+    return value if value is not None else series
+
+
+# ---------------------------------------------------------------------------------------------- read
+
+
+class _Cursor:
+    """The property being read, so an unexpected failure still names it in the ItemError."""
+
+    def __init__(self, item: str) -> None:
+        self.item = item
+        self.prop: str | None = None
+
+    @contextmanager
+    def at(self, prop: str) -> Iterator[None]:
+        self.prop = prop
+        try:
+            yield
+        except ItemError:
+            raise
+        except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
+            raise ItemError(self.item, prop, f"unreadable value ({exc})") from None
+
+
+def from_ical(data: bytes | str, ctx: MappingContext, ref: str) -> ParsedItem:
+    """Read one calendar object resource; an unreadable one raises ItemError naming the property."""
+    cursor = _Cursor(ref or "?")
+    try:
+        return _from_ical(data, ctx, ref, cursor)
+    except ItemError:
+        raise
+    except Exception as exc:  # icalendar and dateutil raise many types on odd input
+        raise ItemError(cursor.item, cursor.prop, f"unreadable ({type(exc).__name__}: {exc})") from None
+
+
+def _decode(data: bytes | str, item: str) -> str:
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # RFC 5545 asks for UTF-8; old Outlook exports are Windows-1252, which decodes any byte.
+        log.warning("item is not UTF-8; read as Windows-1252", item=item)
+        return data.decode("cp1252", errors="replace")
+
+
+def _from_ical(data: bytes | str, ctx: MappingContext, ref: str, cursor: _Cursor) -> ParsedItem:
+    with cursor.at("VCALENDAR"):
+        calendar = Calendar.from_ical(_decode(data, cursor.item))
+    components = [c for c in calendar.walk() if c.name in ("VEVENT", "VTODO")]
+    if not components:
+        raise ItemError(cursor.item, "VEVENT", "no VEVENT or VTODO in the item")
+    if len({c.name for c in components}) > 1:
+        raise ItemError(cursor.item, components[1].name, "mixes events and to-dos in one item")
+    masters = [c for c in components if c.get("RECURRENCE-ID") is None]
+    uids = {str(c["UID"]) for c in components if c.get("UID")}
+    if len(uids) > 1:
+        raise ItemError(cursor.item, "UID", "holds several UIDs (RFC 4791 allows one per resource)")
+    if len(masters) > 1:
+        raise ItemError(cursor.item, "UID", "holds several components without RECURRENCE-ID")
+    uid = uids.pop() if uids else None
+    cursor.item = ref or uid or "?"
+    # Only overrides (invited to one occurrence): that occurrence is the item, without a series.
+    master = masters[0] if masters else components[0]
+    overrides = [c for c in components if c is not master]
+
+    floating = ctx.default_timezone
+    x_wr = calendar.get("X-WR-TIMEZONE")
+    if x_wr is not None:
+        floating = iana_for_tzid(str(x_wr)) or floating
+    reader = TimeReader(calendar, cursor.item, floating)
+
+    crm_id = x_text(master, X_ID) or identity.activity_id_from_uid(uid)
+    activity_id = crm_id or activity_id_for_uid(uid or ref)
+    activity, categories = _read_master(master, ctx, reader, cursor, activity_id)
+    if overrides:
+        with cursor.at("RECURRENCE-ID"):
+            activity = _with_overrides(activity, overrides, ctx, reader, cursor)
+    modified = None
+    for name in ("LAST-MODIFIED", "DTSTAMP"):
+        if master.get(name) is not None:
+            with cursor.at(name):
+                modified = _utc(master[name].dt)
+            break
+    return ParsedItem(uid=uid, crm_id=crm_id, activity=activity, modified_at=modified, categories=categories)
+
+
+def _utc(value: Any) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValueError("not a date-time")
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _read_categories(component: Component | None) -> list[str]:
+    if component is None:
+        return []
+    result = []
+    for value in all_values(component, "CATEGORIES"):
+        cats = getattr(value, "cats", None)
+        result.extend(str(c) for c in (cats if cats is not None else [value]))
+    return [c for c in result if c]
+
+
+def _read_times(
+    component: Component, is_event: bool, reader: TimeReader, cursor: _Cursor
+) -> tuple[Moment | None, Moment | None, str | None]:
+    """(start, end or due, zone); a missing end is ``start`` for a day, ``None`` for a time."""
+    start = end = None
+    zone: str | None = None
+    if component.get("DTSTART") is not None:
+        with cursor.at("DTSTART"):
+            start, zone = reader.moment(component["DTSTART"], "DTSTART")
+    elif is_event:
+        raise ItemError(cursor.item, "DTSTART", "an event needs a start")
+    end_name = "DTEND" if is_event else "DUE"
+    if component.get(end_name) is not None:
+        with cursor.at(end_name):
+            end, end_zone = reader.moment(component[end_name], end_name)
+            zone = zone if start is not None else end_zone
+            if start is not None:
+                end = align(end, start, zone)
+    elif component.get("DURATION") is not None and start is not None:
+        with cursor.at("DURATION"):
+            duration = component["DURATION"].dt
+            if not isinstance(duration, timedelta):
+                raise ValueError("not a duration")
+            end = add_duration(start, duration)
+    elif is_event and not isinstance(start, datetime):
+        end = start
+    if end is not None and start is not None and _before(end, start):
+        raise ItemError(cursor.item, end_name, "ends before it starts")
+    return start, end, zone
+
+
+def _before(a: Moment, b: Moment) -> bool:
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        return a < b
+    if not isinstance(a, datetime) and not isinstance(b, datetime):
+        return a < b
+    return False
+
+
+def _read_status(component: Component, is_event: bool, ctx: MappingContext) -> str | None:
+    options = ctx.options
+    shown = str(component["STATUS"]).upper() if component.get("STATUS") is not None else None
+    if shown is None and not is_event and component.get("COMPLETED") is not None:
+        shown = "COMPLETED"
+    carried = x_text(component, X_STATUS)
+    if is_event:
+        return crm_value(carried, shown, lambda v: options.status_target(v).ical_event, options.status_inbound.ical_event)
+    return crm_value(carried, shown, lambda v: options.status_target(v).ical_todo, options.status_inbound.ical_todo)
+
+
+def _read_type(categories: list[str], carried: str | None, ctx: MappingContext) -> str | None:
+    options = ctx.options
+    folded = {c.casefold() for c in categories}
+    if carried is not None and options.type_category(carried).casefold() in folded:
+        return carried
+    return options.type_from_categories(categories)
+
+
+def _read_master(
+    component: Component, ctx: MappingContext, reader: TimeReader, cursor: _Cursor, activity_id: str
+) -> tuple[Activity, tuple[str, ...]]:
+    options = ctx.options
+    is_event = component.name == "VEVENT"
+    with cursor.at("CATEGORIES"):
+        categories = _read_categories(component)
+    folded = {c.casefold() for c in categories}
+    kind = Kind.TASK
+    if is_event:
+        call = x_text(component, X_KIND) == Kind.CALL.value or options.call_category.casefold() in folded
+        kind = Kind.CALL if call else Kind.APPOINTMENT
+    start, end, zone = _read_times(component, is_event, reader, cursor)
+    all_day = start is not None and not isinstance(start, datetime)
+    if start is None and end is not None:
+        all_day = not isinstance(end, datetime)
+
+    with cursor.at("STATUS"):
+        status = _read_status(component, is_event, ctx)
+    with cursor.at("PRIORITY"):
+        shown_priority = int(component["PRIORITY"]) if component.get("PRIORITY") is not None else None
+        priority = priority_value(options, x_text(component, X_PRIORITY), shown_priority)
+    direction = None
+    with cursor.at(X_DIRECTION):
+        carried_direction = x_text(component, X_DIRECTION)
+        direction = Direction(carried_direction) if carried_direction else None
+        if options.direction_categories:
+            for value, category in _DIRECTION_CATEGORY.items():
+                if category.casefold() in folded:
+                    direction = value
+    completed_at = None
+    if not is_event and component.get("COMPLETED") is not None:
+        with cursor.at("COMPLETED"):
+            completed_at = _utc(component["COMPLETED"].dt)
+    with cursor.at("VALARM"):
+        reminder = read_reminder(component, start, end, zone)
+    with cursor.at("RRULE"):
+        recurrence = _read_recurrence(component, start, zone, reader, cursor)
+    with cursor.at("ATTENDEE"):
+        participants = read_participants(component, ctx, cursor.item)
+        owner = read_owner(component, ctx)
+    regarding = read_regarding(component, cursor.item)
+    parent_id = None
+    with cursor.at("RELATED-TO"):
+        for link in all_values(component, "RELATED-TO"):
+            if str(link.params.get("RELTYPE", "PARENT")).upper() == "PARENT":
+                target = str(link)
+                parent_id = identity.activity_id_from_uid(target) or activity_id_for_uid(target)
+                break
+    stamps: dict[str, datetime | None] = {}
+    for name in ("CREATED", "LAST-MODIFIED"):
+        with cursor.at(name):
+            stamps[name] = _utc(component[name].dt) if component.get(name) is not None else None
+
+    activity = Activity(
+        id=activity_id,
+        kind=kind,
+        subject=text(component, "SUMMARY") or "",
+        owner=owner,
+        description=text(component, "DESCRIPTION"),
+        start=start,
+        end=end if is_event else None,
+        all_day=all_day,
+        timezone=zone,
+        due=None if is_event else end,
+        completed_at=completed_at,
+        status=status,
+        type=_read_type(categories, x_text(component, X_TYPE), ctx),
+        priority=priority,
+        direction=direction,
+        location=text(component, "LOCATION"),
+        place=x_text(component, X_PLACE),
+        project=x_text(component, X_PROJECT),
+        reminder_minutes=reminder,
+        recurrence=recurrence,
+        participants=participants,
+        regarding=regarding,
+        parent_id=parent_id,
+        close_reason=x_text(component, X_CLOSE_REASON),
+        updated_at=stamps["LAST-MODIFIED"],
+        created_at=stamps["CREATED"],
+    )
+    return activity, tuple(categories)
+
+
+def _read_recurrence(
+    component: Component, start: Moment | None, zone: str | None, reader: TimeReader, cursor: _Cursor
+) -> Recurrence | None:
+    for unsupported in ("RDATE", "EXRULE"):
+        if component.get(unsupported) is not None:
+            raise ItemError(cursor.item, unsupported, "extra dates and exclusion rules cannot be kept in the CRM")
+    rules = all_values(component, "RRULE")
+    if not rules:
+        return None
+    if len(rules) > 1:
+        raise ItemError(cursor.item, "RRULE", "several recurrence rules cannot be kept in the CRM")
+    if start is None:
+        raise ItemError(cursor.item, "DTSTART", "a recurring item needs a start")
+    rule = rules[0]
+    if not hasattr(rule, "to_ical") or type(rule).__name__ == "vBroken":
+        raise ItemError(cursor.item, "RRULE", "is not a valid recurrence rule")
+    rrule = normalize_rrule(rule.to_ical().decode("utf-8"))
+    exdates: list[Moment] = []
+    with cursor.at("EXDATE"):
+        for prop in all_values(component, "EXDATE"):
+            for value in getattr(prop, "dts", None) or [prop]:
+                value.params = value.params or prop.params
+                moment, _ = reader.moment(value, "EXDATE")
+                exdates.append(align(moment, start, zone))
+    return Recurrence(rrule=rrule, exdates=tuple(exdates))
+
+
+def _with_overrides(
+    activity: Activity, components: list[Component], ctx: MappingContext, reader: TimeReader, cursor: _Cursor
+) -> Activity:
+    if activity.recurrence is None or activity.start is None:
+        log.warning("occurrence overrides without a recurring series ignored", item=cursor.item)
+        return activity
+    zone = activity.timezone
+    series = series_span(activity)
+    overrides = []
+    for component in components:
+        rid_prop = component["RECURRENCE-ID"]
+        rid_value, _ = reader.moment(rid_prop, "RECURRENCE-ID")
+        rid = align(rid_value, activity.start, zone)
+        if str(rid_prop.params.get("RANGE", "")).upper() == "THISANDFUTURE":
+            log.warning(
+                "RANGE=THISANDFUTURE read as a change of one occurrence; later ones keep the series' values",
+                item=cursor.item,
+                recurrence_id=str(rid),
+            )
+        start, end, _ = _read_times(component, activity.is_event, reader, cursor)
+        start = align(start, activity.start, zone) if start is not None else rid
+        own_end = end is not None and span(start, end, activity.all_day) != series
+        status = _read_status(component, activity.is_event, ctx)
+        overrides.append(
+            Override(
+                recurrence_id=rid,
+                start=None if start == rid else start,
+                end=in_zone(end, zone) if own_end and end is not None and activity.is_event else None,
+                subject=_differs(text(component, "SUMMARY") or "", activity.subject),
+                description=_differs(text(component, "DESCRIPTION") or "", activity.description or ""),
+                location=_differs(text(component, "LOCATION") or "", activity.location or ""),
+                status=None if status == activity.status else status,
+            )
+        )
+    overrides.sort(key=lambda o: _instant_key(o.recurrence_id))
+    return activity.replace(recurrence=Recurrence(activity.recurrence.rrule, activity.recurrence.exdates, tuple(overrides)))
+
+
+def _differs(value: str, series: str) -> str | None:
+    return None if value == series else value

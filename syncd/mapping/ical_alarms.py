@@ -1,0 +1,79 @@
+"""The activity's reminder <-> VALARM.
+
+The domain has one reminder; a calendar item may carry several alarms (Apple and Thunderbird add their
+own). The reminder is read as the *earliest* alarm, in minutes before the start (relative TRIGGER,
+``RELATED=END`` and absolute TRIGGER all count). On write the alarms of the previous version are kept
+when they fire *later* than the reminder (so they do not change what is read back), the one at exactly
+the reminder is kept as it is (with other clients' properties), earlier ones are dropped because the
+CRM moved the reminder past them, and a DISPLAY alarm is added when none sits at the reminder. syncd's
+own alarm (marked ``X-SYNCD-ALARM``) is always replaced. No reminder in the CRM removes every alarm. For a task without a start the reminder is relative to DUE.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from icalendar import Alarm
+
+from syncd.mapping import timezones
+from syncd.model import Moment
+
+X_ALARM = "X-SYNCD-ALARM"
+
+
+def _instant(moment: Moment, zone: str | None) -> datetime:
+    if isinstance(moment, datetime):
+        return moment
+    return datetime.combine(moment, time(), tzinfo=timezones.zone(zone) if zone else UTC)
+
+
+def alarm_minutes(alarm: Any, start: Moment | None, end: Moment | None, zone: str | None) -> int | None:
+    """Minutes between the alarm and the start (or, without a start, the end/due); ``None`` if unknown."""
+    ref = start if start is not None else end
+    trigger = alarm.get("TRIGGER")
+    value = getattr(trigger, "dt", None)
+    if ref is None or value is None:
+        return None
+    if isinstance(value, timedelta):
+        related_end = str(trigger.params.get("RELATED", "START")).upper() == "END"
+        anchor = end if related_end and end is not None else ref
+        fires = _instant(anchor, zone) + value
+    elif isinstance(value, datetime):
+        fires = value if value.tzinfo else value.replace(tzinfo=timezones.zone(zone) if zone else UTC)
+    elif isinstance(value, date):
+        fires = _instant(value, zone)
+    else:
+        return None
+    return round((_instant(ref, zone) - fires).total_seconds() / 60)
+
+
+def read_reminder(component: Any, start: Moment | None, end: Moment | None, zone: str | None) -> int | None:
+    minutes = [alarm_minutes(a, start, end, zone) for a in component.walk("VALARM")]
+    known = [m for m in minutes if m is not None]
+    return max(known) if known else None
+
+
+def write_alarms(
+    component: Any, minutes: int | None, start: Moment | None, end: Moment | None, zone: str | None,
+    subject: str, base: Any | None,
+) -> None:
+    if minutes is None or (start is None and end is None):
+        return
+    exact = False
+    for alarm in base.walk("VALARM") if base is not None else []:
+        at = alarm_minutes(alarm, start, end, zone)
+        if X_ALARM in alarm or at is None or at > minutes or (at == minutes and exact):
+            continue
+        exact = exact or at == minutes
+        component.add_component(alarm)
+    if not exact:
+        alarm = Alarm()
+        alarm.add("ACTION", "DISPLAY")
+        alarm.add("DESCRIPTION", subject or "Reminder")
+        alarm.add(X_ALARM, "TRUE")
+        if start is not None:
+            alarm.add("TRIGGER", timedelta(minutes=-minutes))
+        else:
+            alarm.add("TRIGGER", timedelta(minutes=-minutes), parameters={"RELATED": "END"})
+        component.add_component(alarm)

@@ -1,0 +1,150 @@
+"""Owner, participants and "regarding" links <-> ORGANIZER, ATTENDEE and syncd's X-properties.
+
+* Participants with an e-mail are ATTENDEEs (CN, ROLE, PARTSTAT, RSVP=TRUE while a response is
+  awaited, and ``X-SYNCD-KIND`` with the CRM participant kind). A returning attendee keeps the
+  parameters other clients put on it (SCHEDULE-STATUS, CUTYPE, ...).
+* ORGANIZER (the owner) is written only when there are attendees: RFC 5545 3.8.4.3 forbids it on an
+  item that is on one user's calendar only. The organizer is not a participant unless also an attendee.
+* Participants without an e-mail travel as ``X-SYNCD-PARTICIPANT`` and links as ``X-SYNCD-REGARDING``,
+  each a JSON object in a TEXT value; a participant's JSON carries its position (``at``) so the order
+  of the participant list survives the split into two property kinds.
+* Inbound, an attendee's kind is its ``X-SYNCD-KIND`` parameter if valid, else the CRM directory's
+  (case-insensitive e-mail match), else external.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from icalendar import vCalAddress, vText
+
+from syncd.errors import ItemError
+from syncd.mapping.context import MappingContext
+from syncd.mapping.ical_props import P_KIND, X_PARTICIPANT, X_REGARDING, all_values, unescape
+from syncd.model import Activity, Participant, ParticipantKind, Regarding, RegardingKind, Response, Role
+
+_PARTSTAT = {
+    Response.ACCEPTED: "ACCEPTED",
+    Response.DECLINED: "DECLINED",
+    Response.TENTATIVE: "TENTATIVE",
+    Response.NEEDS_ACTION: "NEEDS-ACTION",
+}
+_RESPONSE = {v: k for k, v in _PARTSTAT.items()}
+#: Attendee parameters syncd sets; all others on a returning attendee are kept.
+_OWNED_PARAMS = ("CN", "ROLE", "PARTSTAT", "RSVP", P_KIND)
+
+
+def email_of(address: Any) -> str | None:
+    """The e-mail of a cal-address (``mailto:`` in any case), or ``None`` for other URIs."""
+    value = str(address).strip()
+    if value[:7].casefold() == "mailto:":
+        value = value[7:].strip()
+        return value or None
+    return None
+
+
+def _address(email: str, base: Any | None) -> vCalAddress:
+    address = vCalAddress(f"mailto:{email}")
+    if base is not None:
+        for key, value in base.params.items():
+            if key.upper() not in _OWNED_PARAMS:
+                address.params[key] = value
+    return address
+
+
+def write_people(component: Any, activity: Activity, ctx: MappingContext, base: Any | None) -> None:
+    previous = {
+        (email_of(a) or "").casefold(): a for a in (all_values(base, "ATTENDEE") if base is not None else [])
+    }
+    attendees = [p for p in activity.participants if p.email]
+    if attendees:
+        organizer = _address(activity.owner, base.get("ORGANIZER") if base is not None else None)
+        name = ctx.owner.name if activity.owner.casefold() == ctx.owner.email.casefold() else None
+        name = name or ctx.directory.users.get(activity.owner.casefold())
+        if name:
+            organizer.params["CN"] = name
+        component.add("ORGANIZER", organizer)
+    for p in attendees:
+        assert p.email is not None
+        address = _address(p.email, previous.get(p.email.casefold()))
+        if p.name:
+            address.params["CN"] = p.name
+        address.params["ROLE"] = "OPT-PARTICIPANT" if p.role is Role.OPTIONAL else "REQ-PARTICIPANT"
+        address.params["PARTSTAT"] = _PARTSTAT[p.response]
+        if p.response is Response.NEEDS_ACTION:
+            address.params["RSVP"] = "TRUE"
+        address.params[P_KIND] = p.kind.value
+        component.add("ATTENDEE", address)
+    for at, p in enumerate(activity.participants):
+        if not p.email:
+            payload = {"at": at, "kind": p.kind.value, "name": p.name, "role": p.role.value, "response": p.response.value}
+            component.add(X_PARTICIPANT, vText(json.dumps(payload, ensure_ascii=False)))
+    for r in activity.regarding:
+        payload = {"kind": r.kind.value, "id": r.id, "name": r.name}
+        component.add(X_REGARDING, vText(json.dumps(payload, ensure_ascii=False)))
+
+
+def read_owner(component: Any, ctx: MappingContext) -> str:
+    """The organizer when it is a CRM user (an activity copied to a colleague), else the calendar's owner."""
+    organizer = component.get("ORGANIZER")
+    email = email_of(organizer) if organizer is not None else None
+    if email and email.casefold() != ctx.owner.email.casefold() and email.casefold() in ctx.directory.users:
+        return email
+    return ctx.owner.email
+
+
+def read_participants(component: Any, ctx: MappingContext, item: str) -> tuple[Participant, ...]:
+    result: list[Participant] = []
+    for attendee in all_values(component, "ATTENDEE"):
+        result.append(_attendee(attendee, ctx))
+    for payload in _json_values(component, X_PARTICIPANT, item):
+        try:
+            participant = Participant(
+                kind=ParticipantKind(payload["kind"]),
+                name=payload.get("name"),
+                role=Role(payload.get("role", Role.REQUIRED.value)),
+                response=Response(payload.get("response", Response.NEEDS_ACTION.value)),
+            )
+            at = int(payload.get("at", len(result)))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ItemError(item, X_PARTICIPANT, f"unreadable participant: {exc}") from None
+        result.insert(min(max(at, 0), len(result)), participant)
+    return tuple(result)
+
+
+def _attendee(attendee: Any, ctx: MappingContext) -> Participant:
+    params = getattr(attendee, "params", {})
+    email = email_of(attendee)
+    kind_param = str(params.get(P_KIND, "")).casefold()
+    if kind_param in ParticipantKind._value2member_map_:
+        kind = ParticipantKind(kind_param)
+    else:
+        kind = ctx.directory.classify(email) if email else ParticipantKind.EXTERNAL
+    role = Role.OPTIONAL if str(params.get("ROLE", "")).upper() in ("OPT-PARTICIPANT", "NON-PARTICIPANT") else Role.REQUIRED
+    response = _RESPONSE.get(str(params.get("PARTSTAT", "NEEDS-ACTION")).upper(), Response.NEEDS_ACTION)
+    name = params.get("CN")
+    return Participant(kind=kind, email=email, name=str(name) if name else None, role=role, response=response)
+
+
+def read_regarding(component: Any, item: str) -> tuple[Regarding, ...]:
+    result = []
+    for payload in _json_values(component, X_REGARDING, item):
+        try:
+            result.append(Regarding(kind=RegardingKind(payload["kind"]), id=str(payload["id"]), name=payload.get("name")))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ItemError(item, X_REGARDING, f"unreadable link: {exc}") from None
+    return tuple(result)
+
+
+def _json_values(component: Any, name: str, item: str) -> list[dict[str, Any]]:
+    result = []
+    for value in all_values(component, name):
+        try:
+            payload = json.loads(unescape(value.to_ical().decode("utf-8")))
+        except ValueError:
+            raise ItemError(item, name, "is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise ItemError(item, name, "is not a JSON object")
+        result.append(payload)
+    return result

@@ -1,0 +1,71 @@
+"""The X-properties syncd keeps on calendar items, and reading them back as text.
+
+icalendar unescapes TEXT values only for properties it knows; X-properties arrive raw (RFC 5545 3.3.11
+escaping still applied), so :func:`x_text` undoes the escaping here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from syncd.mapping.identity import X_ID, X_KIND, X_URL
+
+X_STATUS = "X-SYNCD-STATUS"
+X_TYPE = "X-SYNCD-TYPE"
+X_PRIORITY = "X-SYNCD-PRIORITY"
+X_DIRECTION = "X-SYNCD-DIRECTION"
+X_PLACE = "X-SYNCD-PLACE"
+X_PROJECT = "X-SYNCD-PROJECT"
+X_CLOSE_REASON = "X-SYNCD-CLOSE-REASON"
+X_PARTICIPANT = "X-SYNCD-PARTICIPANT"
+X_REGARDING = "X-SYNCD-REGARDING"
+#: Parameter on ATTENDEE naming the CRM participant kind (user/contact/account/external).
+P_KIND = "X-SYNCD-KIND"
+
+__all__ = [
+    "P_KIND",
+    "X_CLOSE_REASON",
+    "X_DIRECTION",
+    "X_ID",
+    "X_KIND",
+    "X_PARTICIPANT",
+    "X_PLACE",
+    "X_PRIORITY",
+    "X_PROJECT",
+    "X_REGARDING",
+    "X_STATUS",
+    "X_TYPE",
+    "X_URL",
+    "all_values",
+    "text",
+    "x_text",
+]
+
+_ESCAPE = re.compile(r"\\([\\;,nN])")
+
+
+def unescape(raw: str) -> str:
+    return _ESCAPE.sub(lambda m: "\n" if m.group(1) in "nN" else m.group(1), raw)
+
+
+def all_values(component: Any, name: str) -> list[Any]:
+    """Every occurrence of a property (icalendar gives one value or a list)."""
+    value = component.get(name)
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def x_text(component: Any, name: str) -> str | None:
+    """The first value of an X-property as plain text, or ``None``."""
+    values = all_values(component, name)
+    if not values:
+        return None
+    return unescape(values[0].to_ical().decode("utf-8"))
+
+
+def text(component: Any, name: str) -> str | None:
+    """The first value of a standard TEXT property (SUMMARY, LOCATION, ...) as ``str``, or ``None``."""
+    values = all_values(component, name)
+    return str(values[0]) if values else None

@@ -1,0 +1,90 @@
+"""The schedule of an activity <-> DTSTART/DTEND/DUE, RRULE and EXDATE of one component.
+
+Shared by :mod:`syncd.mapping.ical` (whole items) and :mod:`syncd.mapping.occurrences` (expansion), so
+both see exactly the same iCalendar form of a series.
+
+The domain keeps the RRULE as a string; it comes back from a calendar in icalendar's canonical part
+order (``FREQ;UNTIL;COUNT;INTERVAL;BY...;WKST``), see :func:`normalize_rrule`. UNTIL is written in the
+form RFC 5545 3.3.10 requires: a DATE for an all-day series, UTC for a zoned one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from icalendar import vRecur
+
+from syncd.errors import ItemError
+from syncd.mapping import timezones
+from syncd.mapping.ical_time import align, in_zone, span
+from syncd.model import Activity, Moment
+
+
+def normalize_rrule(rrule: str) -> str:
+    """The canonical text of an RRULE value (raises ``ValueError`` if it is not one)."""
+    text = rrule.strip()
+    if text[:6].upper() == "RRULE:":
+        text = text[6:]
+    return vRecur.from_ical(text).to_ical().decode("ascii")
+
+
+def rrule_for(activity: Activity, zone: str | None) -> vRecur:
+    """The activity's RRULE, with UNTIL in the value type its DTSTART requires."""
+    assert activity.recurrence is not None
+    try:
+        recur = vRecur.from_ical(normalize_rrule(activity.recurrence.rrule))
+    except ValueError as exc:
+        raise ItemError(activity.id, "RRULE", f"invalid recurrence rule: {exc}") from None
+    until = recur.get("UNTIL")
+    if until:
+        value = until[0]
+        if activity.all_day:
+            recur["UNTIL"] = [value.date() if isinstance(value, datetime) else value]
+        elif isinstance(value, datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=timezones.zone(zone) if zone else UTC)
+            recur["UNTIL"] = [value.astimezone(UTC)]
+        else:  # a date for a timed series: the whole day counts
+            local = datetime.combine(value, time(23, 59, 59), tzinfo=timezones.zone(zone) if zone else UTC)
+            recur["UNTIL"] = [local.astimezone(UTC)]
+    return recur
+
+
+def schedule_start(activity: Activity) -> Moment | None:
+    """What DTSTART holds: the start, or for a task without one nothing."""
+    return activity.start
+
+
+def write_schedule(component: Any, activity: Activity) -> None:
+    """DTSTART, DTEND (events) or DUE (tasks), RRULE and EXDATE."""
+    zone = activity.timezone
+    if activity.start is not None:
+        component.add("DTSTART", in_zone(activity.start, zone))
+    if activity.is_event:
+        if activity.start is not None and activity.end is not None and not (
+            activity.all_day and activity.end == activity.start
+        ):
+            # An all-day DTSTART alone means one day (RFC 5545 3.6.1): the domain's end == start.
+            component.add("DTEND", in_zone(activity.end, zone))
+    elif activity.due is not None:
+        component.add("DUE", in_zone(activity.due, zone))
+    rec = activity.recurrence
+    if rec is None:
+        return
+    if activity.start is None:
+        raise ItemError(activity.id, "RRULE", "a recurring item needs a start")
+    component.add("RRULE", rrule_for(activity, zone))
+    if rec.exdates:
+        component.add("EXDATE", [align(d, activity.start, zone) for d in rec.exdates])
+
+
+def series_span(activity: Activity) -> timedelta:
+    """How long one occurrence lasts, to place an override's end when it only moves the start."""
+    if activity.start is None:
+        return timedelta()
+    return span(activity.start, activity.end if activity.is_event else None, activity.all_day)
+
+
+def is_date_only(moment: Moment | None) -> bool:
+    return isinstance(moment, date) and not isinstance(moment, datetime)

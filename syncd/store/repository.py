@@ -1,0 +1,550 @@
+"""The only place where store rows become domain objects (:mod:`syncd.model`) and back.
+
+Functions take a SQLAlchemy session and never commit: the caller owns the transaction. Reads load
+participants and regarding links with ``selectinload`` (one extra query per batch, never per row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from syncd.activity_json import format_moment, override_from_json, override_to_json, parse_moment
+from syncd.errors import RuleViolation, ValidationError
+from syncd.model import (
+    CONTENT_FIELDS,
+    Account,
+    Activity,
+    Contact,
+    CrmUser,
+    Direction,
+    Directory,
+    Kind,
+    Participant,
+    ParticipantKind,
+    Recurrence,
+    Regarding,
+    RegardingKind,
+    Response,
+    Role,
+)
+from syncd.store.models import (
+    AccountRow,
+    ActivityRow,
+    ContactRow,
+    ParticipantRow,
+    ProjectRow,
+    RegardingRow,
+    UserRow,
+)
+from syncd.store.rules import DEFAULT_COMPLETED_STATUSES, activity_problems, is_completed
+
+#: Ids per ``IN (...)`` query: well under every driver's bound-parameter limit.
+CHUNK = 500
+
+Window = tuple[datetime, datetime]
+"""A half-open time range ``[start, end)`` of aware datetimes."""
+
+
+class Saved(StrEnum):
+    """What :func:`save_activity` did."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for ident in dict.fromkeys(ids):
+        batch.append(ident)
+        if len(batch) == CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _ci(column: Any, value: str) -> Any:
+    """Case-insensitive e-mail match; the unique indexes are on ``lower(email)`` too."""
+    return func.lower(column) == value.lower()
+
+
+# ------------------------------------------------------------------------------- rows -> domain
+
+
+def _with_children(query: Select[tuple[ActivityRow]]) -> Select[tuple[ActivityRow]]:
+    return query.options(
+        selectinload(ActivityRow.owner),
+        selectinload(ActivityRow.project),
+        selectinload(ActivityRow.participants).selectinload(ParticipantRow.user),
+        selectinload(ActivityRow.participants).selectinload(ParticipantRow.contact),
+        selectinload(ActivityRow.participants).selectinload(ParticipantRow.account),
+        selectinload(ActivityRow.regarding),
+    )
+
+
+def _participant(row: ParticipantRow) -> Participant:
+    # A CRM writing plain SQL may only set the foreign key; the linked record then fills in.
+    linked = row.user or row.contact or row.account
+    return Participant(
+        kind=ParticipantKind(row.kind),
+        email=row.email if row.email is not None else (linked.email if linked else None),
+        name=row.name if row.name is not None else (linked.name if linked else None),
+        role=Role(row.role),
+        response=Response(row.response),
+    )
+
+
+def _recurrence(row: ActivityRow) -> Recurrence | None:
+    if row.rrule is None:
+        return None
+    try:
+        exdates = tuple(parse_moment(text) for text in row.exdates or ())
+        overrides = tuple(override_from_json(obj, all_day=row.all_day) for obj in row.overrides or ())
+    except (ValueError, ValidationError) as exc:
+        raise ValidationError(f'activity "{row.id}": stored recurrence is malformed: {exc}') from exc
+    return Recurrence(row.rrule, exdates, overrides)
+
+
+def to_activity(row: ActivityRow) -> Activity:
+    """The domain object for a loaded row (its children loaded with :func:`_with_children`)."""
+    if row.all_day:
+        start: date | datetime | None = row.start_date
+        end: date | datetime | None = row.end_date
+        due: date | datetime | None = row.due_date
+    else:
+        start, end, due = row.start_at, row.end_at, row.due_at
+    return Activity(
+        id=row.id,
+        kind=Kind(row.kind),
+        subject=row.subject,
+        owner=row.owner.email,
+        description=row.description,
+        start=start,
+        end=end,
+        all_day=row.all_day,
+        timezone=row.timezone,
+        due=due,
+        completed_at=row.completed_at,
+        status=row.status,
+        type=row.type,
+        priority=row.priority,
+        direction=Direction(row.direction) if row.direction else None,
+        location=row.location,
+        place=row.place,
+        project=row.project.name if row.project else None,
+        reminder_minutes=row.reminder_minutes,
+        recurrence=_recurrence(row),
+        participants=tuple(_participant(p) for p in row.participants),
+        regarding=tuple(Regarding(RegardingKind(g.kind), g.ref_id, g.name) for g in row.regarding),
+        parent_id=row.parent_id,
+        close_reason=row.close_reason,
+        updated_at=row.updated_at,
+        created_at=row.created_at,
+    )
+
+
+# ------------------------------------------------------------------------------------- reads
+
+
+def load_rows(session: Session, ids: Iterable[str]) -> dict[str, ActivityRow]:
+    """The rows of the existing activities among ``ids``, children loaded, by id."""
+    rows: dict[str, ActivityRow] = {}
+    for batch in _chunks(ids):
+        for row in session.scalars(_with_children(select(ActivityRow).where(ActivityRow.id.in_(batch)))):
+            rows[row.id] = row
+    return rows
+
+
+def get_activity(session: Session, id: str) -> Activity | None:
+    row = load_rows(session, [id]).get(id)
+    return to_activity(row) if row else None
+
+
+def get_activities(session: Session, ids: Iterable[str]) -> dict[str, Activity]:
+    """The activities among ``ids`` that exist, by id (missing ids are simply absent)."""
+    return {ident: to_activity(row) for ident, row in load_rows(session, ids).items()}
+
+
+def iter_activities(session: Session) -> Iterator[Activity]:
+    """Every activity, ordered by id, read in batches (keyset paging, so memory stays flat)."""
+    last: str | None = None
+    while True:
+        query = select(ActivityRow).order_by(ActivityRow.id).limit(CHUNK)
+        if last is not None:
+            query = query.where(ActivityRow.id > last)
+        rows = list(session.scalars(_with_children(query)))
+        if not rows:
+            return
+        for row in rows:
+            yield to_activity(row)
+        last = rows[-1].id
+        session.expunge_all()
+
+
+def list_activity_ids(
+    session: Session, *, owner: str | None = None, kinds: Collection[Kind] | None = None
+) -> list[str]:
+    query = select(ActivityRow.id).order_by(ActivityRow.id)
+    if owner is not None:
+        query = query.join(ActivityRow.owner).where(_ci(UserRow.email, owner))
+    if kinds is not None:
+        query = query.where(ActivityRow.kind.in_([str(k) for k in kinds]))
+    return list(session.scalars(query))
+
+
+def _concerning(user_id: int, email: str) -> Any:
+    """Owned by the user, or the user takes part (linked by id, or named by e-mail in plain SQL)."""
+    takes_part = select(ParticipantRow.activity_id).where(
+        ParticipantRow.kind == "user",
+        or_(ParticipantRow.user_id == user_id, _ci(ParticipantRow.email, email)),
+    )
+    return or_(ActivityRow.owner_id == user_id, ActivityRow.id.in_(takes_part))
+
+
+def _in_window(window: Window) -> Any:
+    """Overlaps ``window``; a series counts from its first start on (its end is the rule's business).
+
+    All-day dates have no zone (their day depends on the calendar), so they match by date with a
+    day's margin on each side. Undated activities (a task without start) always match.
+    """
+    w_start, w_end = window
+    first_day = w_start.astimezone(UTC).date() - timedelta(days=1)
+    last_day = w_end.astimezone(UTC).date() + timedelta(days=1)
+    timed = and_(
+        ActivityRow.start_at < w_end,
+        or_(ActivityRow.rrule.is_not(None), func.coalesce(ActivityRow.end_at, ActivityRow.start_at) >= w_start),
+    )
+    all_day = and_(
+        ActivityRow.start_date <= last_day,
+        or_(
+            ActivityRow.rrule.is_not(None),
+            func.coalesce(ActivityRow.end_date, ActivityRow.start_date) >= first_day,
+        ),
+    )
+    undated = and_(
+        ActivityRow.start_at.is_(None),
+        ActivityRow.start_date.is_(None),
+        or_(
+            and_(ActivityRow.due_at.is_(None), ActivityRow.due_date.is_(None)),
+            and_(ActivityRow.due_at >= w_start, ActivityRow.due_at < w_end),
+            ActivityRow.due_date.between(first_day, last_day),
+        ),
+    )
+    return or_(timed, all_day, undated)
+
+
+def activities_for_user(
+    session: Session,
+    email: str,
+    kinds: Collection[Kind] | None = None,
+    window: Window | None = None,
+    ids: Iterable[str] | None = None,
+) -> list[Activity]:
+    """The activities that belong in ``email``'s calendar, ordered by id.
+
+    That is: owned by the user, or with the user as a participant of kind user. ``kinds`` and
+    ``window`` narrow it down; ``ids`` restricts it to given ids, which answers the engine's
+    "which of these changed activities concern this user" in one pass.
+    """
+    user_id = session.scalar(select(UserRow.id).where(_ci(UserRow.email, email)))
+    if user_id is None:
+        return []
+    query = select(ActivityRow).where(_concerning(user_id, email)).order_by(ActivityRow.id)
+    if kinds is not None:
+        query = query.where(ActivityRow.kind.in_([str(k) for k in kinds]))
+    if window is not None:
+        query = query.where(_in_window(window))
+    if ids is None:
+        return [to_activity(row) for row in session.scalars(_with_children(query))]
+    found: list[Activity] = []
+    for batch in _chunks(ids):
+        found += [to_activity(r) for r in session.scalars(_with_children(query.where(ActivityRow.id.in_(batch))))]
+    return sorted(found, key=lambda a: a.id)
+
+
+def concerned_users(session: Session, ids: Iterable[str]) -> dict[str, frozenset[str]]:
+    """For each existing id, the lower-cased e-mails of the users whose calendars show it."""
+    found: dict[str, set[str]] = {}
+    for batch in _chunks(ids):
+        owners = select(ActivityRow.id, UserRow.email).join(ActivityRow.owner).where(ActivityRow.id.in_(batch))
+        takers = (
+            select(ParticipantRow.activity_id, func.coalesce(UserRow.email, ParticipantRow.email))
+            .outerjoin(ParticipantRow.user)
+            .where(ParticipantRow.kind == "user", ParticipantRow.activity_id.in_(batch))
+        )
+        for ident, email in session.execute(owners.union_all(takers)):
+            if email:
+                found.setdefault(ident, set()).add(email.lower())
+    return {ident: frozenset(emails) for ident, emails in found.items()}
+
+
+# ------------------------------------------------------------------------------------ people
+
+
+def add_user(session: Session, user: CrmUser) -> None:
+    """Add a CRM user; a ValidationError if one with that e-mail (in any case) exists."""
+    if session.scalar(select(UserRow.id).where(_ci(UserRow.email, user.email))) is not None:
+        raise ValidationError(f'a CRM user with e-mail "{user.email}" already exists')
+    session.add(UserRow(email=user.email, name=user.name, timezone=user.timezone))
+    session.flush()
+
+
+def get_user(session: Session, email: str) -> CrmUser | None:
+    row = session.scalar(select(UserRow).where(_ci(UserRow.email, email)))
+    return CrmUser(row.email, row.name, row.timezone) if row else None
+
+
+def list_users(session: Session) -> list[CrmUser]:
+    rows = session.scalars(select(UserRow).order_by(func.lower(UserRow.email)))
+    return [CrmUser(row.email, row.name, row.timezone) for row in rows]
+
+
+def add_account(session: Session, account: Account) -> None:
+    session.add(AccountRow(name=account.name, email=account.email, phone=account.phone))
+    session.flush()
+
+
+def add_contact(session: Session, contact: Contact) -> None:
+    """Add a contact; ``contact.account`` names an existing account (ValidationError if none)."""
+    account = None
+    if contact.account is not None:
+        account = session.scalar(select(AccountRow).where(AccountRow.name == contact.account).limit(1))
+        if account is None:
+            raise ValidationError(f'contact "{contact.email or contact.name}": no account named "{contact.account}"')
+    session.add(ContactRow(email=contact.email, name=contact.name, phone=contact.phone, account=account))
+    session.flush()
+
+
+def directory(session: Session) -> Directory:
+    """Who the CRM knows, by lower-cased e-mail, for classifying a calendar's attendees."""
+    return Directory(
+        users={email.casefold(): name for email, name in session.execute(select(UserRow.email, UserRow.name))},
+        contacts={
+            email.casefold(): name
+            for email, name in session.execute(select(ContactRow.email, ContactRow.name))
+            if email
+        },
+        accounts={
+            email.casefold(): name
+            for email, name in session.execute(select(AccountRow.email, AccountRow.name))
+            if email
+        },
+    )
+
+
+@dataclass
+class People:
+    """Looks up (and creates, where the rules allow) the people and projects activities name.
+
+    One instance serves a whole batch of saves: it loads everyone the batch names in a few queries
+    and remembers what it created, which the importer reports.
+    """
+
+    session: Session
+    users: dict[str, UserRow] = field(default_factory=dict)
+    contacts: dict[str, ContactRow] = field(default_factory=dict)
+    accounts: dict[str, AccountRow] = field(default_factory=dict)
+    projects: dict[str, ProjectRow] = field(default_factory=dict)
+    created_users: list[str] = field(default_factory=list)
+    created_contacts: list[str] = field(default_factory=list)
+
+    def load(self, activities: Sequence[Activity]) -> None:
+        user_emails = {a.owner.lower() for a in activities}
+        other_emails: set[str] = set()
+        for a in activities:
+            for p in a.participants:
+                if p.email:
+                    (user_emails if p.kind is ParticipantKind.USER else other_emails).add(p.email.lower())
+        projects = {a.project for a in activities if a.project}
+        for batch in _chunks(sorted(user_emails)):
+            for u in self.session.scalars(select(UserRow).where(func.lower(UserRow.email).in_(batch))):
+                self.users[u.email.lower()] = u
+        for batch in _chunks(sorted(other_emails)):
+            for c in self.session.scalars(select(ContactRow).where(func.lower(ContactRow.email).in_(batch))):
+                self.contacts[(c.email or "").lower()] = c
+            for acc in self.session.scalars(select(AccountRow).where(func.lower(AccountRow.email).in_(batch))):
+                self.accounts.setdefault((acc.email or "").lower(), acc)
+        for batch in _chunks(sorted(projects)):
+            for pr in self.session.scalars(select(ProjectRow).where(ProjectRow.name.in_(batch))):
+                self.projects[pr.name] = pr
+
+    def user(self, email: str) -> UserRow | None:
+        return self.users.get(email.lower())
+
+    def ensure_user(self, email: str, name: str | None) -> UserRow:
+        row = self.users.get(email.lower())
+        if row is None:
+            row = UserRow(email=email, name=name)
+            self.session.add(row)
+            self.users[email.lower()] = row
+            self.created_users.append(email)
+        return row
+
+    def ensure_contact(self, email: str, name: str | None) -> ContactRow:
+        row = self.contacts.get(email.lower())
+        if row is None:
+            row = ContactRow(email=email, name=name)
+            self.session.add(row)
+            self.contacts[email.lower()] = row
+            self.created_contacts.append(email)
+        return row
+
+    def account(self, email: str | None) -> AccountRow | None:
+        # Accounts are companies the CRM manages; an activity links to one, it does not create it.
+        return self.accounts.get(email.lower()) if email else None
+
+    def ensure_project(self, name: str) -> ProjectRow:
+        row = self.projects.get(name)
+        if row is None:
+            row = ProjectRow(name=name)
+            self.session.add(row)
+            self.projects[name] = row
+        return row
+
+
+# ------------------------------------------------------------------------------------ writes
+
+
+def _content(activity: Activity) -> tuple[object, ...]:
+    return tuple(getattr(activity, name) for name in CONTENT_FIELDS)
+
+
+def check_activity(activity: Activity) -> None:
+    """ValidationError naming every rule ``activity`` breaks (end before start, all-day dates, ...)."""
+    problems = activity_problems(activity)
+    if problems:
+        raise ValidationError("\n".join(f'activity "{activity.id}": {p}' for p in problems))
+
+
+def _fill_participants(row: ActivityRow, participants: Sequence[Participant], people: People) -> None:
+    # Rows are updated in place by position: an unchanged participant costs no SQL (and no change-log
+    # entry), and no two rows ever hold the same (activity, position) during the flush.
+    rows = row.participants
+    for position, p in enumerate(participants):
+        if position < len(rows):
+            prow = rows[position]
+        else:
+            prow = ParticipantRow(position=position)
+            rows.append(prow)
+        prow.kind = str(p.kind)
+        prow.email = p.email
+        prow.name = p.name
+        prow.role = str(p.role)
+        prow.response = str(p.response)
+        prow.user = people.ensure_user(p.email, p.name) if p.kind is ParticipantKind.USER and p.email else None
+        prow.contact = people.ensure_contact(p.email, p.name) if p.kind is ParticipantKind.CONTACT and p.email else None
+        prow.account = people.account(p.email) if p.kind is ParticipantKind.ACCOUNT else None
+    del rows[len(participants) :]
+
+
+def _fill_regarding(row: ActivityRow, regarding: Sequence[Regarding]) -> None:
+    rows = row.regarding
+    for position, g in enumerate(regarding):
+        if position < len(rows):
+            grow = rows[position]
+        else:
+            grow = RegardingRow(position=position)
+            rows.append(grow)
+        grow.kind = str(g.kind)
+        grow.ref_id = g.id
+        grow.name = g.name
+    del rows[len(regarding) :]
+
+
+def _fill(row: ActivityRow, a: Activity, owner: UserRow, people: People) -> None:
+    row.kind = str(a.kind)
+    row.subject = a.subject
+    row.description = a.description
+    row.all_day = a.all_day
+    dates, instants = (a.start, a.end, a.due), (None, None, None)
+    if not a.all_day:
+        dates, instants = instants, dates
+    row.start_date, row.end_date, row.due_date = dates  # type: ignore[assignment]
+    row.start_at, row.end_at, row.due_at = instants  # type: ignore[assignment]
+    row.timezone = a.timezone
+    row.completed_at = a.completed_at
+    row.status = a.status
+    row.type = a.type
+    row.priority = a.priority
+    row.direction = str(a.direction) if a.direction else None
+    row.location = a.location
+    row.place = a.place
+    row.project = people.ensure_project(a.project) if a.project else None
+    row.reminder_minutes = a.reminder_minutes
+    rec = a.recurrence
+    row.rrule = rec.rrule if rec else None
+    row.exdates = [format_moment(d) for d in rec.exdates] if rec else None
+    row.overrides = [override_to_json(o) for o in rec.overrides] if rec else None
+    row.owner = owner
+    row.parent_id = a.parent_id
+    row.close_reason = a.close_reason
+    _fill_participants(row, a.participants, people)
+    _fill_regarding(row, a.regarding)
+
+
+def write_activity(session: Session, activity: Activity, row: ActivityRow | None, people: People) -> Saved:
+    """Upsert ``activity`` onto ``row`` (its loaded row, or ``None`` if new); checks must be done.
+
+    ``updated_at`` follows the store: a new or changed activity gets ``activity.updated_at`` if the
+    caller set a new one (an import keeping its source's times), else now.
+    """
+    owner = people.user(activity.owner)
+    if owner is None:
+        raise ValidationError(f'activity "{activity.id}": field "owner": no CRM user with e-mail "{activity.owner}"')
+    if row is None:
+        row = ActivityRow(id=activity.id, created_at=activity.created_at or _now())
+        _fill(row, activity, owner, people)
+        row.updated_at = activity.updated_at or row.created_at
+        session.add(row)
+        return Saved.CREATED
+    if _content(to_activity(row)) == _content(activity):
+        return Saved.UNCHANGED
+    previous = row.updated_at
+    _fill(row, activity, owner, people)
+    given = activity.updated_at
+    row.updated_at = given if given is not None and given != previous else _now()
+    return Saved.UPDATED
+
+
+def save_activity(session: Session, activity: Activity) -> Saved:
+    """Create or update ``activity`` by id, replacing its participants and regarding links.
+
+    The owner must be an existing CRM user (else ValidationError); users and contacts that
+    participants name by e-mail are created when missing.
+    """
+    check_activity(activity)
+    people = People(session)
+    people.load([activity])
+    outcome = write_activity(session, activity, load_rows(session, [activity.id]).get(activity.id), people)
+    session.flush()
+    return outcome
+
+
+def delete_activity(
+    session: Session, id: str, *, completed_statuses: Collection[str] = DEFAULT_COMPLETED_STATUSES
+) -> bool:
+    """Delete an activity; ``False`` if there was none. A completed one is refused (RuleViolation)."""
+    row = session.get(ActivityRow, id)
+    if row is None:
+        return False
+    if is_completed(row.completed_at, row.status, completed_statuses):
+        why = f"completed at {row.completed_at.isoformat()}" if row.completed_at else f'status "{row.status}"'
+        raise RuleViolation(
+            f'activity "{id}" is completed ({why}); a completed activity stays in the CRM as a record '
+            "and cannot be deleted"
+        )
+    session.delete(row)  # participants and regarding links go by ON DELETE CASCADE
+    session.flush()
+    return True

@@ -1,0 +1,55 @@
+"""Column types that make SQLite and PostgreSQL hand back the same Python values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+#: JSON everywhere, JSONB on PostgreSQL: JSONB has an equality operator, which the change-tracking
+#: trigger needs to tell a real update from a no-op one (``OLD.* IS DISTINCT FROM NEW.*``).
+JsonValue = JSON().with_variant(JSONB(), "postgresql")
+
+#: How UTC instants are written to SQLite: fixed width, so text order is time order.
+SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware instant, always returned as an aware ``datetime`` in UTC.
+
+    PostgreSQL keeps it as ``timestamptz``. SQLite has no time type, and SQLAlchemy's own SQLite
+    ``DateTime`` returns naive values, so here it is text in UTC (``SQLITE_FORMAT``); anything
+    ``datetime.fromisoformat`` reads is accepted back, because the store's triggers and a CRM's
+    plain SQL write shorter forms (``2026-05-01 09:00:00.123``, ``...T09:00:00Z``).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(32))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} cannot be stored; give it a timezone")
+        utc = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return utc.strftime(SQLITE_FORMAT)
+        return utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
