@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any, TextIO, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dateutil.rrule import rrulestr
+from dateutil.rrule import rrulestr  # type: ignore[import-untyped]
 
 from syncd.errors import ValidationError
 from syncd.model import (
@@ -470,7 +470,15 @@ def _read_activity(r: _Reader, value: Any) -> Activity | None:
         participants=participants,
         regarding=regarding,
         updated_at=updated_at if isinstance(updated_at, datetime) else None,
-        **texts,
+        description=texts["description"],
+        status=texts["status"],
+        type=texts["type"],
+        priority=texts["priority"],
+        location=texts["location"],
+        place=texts["place"],
+        project=texts["project"],
+        parent_id=texts["parent_id"],
+        close_reason=texts["close_reason"],
     )
     r.problems.extend(activity_problems(activity))
     return None if r.problems else activity
@@ -489,11 +497,10 @@ def activity_from_json(obj: dict[str, Any], *, line: int | None = None) -> Activ
     return activity
 
 
-def parse_jsonl(text: str) -> list[tuple[int, Activity]]:
-    """Every activity of a JSON Lines text with its line number; blank lines are skipped.
+def split_jsonl(text: str) -> tuple[list[tuple[int, Activity]], list[str]]:
+    """The good activities of a JSON Lines text with their line numbers, and a message per problem.
 
-    Raises :class:`InvalidActivities` listing every problem of every line (bad JSON, unknown kind or
-    field, wrong type, end before start, an id used twice) when there is any.
+    Blank lines are skipped; line numbers count every line of the text.
     """
     messages: list[str] = []
     result: list[tuple[int, Activity]] = []
@@ -519,6 +526,16 @@ def parse_jsonl(text: str) -> list[tuple[int, Activity]]:
             continue
         first_line_of[activity.id] = number
         result.append((number, activity))
+    return result, messages
+
+
+def parse_jsonl(text: str) -> list[tuple[int, Activity]]:
+    """Every activity of a JSON Lines text with its line number.
+
+    Raises :class:`InvalidActivities` listing every problem of every line (bad JSON, unknown kind or
+    field, wrong type, end before start, an id used twice) when there is any.
+    """
+    result, messages = split_jsonl(text)
     if messages:
         raise InvalidActivities(messages)
     return result

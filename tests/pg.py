@@ -5,7 +5,7 @@ a role allowed to CREATE DATABASE. Each test gets a database of its own, copied 
 is migrated once per session (copying is much faster than migrating). Without the variable the
 PostgreSQL cases are skipped, unless ``CI=true``: then they fail, so CI cannot pass without them.
 
-tests/conftest.py re-exports the fixtures: ``from pg import empty_store_url, pg_template, store_url``.
+tests/conftest.py re-exports the fixtures: ``from pg import empty_store_url, pg_store_url, pg_template, store_url``.
 """
 
 from __future__ import annotations
@@ -87,6 +87,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         upgrade(url)
         yield url
         return
+    admin_url = pg_admin_url()
+    template = request.getfixturevalue("pg_template")
+    with fresh_pg_database(admin_url, template=template) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_store_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated PostgreSQL store only, for behaviour SQLite cannot show (concurrent writers)."""
     admin_url = pg_admin_url()
     template = request.getfixturevalue("pg_template")
     with fresh_pg_database(admin_url, template=template) as url:

@@ -26,7 +26,7 @@ from syncd.connectors.caldav_collection import (
     SyncUnsupported,
 )
 from syncd.connectors.caldav_transport import DavTransport
-from syncd.errors import ItemError, RemoteError
+from syncd.errors import NotFound, ItemError, RemoteError
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ical import from_ical, to_ical
 from syncd.mapping.identity import uid_for
@@ -137,7 +137,10 @@ class CalDavConnector:
     # --- reading -------------------------------------------------------------------------------
 
     def changes(self, state: str | None, known: Mapping[str, str | None]) -> RemoteChanges:
-        saved = _load_state(state)
+        saved, scheme = _load_state(state)
+        if scheme:
+            # Learnt on an earlier pass: authenticate up front, so an idle pass is one request.
+            self._transport.use_scheme(scheme)
         changed: list[RemoteItem] = []
         deleted: list[str] = []
         states: dict[str, CollectionState] = {}
@@ -151,7 +154,7 @@ class CalDavConnector:
             states[collection.path] = result.state
             totals.append(result.total)
         total = None if any(t is None for t in totals) else sum(t for t in totals if t is not None)
-        return RemoteChanges(changed, deleted, _dump_state(states), total)
+        return RemoteChanges(changed, deleted, _dump_state(states, self._transport.scheme), total)
 
     def _collection_pass(
         self, collection: DavCollection, previous: CollectionState | None, known: dict[str, str | None]
@@ -255,8 +258,16 @@ class CalDavConnector:
         return WriteResult(path, etag)
 
     def update(self, ref: str, etag: str | None, activity: Activity, raw: object = None) -> WriteResult:
-        base = raw if isinstance(raw, bytes) else None
         collection = self._collection_of(ref) or self._collection_for(activity.kind)
+        base = raw if isinstance(raw, bytes) else None
+        if base is None:
+            # Write over what the server holds, not from scratch: its UID (an item syncd paired with
+            # may have another client's UID) and other clients' properties must survive. The etag
+            # check below still guards against a change in between.
+            current = collection.get(ref)
+            if current is None:
+                raise NotFound(ref)
+            base = current.data
         new_etag = collection.update(ref, etag, to_ical(activity, self._ctx, base=base))
         return WriteResult(ref, new_etag)
 
@@ -300,26 +311,32 @@ def _secret(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _load_state(state: str | None) -> dict[str, CollectionState]:
-    """The per-collection state; anything unreadable means "read everything again", never an error."""
+def _load_state(state: str | None) -> tuple[dict[str, CollectionState], str | None]:
+    """The per-collection state and the auth scheme the server asked for; anything unreadable means
+    "read everything again", never an error."""
     if not state:
-        return {}
+        return {}, None
     try:
         data = json.loads(state)
         if data.get("version") != STATE_VERSION:
-            return {}
-        return {
+            return {}, None
+        collections = {
             path: CollectionState(
                 sync=bool(entry["sync"]), token=entry.get("token"), ctag=entry.get("ctag")
             )
             for path, entry in data["collections"].items()
         }
+        scheme = data.get("auth")
+        return collections, scheme if isinstance(scheme, str) else None
     except (ValueError, TypeError, KeyError, AttributeError):
-        return {}
+        return {}, None
 
 
-def _dump_state(states: Mapping[str, CollectionState]) -> str:
+def _dump_state(states: Mapping[str, CollectionState], scheme: str | None = None) -> str:
     collections = {
         path: {"sync": s.sync, "token": s.token, "ctag": s.ctag} for path, s in sorted(states.items())
     }
-    return json.dumps({"version": STATE_VERSION, "collections": collections}, sort_keys=True)
+    data: dict[str, object] = {"version": STATE_VERSION, "collections": collections}
+    if scheme:
+        data["auth"] = scheme
+    return json.dumps(data, sort_keys=True)

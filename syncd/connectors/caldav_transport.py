@@ -54,7 +54,7 @@ def strip_userinfo(url: str) -> str:
 class DavTransport:
     """One authenticated HTTP session to a CalDAV server.
 
-    Raises :class:`RemoteError` for 5xx answers, refused connections and timeouts and
+    Raises :class:`RemoteError` for 5xx answers (but 501), refused connections and timeouts and
     :class:`AuthError` for 401 and for a 403 that names no DAV precondition (a 403 with one, such as
     ``DAV:valid-sync-token``, is a protocol answer and comes back as a reply).
     """
@@ -108,11 +108,26 @@ class DavTransport:
         except caldav_error.DAVError as exc:
             raise RemoteError(f"{where}: {exc.reason}") from None
         status = int(response.status)
-        if status >= 500:
+        # 501 says "not implemented here" (a report, a method): an answer for the caller, not an outage.
+        if status >= 500 and status != 501:
             reason = f" {response.reason}" if response.reason else ""
             raise RemoteError(f"{where}: the server failed (HTTP {status}{reason})")
         raw = response.raw
         return HttpReply(status, response.headers, raw.encode("utf-8") if raw else b"", response.tree)
+
+    @property
+    def scheme(self) -> str | None:
+        """The auth scheme in use: configured, or learnt from the server's first 401 challenge."""
+        if self._client.auth_type in AUTH_SCHEMES:
+            return self._client.auth_type
+        name = type(self._client.auth).__name__.lower()  # DAVClient builds HTTPBasicAuth / HTTPDigestAuth
+        return next((scheme for scheme in AUTH_SCHEMES if scheme in name), None)
+
+    def use_scheme(self, scheme: str) -> None:
+        """Answer with this scheme from the first request on, instead of waiting for a 401."""
+        if self._username and scheme in AUTH_SCHEMES and self._client.auth is None:
+            self._client.auth_type = scheme
+            self._client.build_auth_object([scheme])
 
     def close(self) -> None:
         self._client.close()

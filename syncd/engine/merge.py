@@ -26,6 +26,13 @@ def _same(a: Activity | None, b: Activity | None, name: str) -> bool:
     return canonical(a, [name]) == canonical(b, [name])
 
 
+def _empty(activity: Activity, name: str) -> bool:
+    """Without a base (two versions paired on a first sync), a side that never had a value did not
+    change it: the other side's value is simply added."""
+    value = getattr(activity, name)
+    return value is None or value == "" or value == ()
+
+
 def _merge_participants(
     base: tuple[Participant, ...] | None, crm: tuple[Participant, ...], remote: tuple[Participant, ...], crm_wins: bool
 ) -> tuple[tuple[Participant, ...], bool]:
@@ -75,9 +82,9 @@ def three_way(
             if clash:
                 conflicting.append(name)
             continue
-        if _same(base, crm, name):
+        if _same(base, crm, name) or (base is None and _empty(crm, name)):
             changes[name] = getattr(remote, name)
-        elif _same(base, remote, name):
+        elif _same(base, remote, name) or (base is None and _empty(remote, name)):
             continue
         else:
             conflicting.append(name)
@@ -92,4 +99,8 @@ def newest_is_crm(crm: Activity, remote_modified: datetime | None, fallback_crm:
     time is unknown the binding's ``merge_winner`` decides."""
     if crm.updated_at is None or remote_modified is None:
         return fallback_crm
-    return crm.updated_at >= remote_modified
+    # Calendars keep whole seconds (LAST-MODIFIED); within the same second neither is newer.
+    crm_second, remote_second = int(crm.updated_at.timestamp()), int(remote_modified.timestamp())
+    if crm_second == remote_second:
+        return fallback_crm
+    return crm_second > remote_second

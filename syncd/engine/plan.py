@@ -276,8 +276,10 @@ def _conflict(item: ItemInput, link: Link | None, crm: Activity, remote: RemoteI
     else:
         merged = three_way(base, crm, theirs, fields, policy.crm_wins_clash)
         result, resolution = merged.result, "merged"
-        clashing = merged.conflicting or clashing
-    record = ConflictRecord(item.key, clashing, crm, theirs, base, policy.conflict, resolution)
+        clashing = merged.conflicting
+    # A conflict settled by hand was recorded when it was detected; the pass only applies it.
+    settled = forced in (LinkStatus.RESOLVE_CRM, LinkStatus.RESOLVE_REMOTE)
+    record = None if settled or not clashing else ConflictRecord(item.key, clashing, crm, theirs, base, policy.conflict, resolution)
     return Write(
         item.key,
         result,

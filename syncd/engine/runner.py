@@ -251,7 +251,7 @@ class Runner:
         activity, is that activity (typically both were entered by hand before syncd ran)."""
         def signature(a: Activity) -> tuple[str, str, str, str]:
             def moment(v: date | datetime | None) -> str:
-                return "" if v is None else _instant(v).isoformat() if isinstance(v, datetime) else v.isoformat()
+                return "" if v is None else _instant(v).astimezone(UTC).isoformat() if isinstance(v, datetime) else v.isoformat()
             return a.kind.value, (a.subject or "").strip().casefold(), moment(a.start or a.due), moment(a.effective_end)
 
         candidates = {
@@ -427,8 +427,10 @@ class Runner:
                     report.counts["conflicts"] += 1
                     log.info("conflict settled", binding=name, activity=action.key, policy=conflict.policy,
                              resolution=conflict.resolution, fields=list(conflict.fields))
-                if not push and not save_crm:
-                    report.counts["paired" if link is None else "relinked"] += 1
+                if link is None:
+                    report.counts["paired"] += 1
+                elif not push and not save_crm:
+                    report.counts["relinked"] += 1
             case PullDelete(activity=activity, link=link, cancel=cancel):
                 with self.state.transaction():
                     if cancel:

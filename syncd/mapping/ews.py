@@ -283,6 +283,8 @@ def _extra(activity: Activity) -> dict[str, Any]:
         "regarding": [{"kind": str(r.kind), "id": r.id, "name": r.name} for r in activity.regarding],
         "participants": [_participant_json(p, full=not activity.is_event or not p.email) for p in activity.participants],
     }
+    if activity.is_event and activity.all_day:
+        extra["end"] = moment_to_json(activity.effective_end)
     if not activity.is_event:
         extra.update(
             start=moment_to_json(activity.start),
@@ -340,8 +342,8 @@ def _same(name: str, current: Any, wanted: Any) -> bool:
         return (str(current) if current else None) == (str(wanted) if wanted else None)
     if name == "categories":
         return list(current or ()) == list(wanted or ())
-    if type(current) is not type(wanted) and (isinstance(current, datetime) != isinstance(wanted, datetime)):
-        return False
+    if isinstance(current, datetime) != isinstance(wanted, datetime):
+        return False  # a date never equals a datetime here: timed <-> all-day is a change
     return bool(current == wanted)
 
 
@@ -428,7 +430,7 @@ def _event_in(
     if all_day:
         day_zone = ZoneInfo(shown_tz.key) if shown_tz is not None else zone
         start = _to_date(raw_start, day_zone, end=False)
-        end = _to_date(raw_end, day_zone, end=True)
+        end = _all_day_end(_to_date(raw_end, day_zone, end=True), moment_from_json(extra.get("end")), day_zone)
         zone_name = carried_tz if carried else None
     else:
         start = _in_zone(raw_start, zone)
@@ -760,6 +762,25 @@ def _to_date(value: Any, zone: ZoneInfo, end: bool) -> date | None:
         return _plain(value).astimezone(zone).date()
     d = date(value.year, value.month, value.day)
     return d + timedelta(days=1) if end else d
+
+
+def _all_day_end(shown: date | None, carried: Moment | None, zone: ZoneInfo) -> date | None:
+    """The exclusive all-day end, undoing an exchangelib quirk where it can be undone.
+
+    exchangelib reads an all-day end by subtracting 24 hours in UTC, so an event whose last day is a
+    23-hour day (spring DST change) reads one day short. Which end was meant cannot be told from the
+    date alone; syncd's own items carry it, and the carried end wins while it explains what was read.
+    """
+    if shown is None or not isinstance(carried, date) or isinstance(carried, datetime):
+        return shown
+    if carried == shown:
+        return carried
+    last = carried - timedelta(days=1)
+    midnight = datetime.combine(last, time(), tzinfo=zone)
+    next_midnight = datetime.combine(carried, time(), tzinfo=zone)
+    if carried == shown + timedelta(days=1) and _instant(next_midnight) - _instant(midnight) < timedelta(hours=24):
+        return carried
+    return shown
 
 
 def _instant(value: datetime) -> datetime:

@@ -65,7 +65,8 @@ from exchangelib.recurrence import (
 )
 
 from syncd.errors import ItemError
-from syncd.model import Activity, Moment, Override, Recurrence as DomainRecurrence
+from syncd.model import Activity, Moment, Override
+from syncd.model import Recurrence as DomainRecurrence
 
 log = structlog.get_logger(__name__)
 

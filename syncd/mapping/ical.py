@@ -26,11 +26,10 @@ occurrence, with a warning (the later occurrences keep the series' values).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -56,7 +55,7 @@ from syncd.mapping.ical_props import (
     text,
     x_text,
 )
-from syncd.mapping.ical_recurrence import normalize_rrule, series_span, write_schedule
+from syncd.mapping.ical_recurrence import canonical_rrule, series_span, write_schedule
 from syncd.mapping.ical_time import TimeReader, add_duration, add_timezones, align, in_zone, span
 from syncd.mapping.options import crm_value, priority_value
 from syncd.mapping.timezones import iana_for_tzid
@@ -65,7 +64,6 @@ from syncd.model import Activity, Direction, Kind, Moment, Override, Recurrence
 log = structlog.get_logger(__name__)
 
 PRODID = "-//syncd//syncd CRM activity sync//EN"
-_ID_NAMESPACE = uuid.UUID("5b7d3c0e-8f43-4d1c-9a57-3c1f2f7a9e10")
 
 #: Master properties syncd writes; a previous version's values of these are replaced, not kept.
 _OWNED = frozenset(
@@ -92,11 +90,6 @@ class ParsedItem:
     modified_at: datetime | None
     """LAST-MODIFIED (or DTSTAMP) as aware UTC."""
     categories: tuple[str, ...]
-
-
-def activity_id_for_uid(uid: str) -> str:
-    """The activity id of an item created on a calendar: stable, derived from its UID."""
-    return f"cal-{uuid.uuid5(_ID_NAMESPACE, uid)}"
 
 
 # --------------------------------------------------------------------------------------------- write
@@ -400,7 +393,7 @@ def _from_ical(data: bytes | str, ctx: MappingContext, ref: str, cursor: _Cursor
     reader = TimeReader(calendar, cursor.item, floating)
 
     crm_id = x_text(master, X_ID) or identity.activity_id_from_uid(uid)
-    activity_id = crm_id or activity_id_for_uid(uid or ref)
+    activity_id = crm_id or identity.activity_id_for_uid(uid or ref)
     activity, categories = _read_master(master, ctx, reader, cursor, activity_id)
     if overrides:
         with cursor.at("RECURRENCE-ID"):
@@ -535,7 +528,7 @@ def _read_master(
         for link in all_values(component, "RELATED-TO"):
             if str(link.params.get("RELTYPE", "PARENT")).upper() == "PARENT":
                 target = str(link)
-                parent_id = identity.activity_id_from_uid(target) or activity_id_for_uid(target)
+                parent_id = identity.activity_id_from_uid(target) or identity.activity_id_for_uid(target)
                 break
     stamps: dict[str, datetime | None] = {}
     for name in ("CREATED", "LAST-MODIFIED"):
@@ -589,15 +582,25 @@ def _read_recurrence(
     rule = rules[0]
     if not hasattr(rule, "to_ical") or type(rule).__name__ == "vBroken":
         raise ItemError(cursor.item, "RRULE", "is not a valid recurrence rule")
-    rrule = normalize_rrule(rule.to_ical().decode("utf-8"))
+    series_zone = zone or (reader.floating_zone if not isinstance(start, datetime) else None)
+    rrule = canonical_rrule(rule.to_ical().decode("utf-8"), not isinstance(start, datetime), series_zone)
+    rrule_text = rrule.to_ical().decode("ascii")
     exdates: list[Moment] = []
     with cursor.at("EXDATE"):
         for prop in all_values(component, "EXDATE"):
             for value in getattr(prop, "dts", None) or [prop]:
                 value.params = value.params or prop.params
                 moment, _ = reader.moment(value, "EXDATE")
-                exdates.append(align(moment, start, zone))
-    return Recurrence(rrule=rrule, exdates=tuple(exdates))
+                exdates.append(_in_series(moment, start, zone))
+    return Recurrence(rrule=rrule_text, exdates=tuple(exdates))
+
+
+def _in_series(moment: Moment, start: Moment, zone: str | None) -> Moment:
+    """An EXDATE/RECURRENCE-ID/override time in the series' value type; a date-time on an all-day
+    series means the day it names on its own wall clock (Outlook writes ``TZID=...:20240715T000000``)."""
+    if isinstance(moment, datetime) and not isinstance(start, datetime):
+        return moment.date()
+    return align(moment, start, zone)
 
 
 def _with_overrides(
@@ -612,7 +615,7 @@ def _with_overrides(
     for component in components:
         rid_prop = component["RECURRENCE-ID"]
         rid_value, _ = reader.moment(rid_prop, "RECURRENCE-ID")
-        rid = align(rid_value, activity.start, zone)
+        rid = _in_series(rid_value, activity.start, zone)
         if str(rid_prop.params.get("RANGE", "")).upper() == "THISANDFUTURE":
             log.warning(
                 "RANGE=THISANDFUTURE read as a change of one occurrence; later ones keep the series' values",
@@ -620,7 +623,8 @@ def _with_overrides(
                 recurrence_id=str(rid),
             )
         start, end, _ = _read_times(component, activity.is_event, reader, cursor)
-        start = align(start, activity.start, zone) if start is not None else rid
+        start = _in_series(start, activity.start, zone) if start is not None else rid
+        end = _in_series(end, activity.start, zone) if end is not None else None
         own_end = end is not None and span(start, end, activity.all_day) != series
         status = _read_status(component, activity.is_event, ctx)
         overrides.append(

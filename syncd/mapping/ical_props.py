@@ -66,6 +66,6 @@ def x_text(component: Any, name: str) -> str | None:
 
 
 def text(component: Any, name: str) -> str | None:
-    """The first value of a standard TEXT property (SUMMARY, LOCATION, ...) as ``str``, or ``None``."""
+    """The first value of a standard TEXT property (SUMMARY, LOCATION, ...); empty counts as absent."""
     values = all_values(component, name)
-    return str(values[0]) if values else None
+    return str(values[0]) or None if values else None

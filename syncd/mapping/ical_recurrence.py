@@ -10,7 +10,7 @@ form RFC 5545 3.3.10 requires: a DATE for an all-day series, UTC for a zoned one
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from icalendar import vRecur
@@ -18,7 +18,7 @@ from icalendar import vRecur
 from syncd.errors import ItemError
 from syncd.mapping import timezones
 from syncd.mapping.ical_time import align, in_zone, span
-from syncd.model import Activity, Moment
+from syncd.model import Activity
 
 
 def normalize_rrule(rrule: str) -> str:
@@ -33,27 +33,31 @@ def rrule_for(activity: Activity, zone: str | None) -> vRecur:
     """The activity's RRULE, with UNTIL in the value type its DTSTART requires."""
     assert activity.recurrence is not None
     try:
-        recur = vRecur.from_ical(normalize_rrule(activity.recurrence.rrule))
+        return canonical_rrule(activity.recurrence.rrule, activity.all_day, zone)
     except ValueError as exc:
         raise ItemError(activity.id, "RRULE", f"invalid recurrence rule: {exc}") from None
+
+
+def canonical_rrule(rrule: str, all_day: bool, zone: str | None) -> vRecur:
+    """The rule with UNTIL as RFC 5545 3.3.10 wants it: a DATE for all-day, UTC for a zoned series.
+
+    An all-day series' date-time UNTIL (Outlook writes one) becomes its date in ``zone``; a timed series'
+    date UNTIL includes that whole day.
+    """
+    recur = vRecur.from_ical(normalize_rrule(rrule))
     until = recur.get("UNTIL")
     if until:
+        tz = timezones.zone(zone) if zone else UTC
         value = until[0]
-        if activity.all_day:
-            recur["UNTIL"] = [value.date() if isinstance(value, datetime) else value]
+        if all_day:
+            if isinstance(value, datetime):
+                value = (value.astimezone(tz) if value.tzinfo else value).date()
+            recur["UNTIL"] = [value]
         elif isinstance(value, datetime):
-            if value.tzinfo is None:
-                value = value.replace(tzinfo=timezones.zone(zone) if zone else UTC)
-            recur["UNTIL"] = [value.astimezone(UTC)]
-        else:  # a date for a timed series: the whole day counts
-            local = datetime.combine(value, time(23, 59, 59), tzinfo=timezones.zone(zone) if zone else UTC)
-            recur["UNTIL"] = [local.astimezone(UTC)]
+            recur["UNTIL"] = [(value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)]
+        else:
+            recur["UNTIL"] = [datetime.combine(value, time(23, 59, 59), tzinfo=tz).astimezone(UTC)]
     return recur
-
-
-def schedule_start(activity: Activity) -> Moment | None:
-    """What DTSTART holds: the start, or for a task without one nothing."""
-    return activity.start
 
 
 def write_schedule(component: Any, activity: Activity) -> None:
@@ -84,7 +88,3 @@ def series_span(activity: Activity) -> timedelta:
     if activity.start is None:
         return timedelta()
     return span(activity.start, activity.end if activity.is_event else None, activity.all_day)
-
-
-def is_date_only(moment: Moment | None) -> bool:
-    return isinstance(moment, date) and not isinstance(moment, datetime)

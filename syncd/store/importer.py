@@ -8,10 +8,16 @@ from typing import TextIO
 
 from sqlalchemy.orm import Session
 
-from syncd.activity_json import InvalidActivities, parse_jsonl, write_jsonl
+from syncd.activity_json import InvalidActivities, split_jsonl, write_jsonl
 from syncd.errors import ValidationError
 from syncd.model import Activity, ParticipantKind
-from syncd.store.repository import People, Saved, iter_activities, load_rows, write_activity
+from syncd.store.repository import (
+    People,
+    Saved,
+    iter_activities,
+    load_rows,
+    write_activity,
+)
 from syncd.store.rules import activity_problems
 
 
@@ -45,22 +51,27 @@ def _problems(session: Session, activities: Sequence[Activity], lines: Sequence[
 
 
 def import_activities(
-    session: Session, activities: Sequence[Activity], *, lines: Sequence[int] | None = None
+    session: Session,
+    activities: Sequence[Activity],
+    *,
+    lines: Sequence[int] | None = None,
+    earlier_problems: Sequence[str] = (),
 ) -> ImportResult:
     """Upsert ``activities`` by id in one transaction, and commit it.
 
     Every activity is checked before anything is written; any problem rejects the whole batch with an
     :class:`InvalidActivities` naming each line (``lines`` gives the line numbers; default 1, 2, ...)
-    and the store is left as it was. Users and contacts that participants name by e-mail are created
+    and the store is left as it was (``earlier_problems``, such as a file's unreadable lines, are
+    reported with them). Users and contacts that participants name by e-mail are created
     when missing; an owner must be a CRM user already or be named in the batch as a user participant.
     """
     numbers = list(lines) if lines is not None else list(range(1, len(activities) + 1))
     try:
         people = People(session)
         people.load(activities)
-        messages = _problems(session, activities, numbers, people)
+        messages = [*earlier_problems, *_problems(session, activities, numbers, people)]
         if messages:
-            raise InvalidActivities(messages)
+            raise InvalidActivities(sorted(messages, key=_line_number))
         for activity in activities:
             for p in activity.participants:
                 if p.kind is ParticipantKind.USER and p.email:
@@ -86,10 +97,17 @@ def import_activities(
     )
 
 
+def _line_number(message: str) -> int:
+    head = message.split(":", 1)[0]
+    return int(head.removeprefix("line ")) if head.startswith("line ") else 0
+
+
 def import_jsonl(session: Session, text: str) -> ImportResult:
-    """Parse a JSON Lines text and import it (``syncd activities import``); errors name file lines."""
-    numbered = parse_jsonl(text)
-    return import_activities(session, [a for _, a in numbered], lines=[n for n, _ in numbered])
+    """Import a JSON Lines text (``syncd activities import``), reporting every problem by file line."""
+    numbered, problems = split_jsonl(text)
+    return import_activities(
+        session, [a for _, a in numbered], lines=[n for n, _ in numbered], earlier_problems=problems
+    )
 
 
 def export_activities(session: Session, stream: TextIO) -> int:

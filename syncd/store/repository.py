@@ -15,7 +15,12 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from syncd.activity_json import format_moment, override_from_json, override_to_json, parse_moment
+from syncd.activity_json import (
+    format_moment,
+    override_from_json,
+    override_to_json,
+    parse_moment,
+)
 from syncd.errors import RuleViolation, ValidationError
 from syncd.model import (
     CONTENT_FIELDS,
@@ -43,7 +48,11 @@ from syncd.store.models import (
     RegardingRow,
     UserRow,
 )
-from syncd.store.rules import DEFAULT_COMPLETED_STATUSES, activity_problems, is_completed
+from syncd.store.rules import (
+    DEFAULT_COMPLETED_STATUSES,
+    activity_problems,
+    is_completed,
+)
 
 #: Ids per ``IN (...)`` query: well under every driver's bound-parameter limit.
 CHUNK = 500
@@ -83,7 +92,7 @@ def _ci(column: Any, value: str) -> Any:
 # ------------------------------------------------------------------------------- rows -> domain
 
 
-def _with_children(query: Select[tuple[ActivityRow]]) -> Select[tuple[ActivityRow]]:
+def _with_children(query: Select[Any]) -> Select[Any]:
     return query.options(
         selectinload(ActivityRow.owner),
         selectinload(ActivityRow.project),

@@ -8,16 +8,20 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from lxml import etree
 from radicale_server import (
     PASSWORD,
     USER,
+    Answer,
     FaultProxy,
+    Seen,
     proxy,
     put_raw,
     radicale,
     unique_name,
 )
 
+from syncd.config import CalDavRemote
 from syncd.connectors.base import Connector, RemoteChanges, RemoteItem
 from syncd.connectors.caldav import CalDavConfig, CalDavConnector
 from syncd.connectors.radicale_embedded import EmbeddedRadicale
@@ -217,7 +221,7 @@ def test_a_pass_without_changes_costs_one_request_per_collection(
 def test_ctag_and_etag_listing_path(make_connector: MakeConnector, proxy: FaultProxy) -> None:
     """Without sync-collection, a moved ctag leads to an etag listing and a multiget of what changed."""
     caldav = make_connector(use_sync_collection=False)
-    a = caldav.create(appointment("A1"))
+    caldav.create(appointment("A1"))
     b = caldav.create(appointment("A2", day=3))
     c = caldav.create(appointment("A3", day=4))
     first = caldav.changes(None, {})
@@ -232,7 +236,6 @@ def test_ctag_and_etag_listing_path(make_connector: MakeConnector, proxy: FaultP
     assert ([b2.ref], [c.ref]) == _summary(later)
     assert ["PROPFIND", "PROPFIND", "REPORT"] == [seen.method for seen in proxy.requests]
     assert 2 == later.total
-    assert a.ref in known
 
 
 def test_an_invalid_sync_token_leads_to_a_full_read(make_connector: MakeConnector) -> None:
@@ -244,12 +247,46 @@ def test_an_invalid_sync_token_leads_to_a_full_read(make_connector: MakeConnecto
     state = json.loads(first.state)
     for entry in state["collections"].values():
         entry["token"] = "http://radicale.org/ns/sync/" + "0" * 64
-    again = caldav.changes(json.dumps(state), known_of(first, {"/gone/elsewhere.ics": '"x"'}))
+    [path] = state["collections"]
+    vanished = {path + "vanished.ics": '"x"', "/elsewhere/other.ics": '"y"'}
+    again = caldav.changes(json.dumps(state), known_of(first, vanished))
     assert {"A1", "A2"} == set(by_crm_id(again.changed))
-    assert [] == again.deleted  # refs outside the collection are not this collection's to delete
+    # A known item of this collection that is not there is gone; other collections' refs are not ours.
+    assert [path + "vanished.ics"] == again.deleted
     assert ([], []) == _summary(caldav.changes(again.state, known_of(again)))
     # Garbage state is read as "no state".
     assert {"A1", "A2"} == set(by_crm_id(caldav.changes("not json", {}).changed))
+
+
+def test_a_server_refusing_sync_collection_is_read_by_ctag(
+    make_connector: MakeConnector, proxy: FaultProxy
+) -> None:
+    """If the sync-collection REPORT fails although announced (501), ctag and etag listing take over."""
+
+    def refuse_sync(seen: Seen, answer: Answer) -> Answer:
+        if seen.method == "REPORT" and b"sync-collection" in seen.body:
+            return Answer(501, [("Content-Type", "text/plain")], b"not implemented")
+        return answer
+
+    proxy.rewrite = refuse_sync
+    caldav = make_connector()
+    caldav.create(appointment("A1"))
+    first = caldav.changes(None, {})
+    assert ["A1"] == [item.crm_id for item in first.changed]
+    proxy.reset()
+    assert ([], []) == _summary(caldav.changes(first.state, known_of(first)))
+    assert ["PROPFIND"] == [seen.method for seen in proxy.requests]
+
+
+def test_accepts_the_config_section(radicale: EmbeddedRadicale, proxy: FaultProxy) -> None:
+    """The binding's ``remote`` section (with its SecretStr password, auth "auto") configures it."""
+    url = _calendar(radicale, proxy, ("VEVENT", "VTODO"))
+    remote = CalDavRemote(type="caldav", url=url, username=USER, password=PASSWORD)
+    caldav = CalDavConnector(remote, CTX)
+    try:
+        assert [] == caldav.check()
+    finally:
+        caldav.close()
 
 
 def test_an_unreadable_item_is_reported_and_the_others_are_read(
@@ -333,6 +370,25 @@ def test_check_names_what_is_wrong(
         assert "404" in problem
     finally:
         missing.close()
+
+
+def test_check_reports_a_read_only_calendar(make_connector: MakeConnector, proxy: FaultProxy) -> None:
+    """A server that grants only DAV:read (current-user-privilege-set) gets a problem from check()."""
+
+    def read_only(seen: Seen, answer: Answer) -> Answer:
+        if seen.method != "PROPFIND":
+            return answer
+        root = etree.fromstring(answer.body)
+        for privileges in root.iter("{DAV:}current-user-privilege-set"):
+            for privilege in list(privileges):
+                if privilege[0].tag != "{DAV:}read":
+                    privileges.remove(privilege)
+        return Answer(answer.status, answer.headers, etree.tostring(root))
+
+    caldav = make_connector()
+    proxy.rewrite = read_only
+    [problem] = caldav.check()
+    assert "may read but not write" in problem
 
 
 def _summary(changes: RemoteChanges) -> tuple[list[str], list[str]]:

@@ -39,7 +39,9 @@ class Context:
             if address:
                 mailbox = self.store.mailbox(address)
                 if mailbox is None:
-                    raise ItemError("ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it.")
+                    raise ItemError(
+                        "ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it."
+                    )
             elif self.principal is None:
                 raise ItemError("ErrorMissingEmailAddress", "The request must specify a mailbox.")
             else:
@@ -64,7 +66,7 @@ class Context:
             return self._occurrence(master, index=int(item_id.get("InstanceIndex")))
         if kind == "RecurringMasterItemId":
             found = self._occurrence_or_stored(item_id.get("OccurrenceId"))
-            return self._stored(found.id if found.id in self.store.items else _master_id(found.id))
+            return self._stored(_master_id(found.id))
         return self._occurrence_or_stored(item_id.get("Id"))
 
     def _occurrence_or_stored(self, item_id: str) -> StoredItem:
@@ -79,11 +81,15 @@ class Context:
             raise ItemError("ErrorItemNotFound", "The specified object was not found in the store.")
         occ = occurrences.find(master, **where)
         if occ is None:
-            raise ItemError("ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange",
-                            "The occurrence index is out of recurrence range.")
+            raise ItemError(
+                "ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange",
+                "The occurrence index is out of recurrence range.",
+            )
         if occ.deleted:
-            raise ItemError("ErrorCalendarOccurrenceIsDeletedFromRecurrence",
-                            "Occurrence with this index was previously deleted from the recurrence.")
+            raise ItemError(
+                "ErrorCalendarOccurrenceIsDeletedFromRecurrence",
+                "Occurrence with this index was previously deleted from the recurrence.",
+            )
         return occurrences.view(master, occ)
 
     def _stored(self, item_id: str | None) -> StoredItem:

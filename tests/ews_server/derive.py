@@ -7,27 +7,71 @@ from datetime import datetime
 from lxml import etree
 
 from . import ids, occurrences, schema
-from .recurrence import format_duration, format_dt, parse_dt
+from .recurrence import format_dt, format_duration, parse_dt
 from .store import StoredItem
 from .xmlns import Element, parse_bool, sub, t, xml_bool
 
 # Clients may not write these: Exchange answers ErrorInvalidPropertySet.
-READ_ONLY = frozenset({
-    "ItemId", "ParentFolderId", "DateTimeReceived", "Size", "IsSubmitted", "IsDraft", "IsFromMe",
-    "IsResend", "IsUnmodified", "DateTimeSent", "DateTimeCreated", "ResponseObjects", "DisplayCc",
-    "DisplayTo", "DisplayBcc", "HasAttachments", "EffectiveRights", "LastModifiedName",
-    "LastModifiedTime", "IsAssociated", "ConversationId", "DateTimeStamp", "IsMeeting", "IsCancelled",
-    "IsRecurring", "MeetingRequestWasSent", "CalendarItemType", "MyResponseType", "Organizer",
-    "ConflictingMeetingCount", "AdjacentMeetingCount", "ConflictingMeetings", "AdjacentMeetings",
-    "Duration", "AppointmentReplyTime", "AppointmentState", "FirstOccurrence", "LastOccurrence",
-    "ModifiedOccurrences", "DeletedOccurrences", "ChangeCount", "IsComplete", "IsTeamTask",
-    "StatusDescription", "DelegationState", "Delegator", "IsAssignmentEditable", "Owner",
-})
+READ_ONLY = frozenset(
+    {
+        "ItemId",
+        "ParentFolderId",
+        "DateTimeReceived",
+        "Size",
+        "IsSubmitted",
+        "IsDraft",
+        "IsFromMe",
+        "IsResend",
+        "IsUnmodified",
+        "DateTimeSent",
+        "DateTimeCreated",
+        "ResponseObjects",
+        "DisplayCc",
+        "DisplayTo",
+        "DisplayBcc",
+        "HasAttachments",
+        "EffectiveRights",
+        "LastModifiedName",
+        "LastModifiedTime",
+        "IsAssociated",
+        "ConversationId",
+        "DateTimeStamp",
+        "IsMeeting",
+        "IsCancelled",
+        "IsRecurring",
+        "MeetingRequestWasSent",
+        "CalendarItemType",
+        "MyResponseType",
+        "Organizer",
+        "ConflictingMeetingCount",
+        "AdjacentMeetingCount",
+        "ConflictingMeetings",
+        "AdjacentMeetings",
+        "Duration",
+        "AppointmentReplyTime",
+        "AppointmentState",
+        "FirstOccurrence",
+        "LastOccurrence",
+        "ModifiedOccurrences",
+        "DeletedOccurrences",
+        "ChangeCount",
+        "IsComplete",
+        "IsTeamTask",
+        "StatusDescription",
+        "DelegationState",
+        "Delegator",
+        "IsAssignmentEditable",
+        "Owner",
+    }
+)
 # Date-times Exchange returns in UTC whatever offset the client wrote.
 _UTC_FIELDS = ("Start", "End", "ReminderDueBy", "DueDate", "StartDate", "CompleteDate", "AssignedTime")
 _TASK_STATUS = {
-    "NotStarted": "Not Started", "InProgress": "In Progress", "Completed": "Completed",
-    "WaitingOnOthers": "Waiting on someone else", "Deferred": "Deferred",
+    "NotStarted": "Not Started",
+    "InProgress": "In Progress",
+    "Completed": "Completed",
+    "WaitingOnOthers": "Waiting on someone else",
+    "Deferred": "Deferred",
 }
 
 
@@ -80,8 +124,15 @@ def refresh(item: StoredItem) -> None:
     created = format_dt(item.created)
     for name in ("DateTimeReceived", "DateTimeSent", "DateTimeCreated"):
         _set(item, name, created)
-    for name in ("IsSubmitted", "IsDraft", "IsFromMe", "IsResend", "IsUnmodified", "HasAttachments",
-                 "IsAssociated"):
+    for name in (
+        "IsSubmitted",
+        "IsDraft",
+        "IsFromMe",
+        "IsResend",
+        "IsUnmodified",
+        "HasAttachments",
+        "IsAssociated",
+    ):
         _set(item, name, "false")
     _default(item, "ReminderIsSet", "true" if item.kind == "CalendarItem" else "false")
     _default(item, "ReminderMinutesBeforeStart", "15" if item.kind == "CalendarItem" else "0")
@@ -103,7 +154,10 @@ def _refresh_calendar_item(item: StoredItem) -> None:
     _set(item, "DateTimeStamp", format_dt(item.modified))
     _default(item, "IsAllDayEvent", "false")
     _default(item, "LegacyFreeBusyStatus", "Busy")
-    required, optional = _attendee_names(item, "RequiredAttendees"), _attendee_names(item, "OptionalAttendees")
+    required, optional = (
+        _attendee_names(item, "RequiredAttendees"),
+        _attendee_names(item, "OptionalAttendees"),
+    )
     is_meeting = bool(attendee_addresses(item))
     _set(item, "DisplayTo", "; ".join(required))
     _set(item, "DisplayCc", "; ".join(optional))
@@ -112,7 +166,8 @@ def _refresh_calendar_item(item: StoredItem) -> None:
     _default(item, "MeetingRequestWasSent", "false")
     _default(item, "IsResponseRequested", "true")
     recurring = "Recurrence" in item.fields
-    # As Exchange does: false on a recurring master, true only on its occurrences and exceptions.
+    # Exchange documents (and keeps) IsRecurring false on the organizer's recurring master; only its
+    # occurrences and exceptions say true (learn.microsoft.com, web-service-reference/isrecurring).
     _set(item, "IsRecurring", "false")
     _set(item, "CalendarItemType", "RecurringMaster" if recurring else "Single")
     _set(item, "MyResponseType", "Organizer")

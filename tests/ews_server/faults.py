@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from .xmlns import E, SOAP, T, new, sub
+from .xmlns import SOAP, E, T, new, sub
 
 
 class ItemError(Exception):
@@ -76,7 +76,8 @@ def schema_validation(line: int, column: int, violation: str) -> SoapFault:
 
 def impersonate_denied() -> SoapFault:
     return SoapFault(
-        "ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user."
+        "ErrorImpersonateUserDenied",
+        "The account does not have permission to impersonate the requested user.",
     )
 
 
@@ -86,4 +87,6 @@ def non_existent_mailbox(smtp: str) -> SoapFault:
 
 def not_implemented(operation: str) -> SoapFault:
     # Not an Exchange code on purpose: a test that reaches an operation this server lacks must fail loudly.
-    return SoapFault("ErrorNotImplementedByTestServer", f"The test EWS server does not implement {operation}.")
+    return SoapFault(
+        "ErrorNotImplementedByTestServer", f"The test EWS server does not implement {operation}."
+    )

@@ -16,7 +16,13 @@ from .store import StoredItem
 from .xmlns import sub, t
 
 _PREFIX = b"syncd-occurrence|"
-_MASTER_ONLY = ("Recurrence", "FirstOccurrence", "LastOccurrence", "ModifiedOccurrences", "DeletedOccurrences")
+_MASTER_ONLY = (
+    "Recurrence",
+    "FirstOccurrence",
+    "LastOccurrence",
+    "ModifiedOccurrences",
+    "DeletedOccurrences",
+)
 
 
 def occurrence_id(master_id: str, original_start: datetime) -> str:
@@ -30,7 +36,7 @@ def parse_occurrence_id(value: str) -> tuple[str, datetime] | None:
         return None
     if not raw.startswith(_PREFIX):
         return None
-    master_id, _, start = raw[len(_PREFIX):].decode().rpartition("|")
+    master_id, _, start = raw[len(_PREFIX) :].decode().rpartition("|")
     return master_id, parse_dt(start)
 
 
@@ -53,8 +59,16 @@ def series(master: StoredItem) -> list[Occurrence]:
         override = master.exceptions.get(original, {})
         occ_start = parse_dt(override["Start"].text) if "Start" in override else original
         occ_end = parse_dt(override["End"].text) if "End" in override else original + (end - start)
-        out.append(Occurrence(index, original, occ_start, occ_end, original in master.deleted_occurrences,
-                              original in master.exceptions))
+        out.append(
+            Occurrence(
+                index,
+                original,
+                occ_start,
+                occ_end,
+                original in master.deleted_occurrences,
+                original in master.exceptions,
+            )
+        )
     return out
 
 
@@ -93,7 +107,9 @@ def refresh_master_fields(master: StoredItem) -> None:
         master.fields[etree.QName(elem).localname] = elem
 
 
-def find(master: StoredItem, *, original_start: datetime | None = None, index: int | None = None) -> Occurrence | None:
+def find(
+    master: StoredItem, *, original_start: datetime | None = None, index: int | None = None
+) -> Occurrence | None:
     for occ in series(master):
         if occ.original_start == original_start or occ.index == index:
             return occ
@@ -103,7 +119,9 @@ def find(master: StoredItem, *, original_start: datetime | None = None, index: i
 def view(master: StoredItem, occ: Occurrence) -> StoredItem:
     """The occurrence or exception as GetItem returns it: the master's fields, its own times and id."""
     fields = {name: copy.deepcopy(elem) for name, elem in master.fields.items() if name not in _MASTER_ONLY}
-    fields.update({name: copy.deepcopy(elem) for name, elem in master.exceptions.get(occ.original_start, {}).items()})
+    fields.update(
+        {name: copy.deepcopy(elem) for name, elem in master.exceptions.get(occ.original_start, {}).items()}
+    )
     item = StoredItem(
         id=occurrence_id(master.id, occ.original_start),
         change_key=master.change_key,
@@ -113,14 +131,18 @@ def view(master: StoredItem, occ: Occurrence) -> StoredItem:
         extended={k: copy.deepcopy(v) for k, v in master.extended.items()},
     )
     values = {
-        "ItemId": None, "Start": format_dt(occ.start), "End": format_dt(occ.end),
-        "OriginalStart": format_dt(occ.original_start), "RecurrenceId": format_dt(occ.original_start),
-        "IsRecurring": "true", "CalendarItemType": "Exception" if occ.modified else "Occurrence",
+        "ItemId": None,
+        "Start": format_dt(occ.start),
+        "End": format_dt(occ.end),
+        "OriginalStart": format_dt(occ.original_start),
+        "RecurrenceId": format_dt(occ.original_start),
+        "IsRecurring": "true",
+        "CalendarItemType": "Exception" if occ.modified else "Occurrence",
         "Duration": recurrence.format_duration(occ.end - occ.start),
     }
     for name, text in values.items():
         elem = etree.Element(t(name))
         elem.text = text
         fields[name] = elem
-    fields["ItemId"].attrib.update(Id=item.id, ChangeKey=item.change_key)
+    fields["ItemId"].attrib.update({"Id": item.id, "ChangeKey": item.change_key})
     return item

@@ -6,8 +6,7 @@ pattern, from the range's StartDate. Regeneration patterns (tasks) have no fixed
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from dateutil import rrule
@@ -16,27 +15,44 @@ from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
 from .xmlns import Element, local, t
 
 _DAYS = {
-    "Monday": [rrule.MO], "Tuesday": [rrule.TU], "Wednesday": [rrule.WE], "Thursday": [rrule.TH],
-    "Friday": [rrule.FR], "Saturday": [rrule.SA], "Sunday": [rrule.SU],
+    "Monday": [rrule.MO],
+    "Tuesday": [rrule.TU],
+    "Wednesday": [rrule.WE],
+    "Thursday": [rrule.TH],
+    "Friday": [rrule.FR],
+    "Saturday": [rrule.SA],
+    "Sunday": [rrule.SU],
     "Day": [rrule.MO, rrule.TU, rrule.WE, rrule.TH, rrule.FR, rrule.SA, rrule.SU],
     "Weekday": [rrule.MO, rrule.TU, rrule.WE, rrule.TH, rrule.FR],
     "WeekendDay": [rrule.SA, rrule.SU],
 }
 _INDEX = {"First": 1, "Second": 2, "Third": 3, "Fourth": 4, "Last": -1}
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 # Bound for series without an end: enough for any test, and keeps expansion cheap.
 MAX_OCCURRENCES = 1000
 
 
-def _text(elem: Element, name: str) -> str | None:
-    child = elem.find(t(name))
-    return None if child is None else (child.text or "").strip()
+def _text(elem: Element, name: str) -> str:
+    """Text of a child; "" when absent (the schema already required the ones that must be there)."""
+    return (elem.findtext(t(name)) or "").strip()
 
 
 def _date(text: str) -> date:
     # xs:date may carry a zone offset ("2030-01-07Z", "2030-01-07+01:00"); the date is what counts.
-    return date.fromisoformat(re.match(r"\d{4}-\d{2}-\d{2}", text).group(0))
+    return date.fromisoformat(text[:10])
 
 
 def zone(ms_id: str | None) -> ZoneInfo:
@@ -48,8 +64,8 @@ def expand(recurrence: Element, start_utc: datetime, tz: ZoneInfo) -> list[datet
     pattern, boundary = recurrence[0], recurrence[1]
     kind = local(pattern)
     interval = int(_text(pattern, "Interval") or 1)
-    days = [d for name in (_text(pattern, "DaysOfWeek") or "").split() for d in _DAYS[name]]
-    index = _INDEX.get(_text(pattern, "DayOfWeekIndex") or "")
+    days = [d for name in _text(pattern, "DaysOfWeek").split() for d in _DAYS[name]]
+    index = _INDEX.get(_text(pattern, "DayOfWeekIndex"))
     month = _text(pattern, "Month")
     kwargs: dict = {"interval": interval}
     if kind == "DailyRecurrence":
@@ -79,20 +95,27 @@ def expand(recurrence: Element, start_utc: datetime, tz: ZoneInfo) -> list[datet
     if local(boundary) == "EndDateRecurrence":
         kwargs["until"] = datetime.combine(_date(_text(boundary, "EndDate")), time(23, 59, 59))
     rule = rrule.rrule(freq, dtstart=datetime.combine(first_date, wall), count=count, **kwargs)
-    return [naive.replace(tzinfo=tz).astimezone(timezone.utc) for naive in rule]
+    return [naive.replace(tzinfo=tz).astimezone(UTC) for naive in rule]
 
 
 def is_bounded(recurrence: Element) -> bool:
     return local(recurrence[1]) != "NoEndRecurrence"
 
 
-def parse_dt(text: str) -> datetime:
-    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+def parse_dt(text: str | None) -> datetime:
+    if not text:
+        raise ValueError("an empty xs:dateTime")
+    value = datetime.fromisoformat(text.strip())
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def to_utc(value: datetime) -> datetime:
+    """Any aware datetime (exchangelib's EWSDateTime too, which refuses astimezone(timezone.utc))."""
+    return datetime.fromtimestamp(value.timestamp(), UTC)
 
 
 def format_dt(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return to_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def format_duration(delta: timedelta) -> str:

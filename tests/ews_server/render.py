@@ -10,12 +10,34 @@ from .store import Folder, PropKey, StoredItem, prop_key
 from .xmlns import Element, local, sub, t
 
 # What Exchange's Default shape returns for calendar items and tasks (a practical subset).
-_DEFAULT = frozenset({
-    "ItemId", "ParentFolderId", "ItemClass", "Subject", "Sensitivity", "Importance", "HasAttachments",
-    "IsAssociated", "DateTimeCreated", "LastModifiedTime", "Start", "End", "IsAllDayEvent",
-    "LegacyFreeBusyStatus", "Location", "CalendarItemType", "Organizer", "UID", "DueDate", "StartDate",
-    "Status", "PercentComplete", "IsComplete", "CompleteDate",
-})
+_DEFAULT = frozenset(
+    {
+        "ItemId",
+        "ParentFolderId",
+        "ItemClass",
+        "Subject",
+        "Sensitivity",
+        "Importance",
+        "HasAttachments",
+        "IsAssociated",
+        "DateTimeCreated",
+        "LastModifiedTime",
+        "Start",
+        "End",
+        "IsAllDayEvent",
+        "LegacyFreeBusyStatus",
+        "Location",
+        "CalendarItemType",
+        "Organizer",
+        "UID",
+        "DueDate",
+        "StartDate",
+        "Status",
+        "PercentComplete",
+        "IsComplete",
+        "CompleteDate",
+    }
+)
 # Never part of AllProperties in Exchange either.
 _NOT_IN_ALL = frozenset({"MimeContent", "UniqueBody", "NormalizedBody", "TextBody"})
 
@@ -69,7 +91,9 @@ def item_id_only(parent: Element, stored: StoredItem) -> Element:
 def folder(parent: Element, stored: Folder, shape: Shape) -> Element:
     values: dict[str, object] = {
         "FolderId": {"Id": stored.id, "ChangeKey": stored.change_key},
-        "ParentFolderId": {"Id": stored.parent.id, "ChangeKey": stored.parent.change_key} if stored.parent else None,
+        "ParentFolderId": {"Id": stored.parent.id, "ChangeKey": stored.parent.change_key}
+        if stored.parent
+        else None,
         "FolderClass": stored.folder_class,
         "DisplayName": stored.display_name,
         "TotalCount": str(len(stored.items)),
@@ -90,5 +114,5 @@ def folder(parent: Element, stored: Folder, shape: Shape) -> Element:
             for right in schema.element_order("EffectiveRightsType"):
                 sub(rights, t(right), "true")
         else:
-            sub(out, t(name), value)
+            sub(out, t(name), str(value))
     return out

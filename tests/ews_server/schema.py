@@ -61,7 +61,7 @@ def boolean_elements(type_name: str) -> frozenset[str]:
     """Names of the xs:boolean children of a complexType (with its base types)."""
     root = _types_doc().getroot()
     found = root.find(f"{_XS}complexType[@name='{type_name}']")
-    names = set()
+    names: set[str] = set()
     extension = found.find(f"{_XS}complexContent/{_XS}extension")
     if extension is not None:
         names |= boolean_elements(extension.get("base").split(":")[-1])

@@ -9,14 +9,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 from lxml import etree
 
 from . import faults, schema, writes
 from .context import Context
-from .faults import ItemError, SoapFault
+from .faults import SoapFault
 from .operations import OPERATIONS
+from .recurrence import format_dt
 from .store import Login, Mailbox, Store, StoredItem, prop_key
 from .xmlns import SOAP, T, local, new, sub, t
 
@@ -60,7 +63,9 @@ class EwsServer:
     (tests assert it stays empty).
     """
 
-    def __init__(self, *, validate_responses: bool = True, build: tuple[int, int, int, int] = (15, 1, 2507, 6)):
+    def __init__(
+        self, *, validate_responses: bool = True, build: tuple[int, int, int, int] = (15, 1, 2507, 6)
+    ):
         self.store = Store()
         self.validate_responses = validate_responses
         self.build = build
@@ -74,11 +79,13 @@ class EwsServer:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> EwsServer:
+    def start(self) -> Self:
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         httpd.ews = self  # type: ignore[attr-defined]
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -88,8 +95,9 @@ class EwsServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> EwsServer:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -158,37 +166,48 @@ class EwsServer:
                 fields[local(child)] = child
         with self.store.lock:
             target = self._mailbox(smtp).folders[folder]
-            return writes.create(self.store, target, local(elem), fields, extended, actor or target.mailbox.display_name)
+            return writes.create(
+                self.store, target, local(elem), fields, extended, actor or target.mailbox.display_name
+            )
 
-    def edit_item(self, item_id: str, *, actor: str | None = None, **texts: str | datetime | None) -> StoredItem:
+    def edit_item(
+        self, item_id: str, *, actor: str | None = None, **texts: str | datetime | None
+    ) -> StoredItem:
         """Change simple fields as a user would in Outlook (None removes a field)."""
         with self.store.lock:
             item = self.store.items[item_id]
+            fields = dict(item.fields)
             for name, value in texts.items():
                 if value is None:
-                    item.fields.pop(name, None)
+                    fields.pop(name, None)
                     continue
                 elem = etree.Element(t(name))
-                elem.text = value if isinstance(value, str) else value.isoformat()
-                item.fields[name] = elem
-            writes.check_times(item)
+                elem.text = value if isinstance(value, str) else format_dt(value)
+                fields[name] = elem
+            writes.check_times(item.kind, fields)
+            item.fields = fields
             return writes.touched(self.store, item, actor or item.folder.mailbox.display_name)
 
     def delete_item(self, item_id: str) -> None:
         with self.store.lock:
             writes.delete(self.store, self.store.items[item_id])
 
-    def modify_occurrence(self, master_id: str, original_start: datetime, **changes: str | datetime) -> StoredItem:
+    def modify_occurrence(
+        self, master_id: str, original_start: datetime, **changes: str | datetime
+    ) -> StoredItem:
         """Move or edit one occurrence of a series (e.g. Start=..., End=..., Subject=...)."""
         with self.store.lock:
             master = self.store.items[master_id]
-            return writes.modify_occurrence(self.store, master, original_start, master.folder.mailbox.display_name,
-                                            **changes)
+            return writes.modify_occurrence(
+                self.store, master, original_start, master.folder.mailbox.display_name, **changes
+            )
 
     def delete_occurrence(self, master_id: str, original_start: datetime) -> StoredItem:
         with self.store.lock:
             master = self.store.items[master_id]
-            return writes.delete_occurrence(self.store, master, original_start, master.folder.mailbox.display_name)
+            return writes.delete_occurrence(
+                self.store, master, original_start, master.folder.mailbox.display_name
+            )
 
     def invalidate_sync_states(self, smtp: str, folder: str = "calendar") -> None:
         """Make every sync state handed out for this folder invalid (ErrorInvalidSyncStateData)."""
@@ -231,15 +250,21 @@ class EwsServer:
             return None
         return login
 
-    def handle(self, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
-        record: dict = {"operation": None, "login": None, "anchor_mailbox": headers.get("X-AnchorMailbox"),
-                        "impersonated": None, "attributes": {}, "response_codes": ()}
+    def handle(self, path: str, headers: Mapping[str, str] | Message, body: bytes) -> _Reply:
+        record: dict = {
+            "operation": None,
+            "login": None,
+            "anchor_mailbox": headers.get("X-AnchorMailbox"),
+            "impersonated": None,
+            "attributes": {},
+            "response_codes": (),
+        }
         reply = self._handle(path, headers, body, record)
         with self._meta:
             self.requests.append(RequestRecord(status=reply.status, at=time.monotonic(), **record))
         return reply
 
-    def _handle(self, path: str, headers: Mapping[str, str], body: bytes, record: dict) -> _Reply:
+    def _handle(self, path: str, headers: Mapping[str, str] | Message, body: bytes, record: dict) -> _Reply:
         if path.split("?")[0].lower() != PATH.lower():
             return _Reply(404)
         login = self._authenticate(headers.get("Authorization"))
@@ -258,7 +283,7 @@ class EwsServer:
         record["operation"] = operation
         record["attributes"] = dict(payload.attrib)
         injection = self._take_injection(operation, http_401=False)
-        if injection is not None:
+        if injection is not None and injection.fault is not None:
             return self._fault(injection.fault)
         violation = schema.validation_error(payload)
         if violation is not None:
@@ -279,11 +304,15 @@ class EwsServer:
         if self.validate_responses:
             violation = schema.validation_error(result)
             if violation is not None:
-                self.response_errors.append(f"{operation}Response {violation}: {etree.tostring(result)[:2000]!r}")
+                self.response_errors.append(
+                    f"{operation}Response {violation}: {etree.tostring(result)[:2000]!r}"
+                )
         return _Reply(200, self._envelope(result))
 
     def _context(self, login: Login, header: etree._Element | None, record: dict) -> Context:
-        sid = header.find(f"{t('ExchangeImpersonation')}/{t('ConnectingSID')}") if header is not None else None
+        sid = (
+            header.find(f"{t('ExchangeImpersonation')}/{t('ConnectingSID')}") if header is not None else None
+        )
         if sid is None:
             return Context(self.store, login)
         address = sid.findtext(t("PrimarySmtpAddress")) or sid.findtext(t("SmtpAddress")) or ""
@@ -298,9 +327,15 @@ class EwsServer:
     def _envelope(self, result: etree._Element) -> bytes:
         env = new(f"{{{SOAP}}}Envelope")
         major, minor, major_build, minor_build = self.build
-        sub(sub(env, f"{{{SOAP}}}Header"), t("ServerVersionInfo"), MajorVersion=str(major),
-            MinorVersion=str(minor), MajorBuildNumber=str(major_build), MinorBuildNumber=str(minor_build),
-            Version="V2017_07_11")
+        sub(
+            sub(env, f"{{{SOAP}}}Header"),
+            t("ServerVersionInfo"),
+            MajorVersion=str(major),
+            MinorVersion=str(minor),
+            MajorBuildNumber=str(major_build),
+            MinorBuildNumber=str(minor_build),
+            Version="V2017_07_11",
+        )
         sub(env, f"{{{SOAP}}}Body").append(result)
         return etree.tostring(env, xml_declaration=True, encoding="utf-8")
 
@@ -312,19 +347,23 @@ class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 keep-alive as IIS does; exchangelib treats "Connection: close" as a busy server.
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         ews: EwsServer = self.server.ews  # type: ignore[attr-defined]
         try:
             reply = ews.handle(self.path, self.headers, body)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 (a server bug must reach the client as an HTTP 500)
             reply = _Reply(500, f"test EWS server error: {err!r}".encode(), {"Content-Type": "text/plain"})
         self.send_response(reply.status)
-        headers = {"Content-Type": "text/xml; charset=utf-8", **reply.headers, "Content-Length": str(len(reply.body))}
+        headers = {
+            "Content-Type": "text/xml; charset=utf-8",
+            **reply.headers,
+            "Content-Length": str(len(reply.body)),
+        }
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(reply.body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         return None

@@ -5,16 +5,15 @@ Every write takes the next number of one store-wide sequence; sync states are po
 
 from __future__ import annotations
 
-import copy
 import itertools
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lxml import etree
 
 from . import ids
-from .xmlns import Element, local, t
+from .xmlns import Element, t
 
 # (PropertySetId or DistinguishedPropertySetId, PropertyTag, PropertyName, PropertyId, PropertyType)
 PropKey = tuple[str | None, int | None, str | None, int | None, str]
@@ -44,8 +43,8 @@ class StoredItem:
     folder: Folder
     fields: dict[str, Element] = field(default_factory=dict)
     extended: dict[PropKey, Element] = field(default_factory=dict)
-    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    modified: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    modified: datetime = field(default_factory=lambda: datetime.now(UTC))
     created_seq: int = 0
     seq: int = 0
     change_count: int = 1
@@ -71,13 +70,6 @@ class StoredItem:
         if value is not None:
             return value.text or ""
         return [v.text or "" for v in prop.iter(t("Value"))]
-
-    def to_xml(self) -> str:
-        """The whole stored item, for debugging and failure messages."""
-        root = etree.Element(t(self.kind))
-        root.extend(copy.deepcopy(e) for e in self.fields.values())
-        root.extend(copy.deepcopy(e) for e in self.extended.values())
-        return etree.tostring(root, pretty_print=True).decode()
 
 
 @dataclass(eq=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from lxml import etree
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -10,7 +12,7 @@ T = "http://schemas.microsoft.com/exchange/services/2006/types"
 E = "http://schemas.microsoft.com/exchange/services/2006/errors"
 NSMAP = {"s": SOAP, "m": M, "t": T}
 
-Element = etree._Element
+Element: TypeAlias = etree._Element
 
 
 def m(tag: str) -> str:
@@ -25,7 +27,7 @@ def local(elem: Element) -> str:
     return etree.QName(elem).localname
 
 
-def sub(parent: Element, tag: str, text: str | None = None, **attrs: str) -> Element:
+def sub(parent: Element, tag: str, text: str | None = None, **attrs: str | None) -> Element:
     """Append a child; `tag` is a Clark name (use m()/t())."""
     child = etree.SubElement(parent, tag, {k: v for k, v in attrs.items() if v is not None})
     if text is not None:
@@ -33,7 +35,7 @@ def sub(parent: Element, tag: str, text: str | None = None, **attrs: str) -> Ele
     return child
 
 
-def new(tag: str, text: str | None = None, **attrs: str) -> Element:
+def new(tag: str, text: str | None = None, **attrs: str | None) -> Element:
     elem = etree.Element(tag, {k: v for k, v in attrs.items() if v is not None}, nsmap=NSMAP)
     if text is not None:
         elem.text = text

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from exchangelib import DELEGATE, NTLM, Account, Build, Configuration, Credentials, Version
 from exchangelib.ewsdatetime import EWSTimeZone
-from exchangelib.items import CalendarItem, Task
 from exchangelib.fields import BooleanField
+from exchangelib.items import CalendarItem, Task
 from exchangelib.properties import DistinguishedFolderId, ItemId, Mailbox
 from exchangelib.services import CreateItem, UpdateItem
 from lxml import etree

@@ -35,7 +35,8 @@ from syncd.mapping.ews_recurrence import (
     occurrence_changes,
     to_ews_recurrence,
 )
-from syncd.model import Activity, Kind, Override, Recurrence as DomainRecurrence
+from syncd.model import Activity, Kind, Override
+from syncd.model import Recurrence as DomainRecurrence
 
 AMS = ZoneInfo("Europe/Amsterdam")
 NY = ZoneInfo("America/New_York")

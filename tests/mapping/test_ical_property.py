@@ -91,6 +91,7 @@ def activities(draw: st.DrawFn) -> Activity:
             until = start + timedelta(days=draw(st.integers(0, 400)))
             rule += ";UNTIL=" + (until.strftime("%Y%m%d") if all_day else until.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
         series = _expected(start, end, all_day, Recurrence(normalize_rrule(rule)))
+        length = (end - start) or (timedelta(days=1) if all_day else timedelta())
         picked = draw(st.lists(st.sampled_from(series), unique=True, max_size=4)) if series else []
         n_ex = draw(st.integers(0, len(picked)))
         exdates = tuple(s for s, _ in picked[:n_ex])
@@ -101,7 +102,9 @@ def activities(draw: st.DrawFn) -> Activity:
             overrides.append(Override(
                 recurrence_id=rid,
                 start=None if moved == rid else moved,
-                end=(moved + timedelta(days=1, hours=0) if all_day else moved + timedelta(minutes=5)) if draw(st.booleans()) and kind is not Kind.TASK else None,
+                # an override's own end differs from the series' length, else it reads back as inherited
+                end=moved + length + (timedelta(days=1) if all_day else timedelta(minutes=5))
+                if draw(st.booleans()) and kind is not Kind.TASK else None,
                 subject=draw(st.one_of(st.none(), texts.map(lambda t: t + " (moved)")))
             ))
         recurrence = Recurrence(normalize_rrule(rule), exdates, tuple(overrides))

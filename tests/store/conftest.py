@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pg import empty_store_url, pg_template, store_url  # noqa: F401  (fixtures)
+from pg import empty_store_url, pg_store_url, pg_template, store_url  # noqa: F401  (fixtures)
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -15,7 +15,7 @@ from syncd.store.db import make_engine, session_factory
 
 
 @pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
+def engine(store_url: str) -> Iterator[Engine]:  # noqa: F811  (the fixture)
     engine = make_engine(store_url)
     yield engine
     engine.dispose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from syncd.store import models
+from syncd.store import models, sync_models  # noqa: F401  (every table joins Base.metadata)
 
 config = context.config
 target_metadata = models.Base.metadata

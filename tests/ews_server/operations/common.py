@@ -31,8 +31,13 @@ def error(messages: Element, operation: str, err: ItemError) -> Element:
     return msg
 
 
-def each(messages: Element, operation: str, inputs: Iterable[X], handle: Callable[[Element, X], None],
-         container: str | None = None) -> None:
+def each(
+    messages: Element,
+    operation: str,
+    inputs: Iterable[X],
+    handle: Callable[[Element, X], None],
+    container: str | None = None,
+) -> None:
     """One response message per input, in order; an ItemError fails only its own message.
 
     `handle(message, input)` fills a success message; `container` (e.g. "Items") is the element

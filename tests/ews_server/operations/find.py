@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from .. import occurrences, render
 from ..context import Context
 from ..faults import not_implemented
 from ..recurrence import parse_dt
 from ..render import Shape
 from ..store import Folder, StoredItem
-from ..xmlns import Element, local, m, sub, t, xml_bool
+from ..xmlns import Element, m, sub, t, xml_bool
 from .common import children, each, response
 
-_UNSUPPORTED = ("Restriction", "GroupBy", "DistinguishedGroupBy", "QueryString", "FractionalPageItemView",
-                "ContactsView", "SeekToConditionPageItemView")
+_UNSUPPORTED = (
+    "Restriction",
+    "GroupBy",
+    "DistinguishedGroupBy",
+    "QueryString",
+    "FractionalPageItemView",
+    "ContactsView",
+    "SeekToConditionPageItemView",
+)
 
 
 def find_item(ctx: Context, request: Element) -> Element:
@@ -36,15 +45,24 @@ def find_item(ctx: Context, request: Element) -> Element:
             last = len(page) == len(found)
         else:
             found = sorted(folder.items.values(), key=lambda i: i.created_seq)
-            limit = int(paged_view.get("MaxEntriesReturned") or len(found) or 1) if paged_view is not None else len(found)
+            limit = (
+                int(paged_view.get("MaxEntriesReturned") or len(found) or 1)
+                if paged_view is not None
+                else len(found)
+            )
             start = int(paged_view.get("Offset") or 0) if paged_view is not None else 0
             if paged_view is not None and paged_view.get("BasePoint") == "End":
                 start = max(len(found) - start - limit, 0)
-            page = found[start:start + limit]
+            page = found[start : start + limit]
             offset = str(start + len(page))
             last = start + len(page) >= len(found)
-        folder_elem = sub(out, m("RootFolder"), IndexedPagingOffset=offset, TotalItemsInView=str(len(found)),
-                          IncludesLastItemInRange=xml_bool(last))
+        folder_elem = sub(
+            out,
+            m("RootFolder"),
+            IndexedPagingOffset=offset,
+            TotalItemsInView=str(len(found)),
+            IncludesLastItemInRange=xml_bool(last),
+        )
         items = sub(folder_elem, t("Items"))
         for item in page:
             render.item(items, item, shape)
@@ -55,7 +73,7 @@ def find_item(ctx: Context, request: Element) -> Element:
 
 def _in_window(folder: Folder, view: Element) -> list[StoredItem]:
     window_start, window_end = parse_dt(view.get("StartDate")), parse_dt(view.get("EndDate"))
-    found: list[tuple[object, StoredItem]] = []
+    found: list[tuple[datetime, StoredItem]] = []
     for item in folder.items.values():
         if "Recurrence" in item.fields:
             for occ in occurrences.series(item):

@@ -8,7 +8,7 @@ from .. import render
 from ..context import Context
 from ..faults import ItemError
 from ..render import Shape
-from ..xmlns import Element, m, sub, t
+from ..xmlns import Element, m, sub
 from .common import children, each, response
 
 _SMTP = re.compile(r"^[^@\s]+@[^@\s]+$")

@@ -17,8 +17,9 @@ from .common import children, each, response
 
 _KINDS = ("CalendarItem", "Task")
 # Fields a client may extend with AppendToItemField.
-_APPENDABLE = frozenset({"Body", "Categories", "RequiredAttendees", "OptionalAttendees", "Resources",
-                         "Companies", "Contacts"})
+_APPENDABLE = frozenset(
+    {"Body", "Categories", "RequiredAttendees", "OptionalAttendees", "Resources", "Companies", "Contacts"}
+)
 
 
 def get_item(ctx: Context, request: Element) -> Element:
@@ -62,7 +63,9 @@ def create_item(ctx: Context, request: Element) -> Element:
     def handle(out: Element, item: Element) -> None:
         kind = local(item)
         if kind not in _KINDS:
-            raise ItemError("ErrorInvalidItemForOperation", f"The test server only stores {_KINDS}, not {kind}.")
+            raise ItemError(
+                "ErrorInvalidItemForOperation", f"The test server only stores {_KINDS}, not {kind}."
+            )
         if saved is not None:
             folder = ctx.folder(saved[0])
         elif ctx.principal is not None:
@@ -70,10 +73,14 @@ def create_item(ctx: Context, request: Element) -> Element:
         else:
             raise ItemError("ErrorMissingEmailAddress", "The request must specify a mailbox.")
         if folder.item_kind != kind:
-            raise ItemError("ErrorInvalidItemForOperation", f"A {kind} cannot be saved in {folder.display_name}.")
+            raise ItemError(
+                "ErrorInvalidItemForOperation", f"A {kind} cannot be saved in {folder.display_name}."
+            )
         if kind == "CalendarItem" and invitations is None:
-            raise ItemError("ErrorSendMeetingInvitationsRequired",
-                            "The SendMeetingInvitations attribute is required for calendar items.")
+            raise ItemError(
+                "ErrorSendMeetingInvitationsRequired",
+                "The SendMeetingInvitations attribute is required for calendar items.",
+            )
         fields, extended = _split_fields(item)
         stored = writes.create(ctx.store, folder, kind, fields, extended, ctx.actor)
         _record_meeting_message(ctx, stored, "invitation", invitations)
@@ -85,7 +92,9 @@ def create_item(ctx: Context, request: Element) -> Element:
 
 def _field_name(path: Element) -> str:
     if local(path) != "FieldURI":
-        raise ItemError("ErrorInvalidPropertyRequest", "Indexed fields do not exist on calendar items or tasks.")
+        raise ItemError(
+            "ErrorInvalidPropertyRequest", "Indexed fields do not exist on calendar items or tasks."
+        )
     return path.get("FieldURI").split(":")[-1]
 
 
@@ -140,9 +149,9 @@ def update_item(ctx: Context, request: Element) -> Element:
         extended = {k: copy.deepcopy(v) for k, v in target.extended.items()}
         for update in children(change.find(t("Updates"))):
             _apply(fields, extended, update)
+        writes.check_times(master.kind, fields)
         if original_start is None:
             master.fields, master.extended = fields, extended
-            writes.check_times(master)
         else:
             # Editing one occurrence turns it into an exception of the series.
             override = master.exceptions.setdefault(original_start, {})
@@ -162,7 +171,9 @@ def _differs(a: Element, b: Element | None) -> bool:
 
 
 def _master_of(ctx: Context, view: StoredItem) -> tuple[StoredItem, datetime]:
-    master_id, original_start = occurrences.parse_occurrence_id(view.id)
+    parsed = occurrences.parse_occurrence_id(view.id)
+    assert parsed is not None, "only occurrence views lack a stored item"
+    master_id, original_start = parsed
     return ctx.store.items[master_id], original_start
 
 

@@ -7,10 +7,13 @@ from ..context import Context
 from ..faults import ItemError
 from ..ids import SyncState
 from ..render import Shape
+from ..store import StoredItem
 from ..xmlns import Element, m, new, sub, t, xml_bool
 from .common import error, response, success
 
-_INVALID_STATE = ItemError("ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.")
+_INVALID_STATE = ItemError(
+    "ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid."
+)
 
 
 def sync_folder_items(ctx: Context, request: Element) -> Element:
@@ -41,10 +44,16 @@ def _changes(ctx: Context, request: Element) -> list[Element]:
     shape = Shape.parse(request.find(m("ItemShape")))
 
     # (seq, kind, payload): items at their latest state, deletions of items the client has seen.
-    pending = [(i.seq, "Create" if i.created_seq > since else "Update", i)
-               for i in folder.items.values() if i.seq > since and i.id not in ignore]
-    pending += [(deleted, "Delete", item_id) for item_id, (created, deleted) in folder.tombstones.items()
-                if deleted > since >= created and since and item_id not in ignore]
+    pending: list[tuple[int, str, StoredItem | str]] = [
+        (i.seq, "Create" if i.created_seq > since else "Update", i)
+        for i in folder.items.values()
+        if i.seq > since and i.id not in ignore
+    ]
+    pending += [
+        (deleted, "Delete", item_id)
+        for item_id, (created, deleted) in folder.tombstones.items()
+        if deleted > since >= created and since and item_id not in ignore
+    ]
     pending.sort(key=lambda change: change[0])
     page = pending[:limit]
     last = len(page) == len(pending)
@@ -56,7 +65,7 @@ def _changes(ctx: Context, request: Element) -> list[Element]:
     changes = sub(holder, m("Changes"))
     for _, kind, payload in page:
         change = sub(changes, t(kind))
-        if kind == "Delete":
+        if isinstance(payload, str):
             sub(change, t("ItemId"), Id=payload)
         else:
             render.item(change, payload, shape)

@@ -1,0 +1,107 @@
+"""Calendar exports of real clients (tests/data/ics, see its README) are read, re-written and read again."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from icalendar import Calendar
+
+from syncd.mapping.context import MappingContext
+from syncd.mapping.ical import ParsedItem, from_ical, to_ical
+from syncd.model import CrmUser, Kind
+
+DATA = Path(__file__).parent.parent / "data" / "ics"
+CTX = MappingContext(owner=CrmUser("owner@example.com", "Owner", "Europe/Amsterdam"))
+
+
+def resources(name: str) -> list[bytes]:
+    """Split an export into one object resource per UID, each with the VTIMEZONEs, as CalDAV stores them."""
+    calendar = Calendar.from_ical((DATA / name).read_bytes())
+    groups: dict[str, list] = defaultdict(list)
+    for component in calendar.subcomponents:
+        if component.name in ("VEVENT", "VTODO"):
+            groups[str(component.get("UID", id(component)))].append(component)
+    result = []
+    for components in groups.values():
+        single = Calendar()
+        for key, value in calendar.items():
+            single[key] = value
+        for tz in calendar.timezones:
+            single.add_component(tz)
+        for component in components:
+            single.add_component(component)
+        result.append(single.to_ical())
+    return result
+
+
+def read_all(name: str) -> list[ParsedItem]:
+    return [from_ical(data, CTX, f"{name}#{i}") for i, data in enumerate(resources(name))]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("*.ics")))
+def test_sample_survives_a_round_trip(name: str) -> None:
+    """Every item of every sample reads, writes and reads back to the same activity, keeping foreign props."""
+    for i, data in enumerate(resources(name)):
+        parsed = from_ical(data, CTX, f"{name}#{i}")
+        again = to_ical(parsed.activity, CTX, data)
+        assert from_ical(again, CTX, "again").activity == parsed.activity
+        before = {k for c in Calendar.from_ical(data).walk() if c.name in ("VEVENT", "VTODO") for k in c}
+        after = {k for c in Calendar.from_ical(again).walk() if c.name in ("VEVENT", "VTODO") for k in c}
+        kept = {k for k in before if k.startswith("X-") and not k.startswith("X-SYNCD")}
+        assert kept <= after, f"{name}: other clients' properties lost"
+
+
+def test_outlook_windows_zone_and_all_day_series() -> None:
+    """Outlook's 'GMT Standard Time' is London; the all-day EXDATE written in a zone becomes a date."""
+    items = {p.uid: p.activity for p in read_all("outlook_exchange2010.ics")}
+    timed = next(a for a in items.values() if a.subject == "outlook event with alarm")
+    assert timed.timezone == "Europe/London"
+    assert timed.start == datetime(2024, 10, 4, 18, 30, tzinfo=ZoneInfo("Europe/London"))
+    series = items["111"]
+    assert series.all_day and series.start == date(2024, 7, 1) and series.end == date(2024, 7, 8)
+    assert series.recurrence is not None and series.recurrence.exdates == (date(2024, 7, 15),)
+
+
+def test_google_moved_occurrences() -> None:
+    """Google's moved occurrences come back as overrides with a new start."""
+    series = [p.activity for p in read_all("google_moved_event.ics") if p.activity.recurrence]
+    assert series and all(a.recurrence.overrides for a in series)
+    assert any(o.start is not None for a in series for o in a.recurrence.overrides)
+
+
+def test_google_weekly_series_keeps_wall_clock_across_dst() -> None:
+    """A weekly Google series in a zone keeps its local hour after the DST switch."""
+    from syncd.mapping.occurrences import occurrences
+
+    activity = read_all("google_dst_weekly.ics")[0].activity
+    assert activity.timezone is not None
+    tz = ZoneInfo(activity.timezone)
+    found = occurrences(activity, activity.start, activity.start.replace(year=activity.start.year + 1))
+    hours = {start.astimezone(tz).time() for start, _ in found}
+    offsets = {start.astimezone(tz).utcoffset() for start, _ in found}
+    assert len(hours) == 1 and len(offsets) == 2
+
+
+def test_rfc5545_examples() -> None:
+    """The RFC's own examples: conference, all-day yearly series, to-dos with DUE and COMPLETED."""
+    items = {p.uid: p.activity for p in read_all("rfc5545_examples.ics")}
+    assert items["uid1@example.com"].description == (
+        "Networld+Interop Conference and Exhibit\nAtlanta World Congress Center\nAtlanta, Georgia"
+    )
+    anniversary = items["19970901T130000Z-123403@example.com"]
+    assert anniversary.all_day and anniversary.recurrence.rrule == "FREQ=YEARLY"
+    jazz = items["20070423T123432Z-541111@example.com"]
+    assert (jazz.start, jazz.end) == (date(2007, 6, 28), date(2007, 7, 9))
+    tax = items["20070313T123432Z-456553@example.com"]
+    assert tax.kind is Kind.TASK and tax.due == date(2007, 5, 1) and tax.status == "open"
+    draft = items["20070514T103211Z-123404@example.com"]
+    assert draft.completed_at is not None and draft.priority == "high"
+    review = items["uid3@example.com"]
+    assert review.timezone == "America/New_York" and review.participants[0].email == "employee-A@example.com"
+    taxes = items["uid4@example.com"]
+    assert taxes.due == datetime(1998, 4, 15, tzinfo=ZoneInfo("Europe/Amsterdam"))  # floating: owner's zone
+    assert taxes.reminder_minutes is not None
