@@ -11,7 +11,8 @@ from structlog.testing import capture_logs
 
 from syncd.errors import ItemError
 from syncd.mapping.context import MappingContext
-from syncd.mapping.ical import activity_id_for_uid, from_ical, to_ical
+from syncd.mapping.ical import from_ical, to_ical
+from syncd.mapping.identity import activity_id_for_uid
 from syncd.mapping.options import MappingOptions
 from syncd.model import (
     Activity,
