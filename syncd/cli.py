@@ -147,14 +147,18 @@ def activities() -> None:
 @pass_ctx
 def activities_import(obj: _Ctx, file: Any) -> None:
     """Upsert the activities in FILE by id. One bad line rejects the whole file."""
-    from syncd.activity_json import read_jsonl
-    from syncd.store.importer import import_activities
+    from syncd.store.importer import import_jsonl
 
-    items = read_jsonl(file.read())
+    text = file.read()
     app = obj.app()
     with app.session() as session:
-        result = import_activities(session, items)
-    click.echo(f"imported {result.total} activities ({result.created} new, {result.updated} updated)")
+        result = import_jsonl(session, text)
+    total = len(result.created) + len(result.updated) + len(result.unchanged)
+    click.echo(
+        f"imported {total} activities: {len(result.created)} new, {len(result.updated)} updated, "
+        f"{len(result.unchanged)} unchanged; {len(result.users_created)} users and "
+        f"{len(result.contacts_created)} contacts created"
+    )
 
 
 @activities.command("export")

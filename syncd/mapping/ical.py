@@ -35,6 +35,7 @@ from typing import Any
 import structlog
 from icalendar import Calendar, Component, Event, Todo, vText
 
+from syncd.activity_json import format_moment, parse_moment
 from syncd.errors import ItemError
 from syncd.mapping import identity
 from syncd.mapping.context import MappingContext
@@ -42,6 +43,7 @@ from syncd.mapping.ical_alarms import read_reminder, write_alarms
 from syncd.mapping.ical_people import read_owner, read_participants, read_regarding, write_people
 from syncd.mapping.ical_props import (
     X_CLOSE_REASON,
+    X_TASK_END,
     X_DIRECTION,
     X_ID,
     X_KIND,
@@ -193,6 +195,7 @@ def _write_master(component: Component, activity: Activity, ctx: MappingContext,
         (X_PLACE, activity.place),
         (X_PROJECT, activity.project),
         (X_CLOSE_REASON, activity.close_reason),
+        (X_TASK_END, None if activity.is_event or activity.end is None else format_moment(activity.end)),
     ):
         if value is not None:
             component.add(name, vText(value))
@@ -542,7 +545,7 @@ def _read_master(
         owner=owner,
         description=text(component, "DESCRIPTION"),
         start=start,
-        end=end if is_event else None,
+        end=end if is_event else _task_end(component, cursor),
         all_day=all_day,
         timezone=zone,
         due=None if is_event else end,
@@ -564,6 +567,14 @@ def _read_master(
         created_at=stamps["CREATED"],
     )
     return activity, tuple(categories)
+
+
+def _task_end(component: Component, cursor: _Cursor) -> Moment | None:
+    carried = x_text(component, X_TASK_END)
+    if carried is None:
+        return None
+    with cursor.at(X_TASK_END):
+        return parse_moment(carried)
 
 
 def _read_recurrence(

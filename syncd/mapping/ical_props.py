@@ -18,6 +18,8 @@ X_DIRECTION = "X-SYNCD-DIRECTION"
 X_PLACE = "X-SYNCD-PLACE"
 X_PROJECT = "X-SYNCD-PROJECT"
 X_CLOSE_REASON = "X-SYNCD-CLOSE-REASON"
+X_TASK_END = "X-SYNCD-END"
+"""A task's end: VTODO has no DTEND, and the CRM's value must survive a round trip."""
 X_PARTICIPANT = "X-SYNCD-PARTICIPANT"
 X_REGARDING = "X-SYNCD-REGARDING"
 #: Parameter on ATTENDEE naming the CRM participant kind (user/contact/account/external).

@@ -95,3 +95,14 @@ class SyncPassRow(Base):
     result: Mapped[str | None] = mapped_column(String(16))
     counts: Mapped[dict[str, int] | None] = mapped_column(JsonValue)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncWorkerRow(Base):
+    """A running ``syncd run`` process and its heartbeat; the live ones share the bindings."""
+
+    __tablename__ = "sync_workers"
+
+    worker: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -6,7 +6,7 @@ import base64
 import binascii
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
@@ -73,6 +73,9 @@ class EwsServer:
         self.response_errors: list[str] = []
         self.server_errors: list[str] = []
         self._injections: list[_Injection] = []
+        # Called with each request's record once it is answered, before the answer is sent: a test's
+        # way to act in between (an Outlook edit after syncd read, a kill after the server wrote).
+        self.after_request: Callable[[RequestRecord], None] | None = None
         self._meta = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -260,8 +263,11 @@ class EwsServer:
             "response_codes": (),
         }
         reply = self._handle(path, headers, body, record)
+        done = RequestRecord(status=reply.status, at=time.monotonic(), **record)
         with self._meta:
-            self.requests.append(RequestRecord(status=reply.status, at=time.monotonic(), **record))
+            self.requests.append(done)
+        if self.after_request is not None:
+            self.after_request(done)
         return reply
 
     def _handle(self, path: str, headers: Mapping[str, str] | Message, body: bytes, record: dict) -> _Reply:
@@ -354,16 +360,19 @@ class _Handler(BaseHTTPRequestHandler):
             reply = ews.handle(self.path, self.headers, body)
         except Exception as err:  # noqa: BLE001 (a server bug must reach the client as an HTTP 500)
             reply = _Reply(500, f"test EWS server error: {err!r}".encode(), {"Content-Type": "text/plain"})
-        self.send_response(reply.status)
         headers = {
             "Content-Type": "text/xml; charset=utf-8",
             **reply.headers,
             "Content-Length": str(len(reply.body)),
         }
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(reply.body)
+        try:
+            self.send_response(reply.status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client is gone (a test killed it): nothing to tell it
 
     def log_message(self, format: str, *args: object) -> None:
         return None

@@ -114,6 +114,15 @@ class TestRoundTrip:
         assert todo["COMPLETED"].dt == datetime(2026, 5, 3, 10, 15, tzinfo=UTC)
         assert task == from_ical(data, CTX, "t").activity
 
+    def test_a_tasks_end_survives_although_vtodo_has_no_dtend(self) -> None:
+        """A task planned from 9:00 to 11:00 comes back with its end, not with the end dropped."""
+        task = Activity(
+            id="t3", kind=Kind.TASK, subject="Prepare the demo", owner="owner@example.com",
+            start=datetime(2026, 5, 1, 9, tzinfo=AMS), end=datetime(2026, 5, 1, 11, tzinfo=AMS),
+            due=datetime(2026, 5, 1, 17, tzinfo=AMS), timezone="Europe/Amsterdam", status="open",
+        )
+        assert task == from_ical(to_ical(task, CTX), CTX, "t").activity
+
     def test_task_with_only_a_due_date_and_reminder(self) -> None:
         """An all-day task without start keeps its due date; the reminder is relative to DUE."""
         task = Activity(id="t2", kind=Kind.TASK, subject="Bellen", owner="owner@example.com", all_day=True,

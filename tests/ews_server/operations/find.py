@@ -1,10 +1,11 @@
-"""FindItem, shallow, with a CalendarView (occurrences expanded) or an IndexedPageItemView."""
+"""FindItem, shallow, with a CalendarView (occurrences expanded) or an IndexedPageItemView, and an
+optional Restriction (see :mod:`..restriction`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from .. import occurrences, render
+from .. import occurrences, render, restriction
 from ..context import Context
 from ..faults import not_implemented
 from ..recurrence import parse_dt
@@ -14,7 +15,6 @@ from ..xmlns import Element, m, sub, t, xml_bool
 from .common import children, each, response
 
 _UNSUPPORTED = (
-    "Restriction",
     "GroupBy",
     "DistinguishedGroupBy",
     "QueryString",
@@ -34,6 +34,9 @@ def find_item(ctx: Context, request: Element) -> Element:
     shape = Shape.parse(request.find(m("ItemShape")))
     calendar_view = request.find(m("CalendarView"))
     paged_view = request.find(m("IndexedPageItemView"))
+    condition = request.find(m("Restriction"))
+    if condition is not None and calendar_view is not None:
+        raise not_implemented("FindItem with a Restriction and a CalendarView")
     root, messages = response("FindItem")
 
     def handle(out: Element, folder_id: Element) -> None:
@@ -45,6 +48,8 @@ def find_item(ctx: Context, request: Element) -> Element:
             last = len(page) == len(found)
         else:
             found = sorted(folder.items.values(), key=lambda i: i.created_seq)
+            if condition is not None:
+                found = [i for i in found if restriction.matches(i, condition[0])]
             limit = (
                 int(paged_view.get("MaxEntriesReturned") or len(found) or 1)
                 if paged_view is not None

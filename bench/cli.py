@@ -1,0 +1,89 @@
+"""``python -m bench [--items N ...] [--no-peers] [--no-exchange] [--budget SECONDS]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from syncd import __version__
+from syncd.connectors.radicale_embedded import EmbeddedRadicale
+
+from bench import report, startup
+from bench.scenario import USER, Deadline, Scenario, make_store, write_syncd_config
+
+
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--items", type=int, nargs="+", default=[1000, 10_000],
+                        help="sizes to measure (default 1000 10000; 200 for a quick look)")
+    parser.add_argument("--no-peers", action="store_true", help="skip vdirsyncer")
+    parser.add_argument("--no-exchange", action="store_true", help="skip the Exchange (EWS test server) figures")
+    parser.add_argument("--budget", type=float, default=900, help="stop after this many seconds (default 900)")
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temporary folder)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    deadline = Deadline(args.budget)
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="syncd-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(12)
+    rows: list[report.Row] = []
+    notes: list[str] = []
+    failed = False
+    try:
+        with EmbeddedRadicale(root / "radicale") as radicale:
+            radicale.add_user(USER, password)
+            _say(f"Radicale at {radicale.url}; work folder {root}")
+            probe = write_syncd_config(root / "startup.toml", root / "startup.sqlite3",
+                                       radicale.make_calendar(USER, "startup"), password)
+            make_store(probe, [])
+            rows += report.startup_rows(startup.measure(probe))
+            scenario = Scenario(radicale, password, root, deadline, peers=not args.no_peers, say=_say)
+            for n in args.items:
+                try:
+                    result = scenario.measure(n)
+                except Exception as exc:  # one size failing still prints the others
+                    failed = True
+                    notes.append(f"N={n}: stopped: {exc}")
+                    _say(f"N={n} failed: {exc}")
+                    continue
+                rows += report.rows_for(result)
+                notes += result.problems
+                notes.append(f"N={n}: load average {result.load_before[0]:.2f} before, "
+                             f"{result.load_after[0]:.2f} after")
+        if not args.no_exchange:
+            from bench import exchange
+
+            ex_rows, ex_notes = exchange.measure(deadline, say=_say)
+            rows += ex_rows
+            notes += ex_notes
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"syncd {__version__} benchmark; {report.machine()}; vdirsyncer "
+          f"{'not run' if args.no_peers else _vdir_version()}")
+    print(report.render(rows))
+    for note in notes:
+        print(f"note: {note}")
+    return 1 if failed else 0
+
+
+def _vdir_version() -> str:
+    from bench import vdirsyncer_peer
+
+    try:
+        return vdirsyncer_peer.version()
+    except Exception as exc:  # noqa: BLE001
+        return f"? ({exc})"

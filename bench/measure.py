@@ -1,0 +1,70 @@
+"""Running one contender's phase as its own process: wall time from the parent, peak RSS of exactly
+that child (``os.wait4``), and the requests Radicale saw meanwhile."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.requestlog import RequestLog, Requests
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    rss_mb: float
+    requests: Requests | None
+    output: str
+
+
+class PhaseFailed(RuntimeError):
+    pass
+
+
+def run(argv: Sequence[str], *, log: RequestLog | None, timeout: float,
+        env: Mapping[str, str] | None = None, stdin: bytes | None = None, cwd: Path | None = None) -> Run:
+    """Run ``argv`` to the end (killed after ``timeout`` seconds); a non-zero exit raises PhaseFailed."""
+    mark = log.mark() if log else 0
+    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{os.getpid()}-{time.monotonic_ns()}.out"
+    with out_path.open("w+b") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})}, cwd=cwd)
+        if stdin is not None:
+            assert proc.stdin is not None
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+        status, usage = _wait(proc, timeout)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        output = out.read().decode("utf-8", "replace")
+    out_path.unlink(missing_ok=True)
+    if status != 0:
+        raise PhaseFailed(f"{' '.join(argv[:4])}... exited {status}:\n{output[-3000:]}")
+    return Run(seconds, usage.ru_maxrss / 1024, log.since(mark) if log else None, output)
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, os.struct_rusage]:
+    """Block in wait4 (no polling delay in the wall time); a timer kills a child that overruns."""
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode == -signal.SIGKILL:
+        raise PhaseFailed(f"{proc.args!r:.200} did not finish within {timeout:.0f} s")
+    return proc.returncode, usage
+
+
+def best_of(argv: Sequence[str], times: int, timeout: float = 30) -> float:
+    """The fastest wall time of ``times`` runs (start-up figures: the noise is all upward)."""
+    return min(run(argv, log=None, timeout=timeout).seconds for _ in range(times))

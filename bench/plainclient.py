@@ -1,0 +1,81 @@
+"""The server's limit: a plain keep-alive HTTP client (http.client) that does nothing but the requests.
+Also the "phone" that edits events on the server between two passes."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+from collections.abc import Iterable, Iterator
+from urllib.parse import quote, unquote, urlsplit
+
+from lxml import etree
+
+_DAV = "{DAV:}"
+_CALDAV = "{urn:ietf:params:xml:ns:caldav}"
+_QUERY = b"""<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><D:getetag/><C:calendar-data/></D:prop>
+  <C:filter><C:comp-filter name="VCALENDAR"/></C:filter>
+</C:calendar-query>"""
+_PROPFIND = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>'
+
+
+class PlainClient:
+    def __init__(self, collection_url: str, user: str, password: str) -> None:
+        parts = urlsplit(collection_url)
+        self.base = parts.path if parts.path.endswith("/") else parts.path + "/"
+        self._conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._auth = {"Authorization": f"Basic {token}"}
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+        self._conn.request(method, path, body=body, headers={**self._auth, **(headers or {})})
+        response = self._conn.getresponse()
+        data = response.read()
+        return response.status, data, {k.lower(): v for k, v in response.getheaders()}
+
+    def put_all(self, items: Iterable[tuple[str, bytes]]) -> int:
+        """PUT each (name, body) as a new resource; returns how many were created."""
+        created = 0
+        for name, body in items:
+            status, _, _ = self.request("PUT", self.base + quote(name), body,
+                                        {"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"})
+            if status not in (201, 204):
+                raise RuntimeError(f"PUT {name}: HTTP {status}")
+            created += 1
+        return created
+
+    def report_all(self) -> int:
+        """One calendar-query REPORT for every object with its data; returns how many came back."""
+        status, data, _ = self.request("REPORT", self.base, _QUERY,
+                                       {"Depth": "1", "Content-Type": "application/xml; charset=utf-8"})
+        if status != 207:
+            raise RuntimeError(f"REPORT: HTTP {status}")
+        tree = etree.fromstring(data)
+        return sum(1 for _ in tree.iter(f"{_CALDAV}calendar-data"))
+
+    def hrefs(self) -> list[str]:
+        status, data, _ = self.request("PROPFIND", self.base, _PROPFIND,
+                                       {"Depth": "1", "Content-Type": "application/xml; charset=utf-8"})
+        if status != 207:
+            raise RuntimeError(f"PROPFIND: HTTP {status}")
+        found = (unquote(h.text or "") for h in etree.fromstring(data).iter(f"{_DAV}href"))
+        return sorted(h for h in found if h.rstrip("/") != self.base.rstrip("/"))
+
+    def edit(self, paths: Iterable[str], change) -> Iterator[str]:  # noqa: ANN001
+        """GET each path, apply ``change`` to its body and PUT it back with If-Match."""
+        for path in paths:
+            quoted = quote(path)
+            status, body, headers = self.request("GET", quoted)
+            if status != 200:
+                raise RuntimeError(f"GET {path}: HTTP {status}")
+            status, _, _ = self.request("PUT", quoted, change(body),
+                                        {"Content-Type": "text/calendar; charset=utf-8",
+                                         "If-Match": headers.get("etag", "*")})
+            if status not in (201, 204):
+                raise RuntimeError(f"PUT {path}: HTTP {status}")
+            yield path

@@ -1,0 +1,118 @@
+"""The table: syncd's figure, the peer's, the ratio, the target and whether it is met."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+from bench.scenario import SizeResult
+from bench.startup import Startup
+
+#: Peak RSS target applies at this size and above.
+RSS_TARGET_MB = 150
+
+
+@dataclass(frozen=True)
+class Row:
+    n: str
+    measure: str
+    syncd: str
+    requests: str
+    rss: str
+    peer: str
+    peer_figure: str
+    ratio: str
+    target: str
+    ok: str
+
+
+HEAD = Row("N", "measure", "syncd", "req", "RSS MB", "peer", "peer", "ratio", "target", "met")
+
+
+def _verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("yes" if ok else "NO")
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.3f}s" if seconds < 1 else f"{seconds:.2f}s"
+
+
+def rows_for(r: SizeResult) -> list[Row]:
+    n = str(r.n)
+    rows: list[Row] = []
+    s, v, p = r.syncd, r.vdirsyncer, r.plain
+
+    def req(run) -> str:  # noqa: ANN001
+        return str(run.requests.total) if run.requests is not None else "?"
+
+    if "push" in s:
+        put = p.get("put")
+        ratio = s["push"].seconds / put.seconds if put else None
+        rows.append(Row(n, "initial push", _s(s["push"].seconds), req(s["push"]), f"{s['push'].rss_mb:.0f}",
+                        "plain PUTs", f"{_s(put.seconds)} {put.requests.total}r" if put else "-",
+                        f"{ratio:.2f}x" if ratio else "-", "<= 1.5x plain", _verdict(ratio <= 1.5 if ratio else None)))
+    if "nochange" in s:
+        nc = s["nochange"]
+        vn = v.get("nochange")
+        ratio = nc.seconds / vn.seconds if vn else None
+        rows.append(Row(n, "no-change sync (process)", _s(nc.seconds), req(nc), f"{nc.rss_mb:.0f}",
+                        "vdirsyncer sync", f"{_s(vn.seconds)} {req(vn)}r" if vn else "not run",
+                        f"{ratio:.2f}x" if ratio else "-", "<= 0.25x vdirsyncer",
+                        _verdict(ratio <= 0.25 if ratio else None)))
+        collections = 1
+        rows.append(Row(n, "no-change requests", "", req(nc), "", "", "", "", f"{collections}/collection",
+                        _verdict(nc.requests.total <= collections if nc.requests else None)))
+    if r.daemon:
+        best = min(r.daemon)
+        dr = r.daemon_requests.total if r.daemon_requests else "?"
+        rows.append(Row(n, "daemon no-change pass", f"{best * 1000:.1f}ms", str(dr), "", "", "", "",
+                        "< 20 ms/binding", _verdict(best < 0.020)))
+    if "changed" in s:
+        ch = s["changed"]
+        k = max(1, r.n // 100)
+        rows.append(Row(n, f"1% changed ({k}+{k})", _s(ch.seconds), req(ch), f"{ch.rss_mb:.0f}", "", "", "", "", "-"))
+    if "pull" in s:
+        pl = s["pull"]
+        vf = v.get("first")
+        ratio = pl.seconds / vf.seconds if vf else None
+        rows.append(Row(n, "initial pull", _s(pl.seconds), req(pl), f"{pl.rss_mb:.0f}", "vdirsyncer 1st sync",
+                        f"{_s(vf.seconds)} {req(vf)}r" if vf else "not run", f"{ratio:.2f}x" if ratio else "-",
+                        "<= 0.5x vdirsyncer", _verdict(ratio <= 0.5 if ratio else None)))
+        rep = p.get("report")
+        if rep:
+            rows.append(Row(n, "initial pull", "", "", "", "one REPORT (all N)",
+                            f"{_s(rep.seconds)} {rep.requests.total}r", f"{pl.seconds / rep.seconds:.1f}x", "-", "-"))
+    if s:
+        peak = max(run.rss_mb for run in s.values())
+        rows.append(Row(n, "peak RSS (syncd phases)", "", "", f"{peak:.0f}",
+                        "vdirsyncer" if v else "", f"{max(x.rss_mb for x in v.values()):.0f} MB" if v else "", "",
+                        f"< {RSS_TARGET_MB} MB @10k", _verdict(peak < RSS_TARGET_MB if r.n >= 10_000 else None)))
+    return rows
+
+
+def startup_rows(st: Startup) -> list[Row]:
+    exch = "exchangelib" in st.sync_loaded
+    return [
+        Row("", "syncd --version (best of 5)", _s(st.version_seconds), "", "", "", "", "", "< 0.3 s",
+            _verdict(st.version_seconds < 0.3)),
+        Row("", "sync (CalDAV) imports", ",".join(st.sync_loaded) or "-", "", "", "", "", "", "no exchangelib",
+            _verdict(not exch)),
+    ]
+
+
+def render(rows: list[Row]) -> str:
+    table = [HEAD, *rows]
+    widths = [max(len(getattr(r, f)) for r in table) for f in Row.__dataclass_fields__]
+    lines = []
+    for i, row in enumerate(table):
+        cells = [getattr(row, f).ljust(w) for f, w in zip(Row.__dataclass_fields__, widths, strict=True)]
+        lines.append(" | ".join(cells).rstrip())
+        if i == 0:
+            lines.append("-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}"

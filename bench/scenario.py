@@ -1,0 +1,244 @@
+"""One size N, end to end, on one Radicale: syncd's four phases, the plain client, vdirsyncer.
+
+Each syncd phase is ``python -m syncd --config ... sync`` in its own process, as a user or cron would
+run it, so wall time includes start-up, and peak RSS is that process's alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from syncd.connectors.radicale_embedded import EmbeddedRadicale
+
+from bench import data, vdirsyncer_peer
+from bench.measure import Run, run
+from bench.plainclient import PlainClient
+from bench.requestlog import RequestLog, Requests
+
+USER = "bench"
+REPO = Path(__file__).resolve().parent.parent
+_SUMMARY = re.compile(
+    r"to calendar (\d+) created, (\d+) updated, (\d+) deleted; to CRM (\d+) created, (\d+) updated, (\d+) deleted; "
+    r"(\d+) conflicts, (\d+) errors"
+)
+_KEYS = ("remote_created", "remote_updated", "remote_deleted", "crm_created", "crm_updated", "crm_deleted",
+         "conflicts", "errors")
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A figure measured inside the bench process (plain client, daemon pass)."""
+
+    seconds: float
+    requests: Requests
+
+
+@dataclass
+class SizeResult:
+    n: int
+    load_before: tuple[float, float, float]
+    syncd: dict[str, Run] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    daemon: list[float] = field(default_factory=list)
+    daemon_requests: Requests | None = None
+    plain: dict[str, Timed] = field(default_factory=dict)
+    vdirsyncer: dict[str, Run] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+class Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def timeout(self, wanted: float) -> float:
+        left = self.end - time.monotonic()
+        if left <= 5:
+            raise TimeoutError("the bench ran out of its time budget")
+        return min(wanted, left)
+
+
+def python_env() -> dict[str, str]:
+    """Children import ``bench`` from this checkout and ``syncd`` from the same interpreter."""
+    path = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
+
+
+def write_syncd_config(path: Path, store: Path, calendar_url: str, password: str) -> Path:
+    path.write_text(
+        f"""[store]
+url = {json.dumps(f"sqlite:///{store}")}
+
+[logging]
+level = "warning"
+format = "console"
+
+[[bindings]]
+name = "bench"
+owner = {json.dumps(data.OWNER)}
+remote = {{ type = "caldav", url = {json.dumps(calendar_url)}, username = {json.dumps(USER)}, password = {json.dumps(password)} }}
+""",
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    return path
+
+
+def make_store(config_path: Path, activities: list) -> None:  # noqa: ANN001
+    from syncd import config as config_module
+    from syncd.app import App
+    from syncd.model import CrmUser
+    from syncd.store import repository
+    from syncd.store.importer import import_activities
+
+    app = App(config_module.load(config_path))
+    app.ensure_schema()
+    with app.session() as session:
+        repository.add_user(session, CrmUser(data.OWNER, "Bench Rep", data.ZONE))
+        session.commit()
+        if activities:
+            import_activities(session, activities)
+    app.engine.dispose()
+
+
+def crm_edits(config_path: Path, ids: list[str]) -> None:
+    """What the CRM's users do between two passes: edit some activities (through the repository)."""
+    from syncd import config as config_module
+    from syncd.app import App
+    from syncd.store import repository
+
+    app = App(config_module.load(config_path))
+    with app.session() as session:
+        for activity in repository.get_activities(session, ids).values():
+            repository.save_activity(session, data.edited(activity))
+        session.commit()
+    app.engine.dispose()
+
+
+def counts_of(output: str) -> dict[str, int]:
+    match = _SUMMARY.search(output)
+    return dict(zip(_KEYS, map(int, match.groups()), strict=True)) if match else {}
+
+
+class Scenario:
+    def __init__(self, radicale: EmbeddedRadicale, password: str, root: Path, deadline: Deadline,
+                 peers: bool, say=print) -> None:  # noqa: ANN001
+        self.radicale = radicale
+        self.password = password
+        self.root = root
+        self.deadline = deadline
+        self.peers = peers
+        self.log = RequestLog(radicale.log_path)
+        self.say = say
+
+    def _timeout(self, n: int) -> float:
+        return self.deadline.timeout(60 + n * 0.1)
+
+    def syncd(self, config: Path, n: int) -> Run:
+        return run([sys.executable, "-m", "syncd", "--config", str(config), "sync"], log=self.log,
+                   timeout=self._timeout(n), env=python_env())
+
+    def _check(self, result: SizeResult, phase: str, expected: dict[str, int]) -> None:
+        got = result.counts.get(phase, {})
+        wrong = {k: (got.get(k), v) for k, v in expected.items() if got.get(k) != v}
+        others = {k: v for k, v in got.items() if k not in expected and v}
+        if wrong or others:
+            result.problems.append(f"N={result.n} {phase}: expected {expected}, got {got}")
+
+    def measure(self, n: int) -> SizeResult:
+        result = SizeResult(n, os.getloadavg())
+        work = self.root / f"n{n}"
+        work.mkdir()
+        now = datetime.now(UTC)
+        push_url = self.radicale.make_calendar(USER, f"push-{n}")
+        pull_url = self.radicale.make_calendar(USER, f"pull-{n}")
+        push_cfg = write_syncd_config(work / "push.toml", work / "push.sqlite3", push_url, self.password)
+        pull_cfg = write_syncd_config(work / "pull.toml", work / "pull.sqlite3", pull_url, self.password)
+        activities = data.activities(n, now)
+        make_store(push_cfg, activities)
+        make_store(pull_cfg, [])
+        self.say(f"N={n}: stores ready (load {result.load_before[0]:.2f})")
+
+        # 1. initial push, 2. no change (best of 3: cheap, and noisy on a shared machine)
+        self._syncd_phase(result, "push", push_cfg, {"remote_created": n})
+        self._syncd_phase(result, "nochange", push_cfg, {}, repeats=3)
+        # the daemon's view of a no-change pass: warm process, in-process App.run_pass
+        mark = self.log.mark()
+        repeats = 5
+        daemon = run([sys.executable, "-m", "bench.daemon_pass", str(push_cfg), str(repeats)], log=None,
+                     timeout=self._timeout(n), env=python_env())
+        result.daemon = json.loads(daemon.output.strip().splitlines()[-1])["seconds"]
+        total = self.log.since(mark)
+        # the warm-up pass is one of repeats + 1 identical passes
+        result.daemon_requests = Requests(type(total.by_method)(
+            {m: round(c / (repeats + 1)) for m, c in total.by_method.items()}))
+        self.say(f"N={n}: daemon no-change pass best {min(result.daemon) * 1000:.1f} ms")
+
+        # 3. 1% changed on each side
+        k = max(1, n // 100)
+        crm_ids = [activities[i].id for i in range(0, n, 100)][:k]
+        crm_edits(push_cfg, crm_ids)
+        phone = PlainClient(push_url, USER, self.password)
+        wanted = {f"bench-{i:06d}" for i in range(50 % n, n, 100)}
+        targets = [h for h in phone.hrefs() if any(w in h for w in wanted)][:k]
+        edited_on_phone = list(phone.edit(targets, data.server_edit))
+        phone.close()
+        self._syncd_phase(result, "changed", push_cfg,
+                          {"remote_updated": len(crm_ids), "crm_updated": len(edited_on_phone)})
+
+        # the server's limit: N PUTs, then one REPORT for all N (these events are what is pulled next)
+        plain = PlainClient(pull_url, USER, self.password)
+        events = [data.server_event(i, n, now) for i in range(n)]
+        result.plain["put"] = self._timed(lambda: plain.put_all(events))
+        fetched: list[int] = []
+        result.plain["report"] = self._timed(lambda: fetched.append(plain.report_all()))
+        plain.close()
+        if fetched != [n]:
+            result.problems.append(f"N={n}: the plain REPORT returned {fetched} objects, not {n}")
+        self.say(f"N={n}: plain client {n} PUTs {result.plain['put'].seconds:.1f}s, "
+                 f"REPORT {result.plain['report'].seconds:.2f}s")
+
+        # 4. initial pull into an empty store
+        self._syncd_phase(result, "pull", pull_cfg, {"crm_created": n})
+
+        if self.peers:
+            self._vdirsyncer(result, work / "vdirsyncer", pull_url, n)
+        result.load_after = os.getloadavg()
+        return result
+
+    def _timed(self, action) -> Timed:  # noqa: ANN001
+        mark = self.log.mark()
+        started = time.perf_counter()
+        action()
+        return Timed(time.perf_counter() - started, self.log.since(mark))
+
+    def _syncd_phase(self, result: SizeResult, phase: str, config: Path, expected: dict[str, int],
+                     repeats: int = 1) -> None:
+        runs = [self.syncd(config, result.n) for _ in range(repeats)]
+        best = min(runs, key=lambda r: r.seconds)
+        result.syncd[phase] = best
+        result.counts[phase] = counts_of(best.output)
+        self._check(result, phase, expected)
+        self.say(f"N={result.n}: syncd {phase}: {best.seconds:.2f}s, {best.requests.total if best.requests else '?'}"
+                 f" requests, {best.rss_mb:.0f} MB")
+
+    def _vdirsyncer(self, result: SizeResult, root: Path, calendar_url: str, n: int) -> None:
+        exe = str(vdirsyncer_peer.executable())
+        config = vdirsyncer_peer.write_config(root, calendar_url, USER, self.password)
+        env = {"VDIRSYNCER_CONFIG": str(config)}
+        result.vdirsyncer["discover"] = run([exe, "discover"], log=self.log, timeout=self._timeout(n), env=env,
+                                            stdin=b"y\n" * 4)
+        result.vdirsyncer["first"] = run([exe, "sync"], log=self.log, timeout=self._timeout(n), env=env)
+        copied = len(list((root / "events").glob("*.ics")))
+        if copied != n:
+            result.problems.append(f"N={n}: vdirsyncer copied {copied} events, not {n}")
+        runs = [run([exe, "sync"], log=self.log, timeout=self._timeout(n), env=env) for _ in range(3)]
+        result.vdirsyncer["nochange"] = min(runs, key=lambda r: r.seconds)
+        self.say(f"N={n}: vdirsyncer first sync {result.vdirsyncer['first'].seconds:.2f}s, "
+                 f"no-change {result.vdirsyncer['nochange'].seconds:.2f}s")
