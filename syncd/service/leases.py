@@ -1,0 +1,177 @@
+"""Which worker may run which binding: leases in the store's own database, no other coordination.
+
+A lease is the pair ``sync_bindings.lease_owner`` / ``lease_expires``. It is taken and renewed only by
+a conditional ``UPDATE ... WHERE lease_owner IS NULL OR lease_owner = me OR lease_expires < now``; the
+database serialises concurrent updates of one row (PostgreSQL re-checks the condition on the row a
+concurrent winner committed; SQLite has a single writer), so at most one worker holds a binding at a
+time on either database. A worker renews its leases on every heartbeat; one that dies loses them
+``ttl`` seconds after its last heartbeat, and the others take them over.
+
+Live workers are rows of ``sync_workers`` whose heartbeat has not expired; each worker holds at most
+``ceil(bindings / live workers)`` bindings, so a new worker gets a fair share as the others release
+their excess. Time is the database's clock on PostgreSQL (workers on several machines agree on it)
+and the local clock on SQLite (which is local anyway).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from syncd.store.sync_models import SyncBindingRow, SyncWorkerRow
+
+_bindings = SyncBindingRow.__table__
+_workers = SyncWorkerRow.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class Acquired:
+    """A binding newly taken, with what the scheduler needs to resume its rhythm."""
+
+    name: str
+    last_pass_at: datetime | None
+    last_success_at: datetime | None
+    failures: int
+
+
+def fair_share(bindings: int, live_workers: int) -> int:
+    return math.ceil(bindings / max(1, live_workers))
+
+
+class Leases:
+    """The leases of one worker (``worker`` is its id, unique among running processes)."""
+
+    def __init__(self, engine: Engine, worker: str, ttl: float) -> None:
+        self.engine = engine
+        self.worker = worker
+        self.ttl = timedelta(seconds=ttl)
+        self._pg = engine.dialect.name == "postgresql"
+        self._started_at: datetime | None = None
+
+    def now(self, conn: Connection) -> datetime:
+        if self._pg:
+            return conn.execute(text("SELECT clock_timestamp()")).scalar_one().astimezone(UTC)
+        return datetime.now(UTC)
+
+    def _insert(self):  # -> an INSERT that understands ON CONFLICT on this dialect
+        return (postgresql.insert if self._pg else sqlite.insert)
+
+    def _free_or_mine(self, now: datetime):
+        return or_(
+            _bindings.c.lease_owner.is_(None),
+            _bindings.c.lease_owner == self.worker,
+            _bindings.c.lease_expires < now,
+        )
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    def heartbeat(self) -> int:
+        """Record this worker as alive; returns how many workers are alive, this one included."""
+        with self.engine.begin() as conn:
+            now = self.now(conn)
+            self._started_at = self._started_at or now
+            row = {"worker": self.worker, "started_at": self._started_at, "heartbeat_at": now,
+                   "expires_at": now + self.ttl}
+            stmt = self._insert()(_workers).values(**row)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=[_workers.c.worker],
+                set_={"heartbeat_at": stmt.excluded.heartbeat_at, "expires_at": stmt.excluded.expires_at},
+            ))
+            # Rows of workers long gone are only noise for `syncd status`.
+            conn.execute(delete(_workers).where(_workers.c.expires_at < now - 10 * self.ttl))
+            return conn.execute(select(func.count()).select_from(_workers).where(_workers.c.expires_at > now)).scalar_one()
+
+    def leave(self) -> None:
+        """A clean stop: give every lease back and leave the worker list, so others take over now."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(_bindings).where(_bindings.c.lease_owner == self.worker).values(lease_owner=None, lease_expires=None)
+            )
+            conn.execute(delete(_workers).where(_workers.c.worker == self.worker))
+
+    # -- bindings --------------------------------------------------------------------------------
+
+    def ensure(self, names: Iterable[str]) -> None:
+        """Create the rows of bindings never seen before (any worker may race to do it)."""
+        names = list(names)
+        if not names:
+            return
+        with self.engine.begin() as conn:
+            stmt = self._insert()(_bindings).values([{"name": n, "failures": 0} for n in names])
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=[_bindings.c.name]))
+
+    def renew(self) -> set[str]:
+        """Extend every lease this worker still holds; returns their names. A lease another worker
+        took (after this one missed heartbeats) is not renewed and drops out."""
+        with self.engine.begin() as conn:
+            now = self.now(conn)
+            conn.execute(
+                update(_bindings)
+                .where(_bindings.c.lease_owner == self.worker)
+                .values(lease_expires=now + self.ttl)
+            )
+            return set(conn.execute(select(_bindings.c.name).where(_bindings.c.lease_owner == self.worker)).scalars())
+
+    def claim(self, name: str) -> bool:
+        """Take or extend the lease of one binding; False if another worker holds it."""
+        with self.engine.begin() as conn:
+            now = self.now(conn)
+            done = conn.execute(
+                update(_bindings)
+                .where(and_(_bindings.c.name == name, self._free_or_mine(now)))
+                .values(lease_owner=self.worker, lease_expires=now + self.ttl)
+            )
+            return done.rowcount == 1
+
+    def acquire(self, wanted: Collection[str], limit: int) -> list[Acquired]:
+        """Take up to ``limit`` of the ``wanted`` bindings that nobody holds (or whose holder died)."""
+        if limit <= 0 or not wanted:
+            return []
+        with self.engine.connect() as conn:
+            now = self.now(conn)
+            free = list(conn.execute(
+                select(_bindings.c.name).where(
+                    _bindings.c.name.in_(list(wanted)),
+                    or_(_bindings.c.lease_owner.is_(None), _bindings.c.lease_expires < now),
+                )
+            ).scalars())
+        # Workers starting together try the free bindings in different orders, so they rarely
+        # race for the same row.
+        random.shuffle(free)
+        taken: list[Acquired] = []
+        for name in free:
+            if len(taken) >= limit:
+                break
+            if self.claim(name):
+                taken.append(self._acquired(name))
+        return taken
+
+    def _acquired(self, name: str) -> Acquired:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_bindings.c.last_pass_at, _bindings.c.last_success_at, _bindings.c.failures)
+                .where(_bindings.c.name == name)
+            ).one()
+        return Acquired(name, row.last_pass_at, row.last_success_at, row.failures or 0)
+
+    def release(self, names: Collection[str]) -> None:
+        if not names:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(_bindings)
+                .where(_bindings.c.name.in_(list(names)), _bindings.c.lease_owner == self.worker)
+                .values(lease_owner=None, lease_expires=None)
+            )
+
+    def failures(self, name: str) -> int:
+        """Consecutive failed passes of a binding, as the engine counted them (any worker's)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(_bindings.c.failures).where(_bindings.c.name == name)).scalar()
+        return value or 0
