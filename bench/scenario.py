@@ -182,10 +182,12 @@ class Scenario:
 
         # 3. 1% changed on each side
         k = max(1, n // 100)
-        crm_ids = [activities[i].id for i in range(0, n, 100)][:k]
+        crm_index = list(range(0, n, 100))[:k]
+        crm_ids = [activities[i].id for i in crm_index]
         crm_edits(push_cfg, crm_ids)
         phone = PlainClient(push_url, USER, self.password)
-        wanted = {f"bench-{i:06d}" for i in range(50 % n, n, 100)}
+        # other items than the CRM's, so the phase measures changes, not conflicts
+        wanted = {f"bench-{min(i + 50, n - 1):06d}" for i in crm_index} - {f"bench-{i:06d}" for i in crm_index}
         targets = [h for h in phone.hrefs() if any(w in h for w in wanted)][:k]
         edited_on_phone = list(phone.edit(targets, data.server_edit))
         phone.close()

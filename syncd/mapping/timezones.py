@@ -20,8 +20,6 @@ import zoneinfo
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
 
-from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
-
 _UTC_NAMES = frozenset({"utc", "gmt", "z", "etc/utc", "etc/gmt", "utc+00:00", "(utc) coordinated universal time"})
 _LABEL = re.compile(r"^\(\s*(?:UTC|GMT)\s*(?:(?P<sign>[+-])(?P<h>\d{1,2}):?(?P<m>\d{2}))?\s*\)\s*(?P<cities>.+)$", re.I)
 
@@ -39,6 +37,15 @@ def _by_city() -> dict[str, list[str]]:
         if "/" in name and not name.startswith(("Etc/", "SystemV/", "posix/", "right/")):
             index.setdefault(name.rsplit("/", 1)[1].replace("_", " ").casefold(), []).append(name)
     return index
+
+
+@cache
+def _windows_zones() -> tuple[dict[str, str], dict[str, str]]:
+    """The Windows -> IANA table, as given and case-folded. Imported on first need: importing
+    exchangelib costs ~150 ms and ~15 MB, which a CalDAV-only process with IANA TZIDs never pays."""
+    from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
+
+    return dict(MS_TIMEZONE_TO_IANA_MAP), {k.casefold(): v for k, v in MS_TIMEZONE_TO_IANA_MAP.items()}
 
 
 @cache
@@ -63,9 +70,9 @@ def iana_for_tzid(tzid: str) -> str | None:
         return "UTC"
     if is_iana(name):
         return name
-    if name in MS_TIMEZONE_TO_IANA_MAP:
-        return MS_TIMEZONE_TO_IANA_MAP[name]
-    folded = {k.casefold(): v for k, v in MS_TIMEZONE_TO_IANA_MAP.items()}
+    windows, folded = _windows_zones()
+    if name in windows:
+        return windows[name]
     if name.casefold() in folded:
         return folded[name.casefold()]
     if name.startswith("/") or name.count("/") > 1:
