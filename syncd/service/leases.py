@@ -21,18 +21,18 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text, update
+from sqlalchemy import Connection, Engine, Table, and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from syncd.store.sync_models import SyncBindingRow, SyncWorkerRow
 
-_bindings = SyncBindingRow.__table__
-_workers = SyncWorkerRow.__table__
+_bindings: Table = SyncBindingRow.__table__  # type: ignore[assignment]
+_workers: Table = SyncWorkerRow.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
-class Acquired:
-    """A binding newly taken, with what the scheduler needs to resume its rhythm."""
+class BindingInfo:
+    """What a worker taking a binding over needs to resume its rhythm."""
 
     name: str
     last_pass_at: datetime | None
@@ -59,8 +59,9 @@ class Leases:
             return conn.execute(text("SELECT clock_timestamp()")).scalar_one().astimezone(UTC)
         return datetime.now(UTC)
 
-    def _insert(self):  # -> an INSERT that understands ON CONFLICT on this dialect
-        return (postgresql.insert if self._pg else sqlite.insert)
+    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT that knows ON CONFLICT (both dialects have it; SQLAlchemy's generic one does not)."""
+        return postgresql.insert(table) if self._pg else sqlite.insert(table)
 
     def _free_or_mine(self, now: datetime):
         return or_(
@@ -78,7 +79,7 @@ class Leases:
             self._started_at = self._started_at or now
             row = {"worker": self.worker, "started_at": self._started_at, "heartbeat_at": now,
                    "expires_at": now + self.ttl}
-            stmt = self._insert()(_workers).values(**row)
+            stmt = self._insert(_workers).values(**row)
             conn.execute(stmt.on_conflict_do_update(
                 index_elements=[_workers.c.worker],
                 set_={"heartbeat_at": stmt.excluded.heartbeat_at, "expires_at": stmt.excluded.expires_at},
@@ -103,7 +104,7 @@ class Leases:
         if not names:
             return
         with self.engine.begin() as conn:
-            stmt = self._insert()(_bindings).values([{"name": n, "failures": 0} for n in names])
+            stmt = self._insert(_bindings).values([{"name": n, "failures": 0} for n in names])
             conn.execute(stmt.on_conflict_do_nothing(index_elements=[_bindings.c.name]))
 
     def renew(self) -> set[str]:
@@ -129,7 +130,7 @@ class Leases:
             )
             return done.rowcount == 1
 
-    def acquire(self, wanted: Collection[str], limit: int) -> list[Acquired]:
+    def acquire(self, wanted: Collection[str], limit: int) -> list[str]:
         """Take up to ``limit`` of the ``wanted`` bindings that nobody holds (or whose holder died)."""
         if limit <= 0 or not wanted:
             return []
@@ -144,21 +145,21 @@ class Leases:
         # Workers starting together try the free bindings in different orders, so they rarely
         # race for the same row.
         random.shuffle(free)
-        taken: list[Acquired] = []
+        taken: list[str] = []
         for name in free:
             if len(taken) >= limit:
                 break
             if self.claim(name):
-                taken.append(self._acquired(name))
+                taken.append(name)
         return taken
 
-    def _acquired(self, name: str) -> Acquired:
+    def info(self, name: str) -> BindingInfo:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(_bindings.c.last_pass_at, _bindings.c.last_success_at, _bindings.c.failures)
                 .where(_bindings.c.name == name)
             ).one()
-        return Acquired(name, row.last_pass_at, row.last_success_at, row.failures or 0)
+        return BindingInfo(name, row.last_pass_at, row.last_success_at, row.failures or 0)
 
     def release(self, names: Collection[str]) -> None:
         if not names:
@@ -170,8 +171,3 @@ class Leases:
                 .values(lease_owner=None, lease_expires=None)
             )
 
-    def failures(self, name: str) -> int:
-        """Consecutive failed passes of a binding, as the engine counted them (any worker's)."""
-        with self.engine.connect() as conn:
-            value = conn.execute(select(_bindings.c.failures).where(_bindings.c.name == name)).scalar()
-        return value or 0

@@ -1,0 +1,63 @@
+"""``syncd sync``, ``status`` and ``conflicts`` as processes, against a real Radicale."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from world import World, meeting, uid
+
+
+def run(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "syncd", "--config", str(world.config_file()), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_sync_prints_a_summary_and_fails_when_a_binding_fails(world: World) -> None:
+    world.bind("anna")
+    world.bind("broken", remote={"password": "wrong-password-123"})
+    world.save(meeting("s1"))
+    result = run(world, "sync")
+    assert result.returncode == 1
+    assert "anna: ok: to calendar 1 created" in result.stdout
+    assert "broken: failed" in result.stdout and "refused the credentials" in result.stdout
+    assert "wrong-password-123" not in result.stdout + result.stderr
+    only = run(world, "sync", "--binding", "anna")
+    assert only.returncode == 0 and "broken" not in only.stdout
+
+    status = json.loads(run(world, "status", "--json").stdout)
+    by_name = {row["name"]: row for row in status}
+    assert by_name["anna"]["state"] == "ok" and by_name["anna"]["links"] == 1
+    assert by_name["broken"]["state"] == "failing" and "401" in by_name["broken"]["last_error"]
+    text = run(world, "status").stdout
+    assert "broken: failing" in text and "why:" in text
+
+
+def test_dry_run_shows_the_plan_and_changes_nothing(world: World) -> None:
+    phone = world.bind()
+    world.save(meeting("d1"), meeting("d2", days=4))
+    result = run(world, "sync", "--dry-run")
+    assert result.returncode == 0
+    assert "PushCreate d1" in result.stdout and "PushCreate d2" in result.stdout
+    assert phone.items() == {}
+
+
+def test_conflicts_are_listed_and_resolved_from_the_command_line(world: World) -> None:
+    phone = world.bind(conflict="manual")
+    world.save(meeting("k1", "Kick-off"))
+    world.sync()
+    world.save(meeting("k1", "Kick-off (CRM)"))
+    phone.edit(uid("k1"), summary="Kick-off (phone)")
+    world.sync()
+    listed = run(world, "conflicts", "list")
+    assert "activity k1" in listed.stdout and "'Kick-off (CRM)'" in listed.stdout and "'Kick-off (phone)'" in listed.stdout
+    conflict_id = listed.stdout.split()[0].lstrip("#")
+    resolved = run(world, "conflicts", "resolve", conflict_id, "--keep", "crm")
+    assert resolved.returncode == 0, resolved.stderr
+    assert run(world, "conflicts", "resolve", conflict_id, "--keep", "crm").returncode == 1
+    world.sync()
+    from world import master
+
+    assert str(master(phone.get(uid("k1"))[0])["SUMMARY"]) == "Kick-off (CRM)"
+    assert run(world, "conflicts", "list").stdout.strip() == "no pending conflicts"
