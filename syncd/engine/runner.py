@@ -52,7 +52,7 @@ from syncd.errors import (
     ValidationError,
 )
 from syncd.logging import get_logger
-from syncd.model import CONTENT_FIELDS, Activity, Kind, ParticipantKind
+from syncd.model import CONTENT_FIELDS, EVENT_KINDS, Activity, Kind, ParticipantKind
 
 log = get_logger("syncd.engine")
 
@@ -130,6 +130,7 @@ class Runner:
         self.policy = policy_for(binding, remote_fields)
         self.worker = worker
         self.clock = clock
+        self._skips: dict[str, Skip] = {}
 
     # -- gathering -------------------------------------------------------------------------------
 
@@ -394,6 +395,13 @@ class Runner:
                 etag = remote.etag if remote is not None else link.etag
                 raw = remote.raw if remote is not None else None
                 assert link.ref is not None
+                if (link.kind in EVENT_KINDS) != activity.is_event:
+                    # An appointment became a task or back: an event and a to-do are different
+                    # objects (and may live in different collections), so the item is replaced.
+                    self.connector.delete(link.ref, etag)
+                    self._apply(PushCreate(action.key, activity), report)
+                    report.counts["remote_deleted"] += 1
+                    return
                 result = self.connector.update(link.ref, etag, activity, raw)
                 with self.state.transaction():
                     self.state.save_link(self._synced(activity, result))

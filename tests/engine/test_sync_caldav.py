@@ -399,3 +399,20 @@ def test_times_keep_their_zone_on_the_calendar(world: World) -> None:
     assert event["DTSTART"].params.get("TZID") == "Europe/Amsterdam"
     assert any(c.name == "VTIMEZONE" for c in cal.subcomponents)
     assert event.decoded("DTSTART").astimezone(AMS).hour == 10
+
+
+def test_an_appointment_that_becomes_a_task_moves_to_the_task_list(world: World) -> None:
+    tasks_calendar = world.calendar(components=("VTODO",))
+    phone = world.bind(remote={"tasks_url": tasks_calendar})
+    world.save(meeting("kc1", "Prepare offer"))
+    world.sync()
+    assert uid("kc1") in phone.items()
+    world.save(meeting("kc1", "Prepare offer", kind=Kind.TASK, start=None, end=None, due=soon(4, 17)))
+    report = world.sync()
+    assert report.result == "ok", (report.error, report.errors)
+    assert phone.items() == {}
+    from world import Phone
+
+    tasks = Phone(tasks_calendar.replace(world.proxy.url, world.radicale.url)).items()
+    assert list(tasks) == [uid("kc1")] and tasks[uid("kc1")].walk("VTODO")
+    assert sum(world.sync().counts.values()) == 0

@@ -1,0 +1,375 @@
+"""The Exchange connector: one mailbox's Calendar (appointments, calls) and Tasks folders over EWS.
+
+Change detection is SyncFolderItems per folder with an ID-only shape: one request per folder when
+nothing changed. Items whose ChangeKey differs from what the engine knows are then read with one
+batched GetItem (every field, syncd's extended properties included), and the exception items of
+recurring masters with a second one, so the mapping sees moved occurrences' subjects and locations.
+A sync state Exchange no longer accepts (ErrorInvalidSyncStateData) makes both folders be listed
+again from scratch; deletions are then the known refs that are missing, so nothing is duplicated.
+
+Writes: CreateItem / UpdateItem / DeleteItem. Updates carry the ChangeKey with NeverOverwrite, so an
+Outlook edit in between is ErrorIrresolvableConflict -> :class:`~syncd.errors.PreconditionFailed`.
+A recurring master's deleted and modified occurrences are written after the master, occurrence by
+occurrence (:func:`~syncd.mapping.ews_recurrence.occurrence_changes`). Meeting messages go out only
+with ``send_invitations = true``.
+
+Refs are EWS ItemIds, etags ChangeKeys. The opaque state is JSON: a sync state per folder, and the
+server build exchangelib learnt (so a binding without a configured ``version`` asks only once).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from exchangelib import Account, Build, CalendarItem, EWSDate, EWSDateTime, Task, Version
+from exchangelib.errors import ErrorInvalidSyncStateData, ErrorItemNotFound
+from exchangelib.folders import Calendar, Folder, Root, Tasks
+from exchangelib.items import (
+    ALL_OCCURRENCES,
+    MOVE_TO_DELETED_ITEMS,
+    NEVER_OVERWRITE,
+    SEND_TO_ALL_AND_SAVE_COPY,
+    SEND_TO_NONE,
+)
+from exchangelib.properties import Body
+
+from syncd.connectors.base import RemoteChanges, RemoteItem, WriteResult
+from syncd.connectors.exchange_session import (
+    ExchangeSettings,
+    close_account,
+    open_account,
+    translate,
+    who,
+)
+from syncd.errors import ItemError, NotFound
+from syncd.mapping.context import MappingContext
+from syncd.mapping.ews import apply_to_ews, from_ews, register_extended_properties, to_ews
+from syncd.mapping.ews_recurrence import OccurrenceChange, occurrence_changes
+from syncd.model import Activity, Kind
+
+__all__ = ["ExchangeConnector"]
+
+STATE_VERSION = 1
+#: EWS's largest SyncFolderItems page.
+_PAGE = 512
+_FOLDERS = ("calendar", "tasks")
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    """``RemoteItem.raw``: the item as read, and the activity it mapped to (its exceptions included)."""
+
+    item: CalendarItem | Task
+    activity: Activity | None
+
+
+@dataclass(slots=True)
+class _Listing:
+    """One folder's changes: ItemId -> ChangeKey of items created or changed, and deleted ItemIds."""
+
+    changed: dict[str, str | None] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+    state: str | None = None
+
+
+class ExchangeConnector:
+    """Implements :class:`syncd.connectors.base.Connector` over EWS with exchangelib."""
+
+    def __init__(self, settings: ExchangeSettings, ctx: MappingContext) -> None:
+        register_extended_properties()
+        self._ctx = ctx
+        self._who = who(settings)
+        self._invitations = SEND_TO_ALL_AND_SAVE_COPY if settings.send_invitations else SEND_TO_NONE
+        self._version_configured = bool(settings.version)
+        with translate(self._who):
+            self._account: Account = open_account(settings, ctx.default_timezone)
+        root = Root(account=self._account)
+        # Distinguished folder ids name the folders without a GetFolder round trip per pass.
+        self._folders: dict[str, Calendar | Tasks] = {"calendar": Calendar(root=root), "tasks": Tasks(root=root)}
+        # GetItem's field set: every field of every item class (the ids may be calendar items or tasks).
+        self._any_folder = Folder(root=root)
+
+    def _folder_for(self, kind: Kind) -> Calendar | Tasks:
+        return self._folders["tasks" if kind == Kind.TASK else "calendar"]
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def changes(self, state: str | None, known: Mapping[str, str | None]) -> RemoteChanges:
+        saved, build = _load_state(state)
+        if build and not self._version_configured:
+            self._account.protocol.config.version = Version(build=build)
+        listings: dict[str, _Listing] | None = None
+        if all(name in saved for name in _FOLDERS):
+            listings = {}
+            for name in _FOLDERS:
+                listing = self._list(name, saved[name])
+                if listing is None:
+                    listings = None
+                    break
+                listings[name] = listing
+        total: int | None = None
+        if listings is None:
+            # First pass, or Exchange forgot a sync state: list everything; the known refs that are
+            # missing are the deletions.
+            listings = {name: self._list(name, None) or _Listing() for name in _FOLDERS}
+            present = {ref for listing in listings.values() for ref in listing.changed}
+            deleted = [ref for ref in known if ref not in present]
+            total = len(present)
+        else:
+            deleted = [ref for listing in listings.values() for ref in listing.deleted if ref in known]
+        to_fetch = [
+            (ref, key)
+            for listing in listings.values()
+            for ref, key in listing.changed.items()
+            if key is None or key != known.get(ref)
+        ]
+        changed, gone = self._read(to_fetch)
+        deleted += [ref for ref in gone if ref in known and ref not in deleted]
+        states = {name: listing.state for name, listing in listings.items()}
+        return RemoteChanges(changed, deleted, _dump_state(states, self._account.version.build), total)
+
+    def _list(self, name: str, sync_state: str | None) -> _Listing | None:
+        """The folder's changes since ``sync_state`` (everything for ``None``); ``None`` if the state is refused."""
+        folder = self._folders[name]
+        folder.item_sync_state = None  # else exchangelib resumes from the last pass of this object
+        listing = _Listing()
+        try:
+            with translate(self._who):
+                for change, item in folder.sync_items(
+                    sync_state=sync_state, only_fields=[], max_changes_returned=_PAGE
+                ):
+                    if change == "delete":
+                        listing.deleted.append(item.id)
+                        listing.changed.pop(item.id, None)
+                    elif change in ("create", "update") and isinstance(item, (CalendarItem, Task)):
+                        listing.changed[item.id] = item.changekey
+        except ErrorInvalidSyncStateData:
+            if sync_state is None:
+                raise
+            return None
+        listing.state = folder.item_sync_state
+        return listing
+
+    def fetch(self, refs: Sequence[str]) -> list[RemoteItem]:
+        found, _ = self._read([(ref, None) for ref in dict.fromkeys(refs)])
+        return found
+
+    def _read(self, ids: Sequence[tuple[str, str | None]]) -> tuple[list[RemoteItem], list[str]]:
+        """(the items read, the refs Exchange no longer has)."""
+        if not ids:
+            return [], []
+        with translate(self._who):
+            results = list(self._account.fetch(ids=ids, folder=self._any_folder))
+        items: list[CalendarItem | Task] = []
+        gone: list[str] = []
+        for (ref, _), result in zip(ids, results, strict=True):
+            if isinstance(result, ErrorItemNotFound):
+                gone.append(ref)
+            elif isinstance(result, Exception):
+                with translate(self._who, ref):
+                    raise result
+            elif isinstance(result, (CalendarItem, Task)):
+                items.append(result)
+        exceptions = self._exceptions(items)
+        return [self._parse(item, exceptions.get(item.id, [])) for item in items], gone
+
+    def _exceptions(self, items: Iterable[CalendarItem | Task]) -> dict[str, list[CalendarItem]]:
+        """The exception items of the recurring masters among ``items``, by master id (one GetItem)."""
+        wanted = [
+            (master.id, (occ.id, occ.changekey))
+            for master in items
+            if isinstance(master, CalendarItem)
+            for occ in master.modified_occurrences or ()
+        ]
+        if not wanted:
+            return {}
+        with translate(self._who):
+            results = list(self._account.fetch(ids=[ids for _, ids in wanted], folder=self._folders["calendar"]))
+        found: dict[str, list[CalendarItem]] = {}
+        for (master_id, _), result in zip(wanted, results, strict=True):
+            if isinstance(result, CalendarItem):
+                found.setdefault(master_id, []).append(result)
+        return found
+
+    def _parse(self, item: CalendarItem | Task, exceptions: Sequence[CalendarItem]) -> RemoteItem:
+        try:
+            parsed = from_ews(item, self._ctx, occurrences=exceptions)
+        except ItemError as exc:
+            return RemoteItem(
+                ref=item.id, etag=item.changekey, uid=getattr(item, "uid", None),
+                crm_id=getattr(item, "syncd_crm_id", None), activity=None, error=str(exc),
+                raw=_Fetched(item, None),
+            )
+        return RemoteItem(
+            ref=item.id,
+            etag=item.changekey,
+            uid=parsed.uid,
+            crm_id=parsed.crm_id,
+            activity=parsed.activity,
+            modified_at=parsed.modified_at,
+            categories=parsed.categories,
+            raw=_Fetched(item, parsed.activity),
+        )
+
+    def find(self, crm_id: str, kind: Kind) -> RemoteItem | None:
+        """FindItem restricted to syncd's CRM-id property: one request (plus a GetItem if found)."""
+        folder = self._folder_for(kind)
+        with translate(self._who):
+            hits = [(i.id, i.changekey) for i in folder.filter(syncd_crm_id=crm_id).only("id", "changekey")]
+        if not hits:
+            return None
+        found, _ = self._read(hits[:1])
+        return found[0] if found else None
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def create(self, activity: Activity) -> WriteResult:
+        ref = activity.id
+        item = to_ews(activity, self._ctx, self._ctx.default_timezone)
+        item.account = self._account
+        item.folder = self._folder_for(activity.kind)
+        with translate(self._who, ref):
+            if isinstance(item, CalendarItem):
+                item.save(send_meeting_invitations=self._invitations)
+            else:
+                item.save()
+        changekey = self._write_occurrences(item, occurrence_changes(activity))
+        return WriteResult(item.id, changekey)
+
+    def update(self, ref: str, etag: str | None, activity: Activity, raw: object = None) -> WriteResult:
+        fetched = raw if isinstance(raw, _Fetched) and raw.item.id == ref else None
+        if fetched is None:
+            found, _ = self._read([(ref, None)])
+            if not found or not isinstance(found[0].raw, _Fetched):
+                raise NotFound(ref)
+            fetched = found[0].raw
+        item = fetched.item
+        if etag is not None:
+            item.changekey = etag
+        if isinstance(item, Task) == activity.is_event:
+            return self._replace(ref, etag, activity)
+        changed = apply_to_ews(item, activity, self._ctx, self._ctx.default_timezone)
+        if changed:
+            with translate(self._who, ref):
+                if isinstance(item, CalendarItem):
+                    item.save(update_fields=changed, conflict_resolution=NEVER_OVERWRITE,
+                              send_meeting_invitations=self._invitations)
+                else:
+                    item.save(update_fields=changed, conflict_resolution=NEVER_OVERWRITE)
+        # A rewritten pattern drops every exception on Exchange: then all of them are written again.
+        current = None if "recurrence" in changed or fetched.activity is None else fetched.activity.recurrence
+        changekey = self._write_occurrences(item, occurrence_changes(activity, current))
+        return WriteResult(item.id, changekey)
+
+    def _replace(self, ref: str, etag: str | None, activity: Activity) -> WriteResult:
+        """An appointment that became a task (or back) moves to the other folder: a new item."""
+        result = self.create(activity)
+        self.delete(ref, etag)
+        return result
+
+    def _write_occurrences(self, master: CalendarItem | Task, changes: Sequence[OccurrenceChange]) -> str | None:
+        """Delete and modify occurrences of a master just written; returns the master's ChangeKey after."""
+        if not changes or not isinstance(master, CalendarItem):
+            return master.changekey
+        ref = master.id
+        with translate(self._who, ref):
+            for change in changes:
+                occurrence = master.occurrence(change.index)
+                if change.delete:
+                    occurrence.delete(send_meeting_cancellations=self._invitations)
+                    continue
+                occurrence.refresh()
+                fields = _occurrence_fields(change)
+                for name, value in fields.items():
+                    setattr(occurrence, name, value)
+                occurrence.save(update_fields=list(fields), conflict_resolution=NEVER_OVERWRITE,
+                                send_meeting_invitations=self._invitations)
+            # Each occurrence write changed the master's ChangeKey.
+            [fresh] = list(self._account.fetch(ids=[(ref, None)], folder=self._folders["calendar"], only_fields=[]))
+        if isinstance(fresh, Exception):
+            with translate(self._who, ref):
+                raise fresh
+        return fresh.changekey
+
+    def delete(self, ref: str, etag: str | None) -> None:
+        # Deleted Items, not a hard delete: a user can still get back what syncd removed. Exchange does not
+        # check a ChangeKey on delete, so none is sent.
+        with translate(self._who, ref):
+            [result] = self._account.bulk_delete(
+                ids=[(ref, None)],
+                delete_type=MOVE_TO_DELETED_ITEMS,
+                send_meeting_cancellations=self._invitations,
+                affected_task_occurrences=ALL_OCCURRENCES,
+            )
+            if isinstance(result, ErrorItemNotFound):
+                return
+            if isinstance(result, Exception):
+                raise result
+
+    # --- housekeeping --------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """GetFolder on the Calendar and Tasks folders, as the binding's login sees them."""
+        from syncd.errors import RemoteError
+
+        problems: list[str] = []
+        for name, cls in (("Calendar", Calendar), ("Tasks", Tasks)):
+            try:
+                with translate(self._who):
+                    cls.get_distinguished(root=self._folders["calendar"].root)
+            except RemoteError as exc:
+                message = str(exc)
+                if message not in problems:
+                    problems.append(message if problems or name == "Calendar" else f"{name} folder: {message}")
+        return problems
+
+    def close(self) -> None:
+        close_account(self._account)
+
+
+def _ews_moment(value: Any) -> EWSDateTime | EWSDate:
+    if isinstance(value, datetime):
+        return EWSDateTime.from_datetime(value.astimezone(UTC))
+    assert isinstance(value, date)
+    return EWSDate(value.year, value.month, value.day)
+
+
+def _occurrence_fields(change: OccurrenceChange) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if change.start is not None:
+        fields["start"] = _ews_moment(change.start)
+    if change.end is not None:
+        fields["end"] = _ews_moment(change.end)
+    if change.subject is not None:
+        fields["subject"] = change.subject
+    if change.location is not None:
+        fields["location"] = change.location
+    if change.description is not None:
+        fields["body"] = Body(change.description)
+    return fields
+
+
+def _load_state(state: str | None) -> tuple[dict[str, str], Build | None]:
+    """Sync states by folder and the learnt server build; anything unreadable means "list everything"."""
+    if not state:
+        return {}, None
+    try:
+        data = json.loads(state)
+        if data.get("version") != STATE_VERSION:
+            return {}, None
+        folders = {name: str(value) for name, value in data["folders"].items() if value}
+        build = data.get("build")
+        return folders, Build(*[int(p) for p in build.split(".")]) if isinstance(build, str) else None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {}, None
+
+
+def _dump_state(states: Mapping[str, str | None], build: Build | None) -> str:
+    data: dict[str, Any] = {"version": STATE_VERSION, "folders": dict(sorted(states.items()))}
+    if build is not None:
+        data["build"] = f"{build.major_version}.{build.minor_version}.{build.major_build}.{build.minor_build}"
+    return json.dumps(data, sort_keys=True)
