@@ -371,5 +371,5 @@ def _load_state(state: str | None) -> tuple[dict[str, str], Build | None]:
 def _dump_state(states: Mapping[str, str | None], build: Build | None) -> str:
     data: dict[str, Any] = {"version": STATE_VERSION, "folders": dict(sorted(states.items()))}
     if build is not None:
-        data["build"] = f"{build.major_version}.{build.minor_version}.{build.major_build}.{build.minor_build}"
+        data["build"] = str(build)
     return json.dumps(data, sort_keys=True)

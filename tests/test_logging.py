@@ -1,0 +1,39 @@
+"""Logs: JSON lines off a terminal, and no secret in any line, from syncd or from a library."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from syncd import logging as log_setup
+
+
+@pytest.fixture
+def stream() -> io.StringIO:
+    out = io.StringIO()
+    log_setup.configure("debug", "auto", stream=out)
+    log_setup.register_secrets(["s3cr3t-Passw0rd"])
+    yield out
+    logging.getLogger().handlers.clear()
+
+
+def test_json_lines_when_not_on_a_terminal(stream: io.StringIO) -> None:
+    log_setup.get_logger("syncd.test").info("pass finished", binding="anna", pass_id="p1", remote_created=3)
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert line["event"] == "pass finished" and line["binding"] == "anna" and line["remote_created"] == 3
+    assert line["level"] == "info" and "timestamp" in line
+
+
+def test_secrets_are_scrubbed_from_syncd_and_library_logs(stream: io.StringIO) -> None:
+    log_setup.get_logger("syncd.test").warning("login failed with s3cr3t-Passw0rd", password="s3cr3t-Passw0rd",
+                                                 headers={"Authorization": "Basic YW5uYTpzM2NyM3Q="})
+    logging.getLogger("exchangelib.protocol").info(
+        "request headers: {'Authorization': 'Basic YW5uYTpzM2NyM3Q=', 'X-AnchorMailbox': 'a@b'} body s3cr3t-Passw0rd")
+    text = stream.getvalue()
+    assert "s3cr3t-Passw0rd" not in text
+    assert "YW5uYTpzM2NyM3Q=" not in text
+    assert text.count("[redacted]") >= 4
+    assert "X-AnchorMailbox" in text  # the rest of the line is kept
