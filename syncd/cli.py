@@ -218,6 +218,18 @@ def sync(obj: _Ctx, names: tuple[str, ...], dry_run: bool) -> None:
 
 
 @main.command()
+@pass_ctx
+def run(obj: _Ctx) -> None:
+    """Run as a service: every binding on its schedule, /healthz and /metrics, systemd notify.
+
+    SIGHUP reloads the config; SIGTERM stops after the passes under way. Several `syncd run` on one
+    PostgreSQL store share the bindings."""
+    from syncd.service.daemon import serve
+
+    sys.exit(serve(obj.config, obj.config_path))
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def status(obj: _Ctx, as_json: bool) -> None:

@@ -8,4 +8,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from pg import empty_store_url, pg_template, store_url  # noqa: E402,F401
+from pg import empty_store_url, pg_store_url, pg_template, store_url  # noqa: E402,F401
