@@ -252,8 +252,14 @@ def status(obj: _Ctx, as_json: bool) -> None:
             f" {row['links']} linked items; {row['pending_conflicts']} pending conflicts;"
             f" {row['item_errors']} item errors"
         )
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(row["last_counts"].items()) if v)
+        if counts:
+            click.echo(f"  last pass: {counts}")
+        if row["lease_owner"]:
+            click.echo(f"  held by worker {row['lease_owner']} (lease until {row['lease_expires']:%H:%M:%S})")
         if row["last_error"]:
-            click.echo(f"  why: {row['last_error']}")
+            failures = row["consecutive_failures"]
+            click.echo(f"  why ({failures} failed passes in a row, last by {row['last_worker']}): {row['last_error']}")
 
 
 # -- conflicts -------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|credential|api[_-]?key", re.I)
+# "pass" alone, not as a word part: ``pass_id`` names a sync pass and must stay readable.
+_SECRET_KEYS = re.compile(r"passw(or)?d|passphrase|^pass$|secret|token|authorization|credential|api[_-]?key", re.I)
 _AUTH_HEADER = re.compile(r"(Authorization['\"]?\s*[:=]\s*['\"]?)(Basic|Bearer|NTLM|Negotiate|Digest)\s+[^'\",\s]+", re.I)
 _secrets: set[str] = set()
 REDACTED = "[redacted]"

@@ -45,7 +45,7 @@ from syncd.connectors.exchange_session import (
     translate,
     who,
 )
-from syncd.errors import ItemError, NotFound
+from syncd.errors import ItemError, NotFound, RemoteError
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ews import apply_to_ews, from_ews, register_extended_properties, to_ews
 from syncd.mapping.ews_recurrence import OccurrenceChange, occurrence_changes
@@ -87,7 +87,7 @@ class ExchangeConnector:
         self._version_configured = bool(settings.version)
         with translate(self._who):
             self._account: Account = open_account(settings, ctx.default_timezone)
-        root = Root(account=self._account)
+        self._root = root = Root(account=self._account)
         # Distinguished folder ids name the folders without a GetFolder round trip per pass.
         self._folders: dict[str, Calendar | Tasks] = {"calendar": Calendar(root=root), "tasks": Tasks(root=root)}
         # GetItem's field set: every field of every item class (the ids may be calendar items or tasks).
@@ -314,17 +314,14 @@ class ExchangeConnector:
 
     def check(self) -> list[str]:
         """GetFolder on the Calendar and Tasks folders, as the binding's login sees them."""
-        from syncd.errors import RemoteError
-
         problems: list[str] = []
-        for name, cls in (("Calendar", Calendar), ("Tasks", Tasks)):
+        for cls in (Calendar, Tasks):
             try:
                 with translate(self._who):
-                    cls.get_distinguished(root=self._folders["calendar"].root)
+                    cls.get_distinguished(root=self._root)
             except RemoteError as exc:
-                message = str(exc)
-                if message not in problems:
-                    problems.append(message if problems or name == "Calendar" else f"{name} folder: {message}")
+                if str(exc) not in problems:  # a 401 fails both folders alike: say it once
+                    problems.append(str(exc))
         return problems
 
     def close(self) -> None:

@@ -326,6 +326,10 @@ class Runner:
             report.result = "stopped" if isinstance(exc, SafetyStop) else "failed"
             report.error = str(exc)
             bound.error("pass failed", error=report.error, kind=type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - a bug must fail this binding's pass, not the daemon
+            report.result = "failed"
+            report.error = f"internal error: {type(exc).__name__}: {exc}"
+            bound.exception("pass failed with an internal error")
         finally:
             report.seconds = time.monotonic() - started
             if pass_row is not None:

@@ -164,6 +164,9 @@ class SqlSyncState:
             return row.id
 
     def pass_finished(self, pass_id: int, result: str, counts: dict[str, int], error: str | None) -> None:
+        # Whatever a failed pass left half-done in the session is not wanted: every step that matters
+        # committed on its own.
+        self.session.rollback()
         with self.transaction():
             now = _now()
             row = self.session.get(SyncPassRow, pass_id)

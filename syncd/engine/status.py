@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from syncd.config import Binding
 from syncd.engine.links import LinkStatus
 from syncd.errors import SyncdError
-from syncd.store.sync_models import SyncBindingRow, SyncConflictRow, SyncErrorRow, SyncLinkRow
+from syncd.store.sync_models import SyncBindingRow, SyncConflictRow, SyncErrorRow, SyncLinkRow, SyncPassRow
 
 
 def binding_status(session: Session, binding: Binding) -> dict[str, Any]:
@@ -24,6 +24,12 @@ def binding_status(session: Session, binding: Binding) -> dict[str, Any]:
     )
     errors = session.scalars(select(SyncErrorRow).where(SyncErrorRow.binding == binding.name)).all()
     failures = row.failures if row else 0
+    last_worker = session.scalar(
+        select(SyncPassRow.worker).where(SyncPassRow.binding == binding.name).order_by(SyncPassRow.id.desc()).limit(1)
+    )
+    # A lease past its expiry belongs to a worker that stopped renewing it (gone, or stuck).
+    held = row is not None and row.lease_owner is not None and row.lease_expires is not None \
+        and row.lease_expires > datetime.now(UTC)
     if not binding.enabled:
         state = "disabled"
     elif row is None or row.last_result is None:
@@ -42,6 +48,9 @@ def binding_status(session: Session, binding: Binding) -> dict[str, Any]:
         "last_success_at": row.last_success_at if row else None,
         "last_counts": (row.last_counts or {}) if row else {},
         "last_error": row.last_error if row else None,
+        "last_worker": last_worker,
+        "lease_owner": row.lease_owner if held else None,
+        "lease_expires": row.lease_expires if held else None,
         "consecutive_failures": failures,
         "links": links or 0,
         "pending_conflicts": pending or 0,

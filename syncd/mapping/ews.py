@@ -62,7 +62,7 @@ from syncd.mapping.ews_recurrence import (
     recurrence_key,
     to_ews_recurrence,
 )
-from syncd.mapping.identity import activity_id_from_uid, uid_for
+from syncd.mapping.identity import activity_id_for_uid, activity_id_from_uid, uid_for
 from syncd.mapping.options import (
     MappingOptions,
     crm_value,
@@ -384,7 +384,7 @@ def from_ews(
     except (ValueError, TypeError, KeyError) as exc:
         raise ItemError(ref, None, f"unreadable: {exc}") from exc
     activity = Activity(
-        id=crm_id or "",
+        id=crm_id or activity_id_for_uid(uid or ref),
         subject=item.subject or "",
         owner=_owner(item, ctx, extra),
         description=_text(item.body),

@@ -135,11 +135,13 @@ class Daemon:
 
 def serve(config: Config, config_path: str | None) -> int:
     """The ``syncd run`` command."""
+    # An overlapping schedule is expected (a pass longer than its interval) and handled by
+    # max_instances; APScheduler would log a warning for each skipped run. Alembic's schema check
+    # at start-up is not news either.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     daemon = Daemon(config, config_path)
     structlog.contextvars.bind_contextvars(worker=daemon.worker)
-    # An overlapping schedule is expected (a pass longer than its interval) and handled by
-    # max_instances; APScheduler would log a warning for each skipped run.
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     clean = daemon.run()
     if not clean:
         # Passes still running hold worker threads the interpreter would wait for at exit.

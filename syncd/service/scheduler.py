@@ -189,7 +189,7 @@ class Scheduler:
             self._delays[name], self._failures[name] = delay, info.failures
             self.metrics.held(name, True)
             self.metrics.binding_state(name, info.failures, info.last_success_at)
-            log.info("binding taken", binding=name, first_pass=start.isoformat(timespec="seconds"))
+            log.info("binding taken", binding=name, next_run_at=start.isoformat(timespec="seconds"))
         for name in target & jobs:
             self._pace(wanted[name], self._failures.get(name, 0))
 
