@@ -18,8 +18,9 @@ PASSWORD = "s3cret-Pa55"
 EXCHANGE_2016 = "15.1"
 
 
-@pytest.fixture
-def ews() -> Iterator[EwsServer]:
+@pytest.fixture(name="ews")
+def ews_fixture() -> Iterator[EwsServer]:
+    """The server; import ``ews_fixture`` into a test module to use the fixture ``ews``."""
     with EwsServer() as server:
         yield server
         # Every answer the server gave validated against messages.xsd, and it never failed itself.

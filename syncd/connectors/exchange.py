@@ -13,19 +13,31 @@ A recurring master's deleted and modified occurrences are written after the mast
 occurrence (:func:`~syncd.mapping.ews_recurrence.occurrence_changes`). Meeting messages go out only
 with ``send_invitations = true``.
 
-Refs are EWS ItemIds, etags ChangeKeys. The opaque state is JSON: a sync state per folder, and the
-server build exchangelib learnt (so a binding without a configured ``version`` asks only once).
+Refs are EWS ItemIds, etags ChangeKeys. The opaque state is JSON: a sync state per folder, short
+hashes of the refs known to exist then (see ``_vanished_unseen``: how an item syncd created and a user
+deleted before the next pass is still noticed), and the server build exchangelib learnt (so a binding
+without a configured ``version`` asks only once).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from exchangelib import Account, Build, CalendarItem, EWSDate, EWSDateTime, Task, Version
+from exchangelib import (
+    Account,
+    Build,
+    CalendarItem,
+    EWSDate,
+    EWSDateTime,
+    Task,
+    Version,
+)
 from exchangelib.errors import ErrorInvalidSyncStateData, ErrorItemNotFound
 from exchangelib.folders import Calendar, Folder, Root, Tasks
 from exchangelib.items import (
@@ -47,7 +59,12 @@ from syncd.connectors.exchange_session import (
 )
 from syncd.errors import ItemError, NotFound, RemoteError
 from syncd.mapping.context import MappingContext
-from syncd.mapping.ews import apply_to_ews, from_ews, register_extended_properties, to_ews
+from syncd.mapping.ews import (
+    apply_to_ews,
+    from_ews,
+    register_extended_properties,
+    to_ews,
+)
 from syncd.mapping.ews_recurrence import OccurrenceChange, occurrence_changes
 from syncd.model import Activity, Kind
 
@@ -90,6 +107,10 @@ class ExchangeConnector:
         self._root = root = Root(account=self._account)
         # Distinguished folder ids name the folders without a GetFolder round trip per pass.
         self._folders: dict[str, Calendar | Tasks] = {"calendar": Calendar(root=root), "tasks": Tasks(root=root)}
+        for folder in self._folders.values():
+            # Settles the folder's id now: exchangelib hashes folders while paging, and to_id() fills the
+            # id lazily, which would change a folder's hash in the middle of a FindItem.
+            folder.to_id()
         # GetItem's field set: every field of every item class (the ids may be calendar items or tasks).
         self._any_folder = Folder(root=root)
 
@@ -99,14 +120,14 @@ class ExchangeConnector:
     # --- reading -------------------------------------------------------------------------------
 
     def changes(self, state: str | None, known: Mapping[str, str | None]) -> RemoteChanges:
-        saved, build = _load_state(state)
-        if build and not self._version_configured:
-            self._account.protocol.config.version = Version(build=build)
+        saved = _load_state(state)
+        if saved.build and not self._version_configured:
+            self._account.protocol.config.version = Version(build=saved.build)
         listings: dict[str, _Listing] | None = None
-        if all(name in saved for name in _FOLDERS):
+        if all(name in saved.folders for name in _FOLDERS):
             listings = {}
             for name in _FOLDERS:
-                listing = self._list(name, saved[name])
+                listing = self._list(name, saved.folders[name])
                 if listing is None:
                     listings = None
                     break
@@ -120,7 +141,9 @@ class ExchangeConnector:
             deleted = [ref for ref in known if ref not in present]
             total = len(present)
         else:
+            reported = {ref for listing in listings.values() for ref in [*listing.changed, *listing.deleted]}
             deleted = [ref for listing in listings.values() for ref in listing.deleted if ref in known]
+            deleted += self._vanished_unseen(known, reported, saved.seen)
         to_fetch = [
             (ref, key)
             for listing in listings.values()
@@ -129,16 +152,36 @@ class ExchangeConnector:
         ]
         changed, gone = self._read(to_fetch)
         deleted += [ref for ref in gone if ref in known and ref not in deleted]
+        listed = {ref for listing in listings.values() for ref in listing.changed}
+        seen = (set(known) | listed) - set(deleted)
         states = {name: listing.state for name, listing in listings.items()}
-        return RemoteChanges(changed, deleted, _dump_state(states, self._account.version.build), total)
+        return RemoteChanges(changed, deleted, _dump_state(states, self._account.version.build, seen), total)
+
+    def _vanished_unseen(self, known: Mapping[str, str | None], reported: set[str], seen: frozenset[str] | None) -> list[str]:
+        """Known refs that the last state never saw and this delta does not mention: gone.
+
+        The engine keeps the sync state read at the start of a pass, so the items syncd creates in that
+        pass are newer than it. SyncFolderItems reports them as created on the next pass; but one that
+        a user deleted in between was, for Exchange, never seen by this state and is not reported at
+        all. The state therefore carries short hashes of the refs it did see; a known ref outside them
+        that the delta does not mention is checked with one ID-only GetItem.
+        """
+        if seen is None:
+            return []
+        suspects = [ref for ref in known if ref not in reported and _hash(ref) not in seen]
+        if not suspects:
+            return []
+        with translate(self._who):
+            results = list(self._account.fetch(ids=[(r, None) for r in suspects], folder=self._any_folder, only_fields=[]))
+        return [ref for ref, result in zip(suspects, results, strict=True) if isinstance(result, ErrorItemNotFound)]
 
     def _list(self, name: str, sync_state: str | None) -> _Listing | None:
         """The folder's changes since ``sync_state`` (everything for ``None``); ``None`` if the state is refused."""
         folder = self._folders[name]
         folder.item_sync_state = None  # else exchangelib resumes from the last pass of this object
         listing = _Listing()
-        try:
-            with translate(self._who):
+        with translate(self._who):
+            try:
                 for change, item in folder.sync_items(
                     sync_state=sync_state, only_fields=[], max_changes_returned=_PAGE
                 ):
@@ -147,10 +190,10 @@ class ExchangeConnector:
                         listing.changed.pop(item.id, None)
                     elif change in ("create", "update") and isinstance(item, (CalendarItem, Task)):
                         listing.changed[item.id] = item.changekey
-        except ErrorInvalidSyncStateData:
-            if sync_state is None:
-                raise
-            return None
+            except ErrorInvalidSyncStateData:
+                if sync_state is None:
+                    raise
+                return None
         listing.state = folder.item_sync_state
         return listing
 
@@ -350,23 +393,45 @@ def _occurrence_fields(change: OccurrenceChange) -> dict[str, Any]:
     return fields
 
 
-def _load_state(state: str | None) -> tuple[dict[str, str], Build | None]:
-    """Sync states by folder and the learnt server build; anything unreadable means "list everything"."""
+@dataclass(frozen=True, slots=True)
+class _State:
+    folders: dict[str, str] = field(default_factory=dict)
+    build: Build | None = None
+    seen: frozenset[str] | None = None
+    """Hashes (:func:`_hash`) of the refs known to exist when the folder states were taken."""
+
+
+def _hash(ref: str) -> str:
+    # 48 bits: a collision only hides one deletion from the check in ``_vanished_unseen``.
+    return base64.b64encode(hashlib.sha256(ref.encode()).digest()[:6]).decode()
+
+
+def _load_state(state: str | None) -> _State:
+    """Anything unreadable means "list everything", never an error."""
     if not state:
-        return {}, None
+        return _State()
     try:
         data = json.loads(state)
         if data.get("version") != STATE_VERSION:
-            return {}, None
+            return _State()
         folders = {name: str(value) for name, value in data["folders"].items() if value}
         build = data.get("build")
-        return folders, Build(*[int(p) for p in build.split(".")]) if isinstance(build, str) else None
+        seen = data.get("seen")
+        return _State(
+            folders,
+            Build(*[int(p) for p in build.split(".")]) if isinstance(build, str) else None,
+            frozenset(seen[i : i + 8] for i in range(0, len(seen), 8)) if isinstance(seen, str) else None,
+        )
     except (ValueError, TypeError, KeyError, AttributeError):
-        return {}, None
+        return _State()
 
 
-def _dump_state(states: Mapping[str, str | None], build: Build | None) -> str:
-    data: dict[str, Any] = {"version": STATE_VERSION, "folders": dict(sorted(states.items()))}
+def _dump_state(states: Mapping[str, str | None], build: Build | None, seen: Iterable[str]) -> str:
+    data: dict[str, Any] = {
+        "version": STATE_VERSION,
+        "folders": dict(sorted(states.items())),
+        "seen": "".join(sorted({_hash(ref) for ref in seen})),
+    }
     if build is not None:
         data["build"] = str(build)
     return json.dumps(data, sort_keys=True)

@@ -43,18 +43,18 @@ from exchangelib import (
     Version,
 )
 from exchangelib.errors import (
-    EWSError,
     ErrorAccessDenied,
     ErrorFolderNotFound,
     ErrorImpersonateUserDenied,
-    ErrorIrresolvableConflict,
-    ErrorItemNotFound,
     ErrorInternalServerError,
     ErrorInternalServerTransientError,
+    ErrorIrresolvableConflict,
+    ErrorItemNotFound,
     ErrorMailboxStoreUnavailable,
     ErrorNonExistentMailbox,
     ErrorServerBusy,
     ErrorTimeoutExpired,
+    EWSError,
     RateLimitError,
     ResponseMessageError,
     UnauthorizedError,
@@ -231,10 +231,9 @@ def open_account(settings: ExchangeSettings, timezone: str) -> Account:
 def close_account(account: Account) -> None:
     protocol = account.protocol
     protocol.close()
-    with _cache_lock:
-        with suppress(KeyError):
-            if Protocol[protocol.config][0] is protocol:
-                del Protocol[protocol.config]
+    with _cache_lock, suppress(KeyError):
+        if Protocol[protocol.config][0] is protocol:
+            del Protocol[protocol.config]
 
 
 @contextmanager

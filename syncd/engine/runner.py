@@ -58,6 +58,10 @@ log = get_logger("syncd.engine")
 
 #: How often one item is re-read and re-decided after the calendar changed under a write (412).
 MAX_RACES = 3
+#: How often a pass reads the calendar's feed again after writing to it, before it leaves the rest
+#: to the next pass.
+MAX_ROUNDS = 3
+REMOTE_WRITES = ("remote_created", "remote_updated", "remote_deleted")
 REMOTE_KEY = "remote:"
 
 
@@ -94,6 +98,10 @@ def _instant(value: date | datetime) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def _known(links: dict[str, Link]) -> dict[str, str | None]:
+    return {link.ref: link.etag for link in links.values() if link.ref}
 
 
 def in_window(activity: Activity, start: datetime, end: datetime) -> bool:
@@ -160,21 +168,33 @@ class Runner:
                 return False
         return in_window(remote.activity, *window)
 
-    def _gather(self, bstate: BindingState, links: dict[str, Link], remote: RemoteChanges, cursor_now: int) -> dict[str, ItemInput]:
-        by_ref = {link.ref: link for link in links.values() if link.ref}
+    def _crm_keys(self, bstate: BindingState, links: dict[str, Link]) -> set[str]:
+        """The activities this pass must look at from the CRM's side (read once per pass)."""
         keys: set[str] = set()
-        crm_deleted: set[str] = set()
         if bstate.crm_cursor is None:
             keys.update(self.crm.in_scope(self.policy.owner, self.binding.kinds))
         else:
             changes = self.crm.changes_since(bstate.crm_cursor)
             keys.update(self.crm.concerning(changes.changed, self.policy.owner))
             keys.update(changes.changed & links.keys())
-            crm_deleted = changes.deleted & links.keys()
-            keys.update(crm_deleted)
+            keys.update(changes.deleted & links.keys())
         keys.update(k for k in bstate.retry if not k.startswith(REMOTE_KEY))
         keys.update(k for k, link in links.items() if link.status != LinkStatus.SYNCED)
+        return keys
 
+    def _uncovered(self, bstate: BindingState, links: dict[str, Link]) -> set[str]:
+        """Links written after the saved calendar state was read: a pass that failed or died after
+        writing saved no newer state, and a feed from the older one may never mention an item syncd
+        created after it and a user deleted since. Those items are read back one by one."""
+        if bstate.remote_state is None or bstate.remote_state_at is None:
+            return set()
+        return self.state.written_since(self.binding.name, bstate.remote_state_at) & links.keys()
+
+    def _gather(
+        self, crm_keys: set[str], bstate: BindingState, links: dict[str, Link], remote: RemoteChanges, first: bool
+    ) -> dict[str, ItemInput]:
+        by_ref = {link.ref: link for link in links.values() if link.ref}
+        keys = set(crm_keys)
         remote_for: dict[str, RemoteItem] = {}
         seen: dict[str, Seen] = {}
         skips: dict[str, Skip] = {}
@@ -197,25 +217,34 @@ class Runner:
         keys.update(seen)
 
         # Items the feed did not report but that this pass must look at again: retries, forced
-        # resolutions, and creates that a crash may have interrupted.
-        refetch = [
-            links[k].ref for k in keys
-            if k in links and k not in seen and links[k].ref
-            and (k in bstate.retry or links[k].status in (LinkStatus.RESOLVE_CRM, LinkStatus.RESOLVE_REMOTE))
-        ]
-        refetch += [k.removeprefix(REMOTE_KEY) for k in bstate.retry if k.startswith(REMOTE_KEY)]
-        for item in self.connector.fetch(refetch) if refetch else []:
-            link = by_ref.get(item.ref)
-            key = link.activity_id if link else (item.crm_id or f"{REMOTE_KEY}{item.ref}")
-            remote_for[key], seen[key] = item, Seen.CHANGED
-            keys.add(key)
-        for key, link in list(links.items()):
-            if link.status == LinkStatus.CREATING and key not in remote_for:
-                found = self.connector.find(key, link.kind)
-                if found is not None:
-                    remote_for[key], seen[key] = found, Seen.CHANGED
-                    links[key] = link.with_(ref=found.ref, etag=found.etag)
+        # resolutions, links the saved state may not cover, and creates a crash may have interrupted.
+        if first:
+            uncovered = self._uncovered(bstate, links) - seen.keys()
+            refetch = {
+                links[k].ref: k for k in keys | uncovered
+                if k in links and k not in seen and links[k].ref
+                and (k in bstate.retry or k in uncovered
+                     or links[k].status in (LinkStatus.RESOLVE_CRM, LinkStatus.RESOLVE_REMOTE))
+            }
+            for ref in bstate.retry:
+                if ref.startswith(REMOTE_KEY):
+                    refetch.setdefault(ref.removeprefix(REMOTE_KEY), ref)
+            for item in self.connector.fetch(list(refetch)) if refetch else []:
+                link = by_ref.get(item.ref)
+                key = link.activity_id if link else (item.crm_id or f"{REMOTE_KEY}{item.ref}")
+                remote_for[key], seen[key] = item, Seen.CHANGED
+                keys.add(key)
+            for ref, key in refetch.items():
+                if key in uncovered and key not in seen:
+                    seen[key] = Seen.DELETED
                     keys.add(key)
+            for key, link in list(links.items()):
+                if link.status == LinkStatus.CREATING and key not in remote_for:
+                    found = self.connector.find(key, link.kind)
+                    if found is not None:
+                        remote_for[key], seen[key] = found, Seen.CHANGED
+                        links[key] = link.with_(ref=found.ref, etag=found.etag)
+                        keys.add(key)
 
         crm_ids = [k for k in keys if not k.startswith(REMOTE_KEY)]
         activities = self.crm.load(crm_ids)
@@ -298,27 +327,35 @@ class Runner:
             bstate = self.state.binding_state(self.binding.name)
             links = self.state.links(self.binding.name)
             cursor_now = self.crm.cursor()
-            remote = self.connector.changes(bstate.remote_state, {l.ref: l.etag for l in links.values() if l.ref})
-            items = self._gather(bstate, links, remote, cursor_now)
-            self._guard(items, links)
-            plan = [(key, self._skips.get(key) or decide(item, self.policy)) for key, item in sorted(items.items())]
-            report.plan = [a.describe() for _, a in plan if a is not None]
-            if dry_run:
-                return report
+            read_at = self.clock()
+            remote = self.connector.changes(bstate.remote_state, _known(links))
+            crm_keys = self._crm_keys(bstate, links)
             failed: set[str] = set()
             errored = self.state.error_keys(self.binding.name)
-            for key, action in plan:
-                if action is None:
-                    continue
-                try:
-                    self._execute(action, items[key], report)
-                    if key in errored:
-                        self.state.clear_error(self.binding.name, key)
-                except (ItemError, PreconditionFailed, RuleViolation, ValidationError, AlreadyExists) as exc:
-                    failed.add(key)
-                    self._item_error(report, key, str(exc))
+            for round_ in range(MAX_ROUNDS):
+                items = self._gather(crm_keys, bstate, links, remote, first=round_ == 0)
+                self._guard(items, links)
+                plan = [(key, self._skips.get(key) or decide(item, self.policy)) for key, item in sorted(items.items())]
+                report.plan += [a.describe() for _, a in plan if a is not None]
+                if dry_run:
+                    return report
+                before = sum(report.counts[k] for k in REMOTE_WRITES)
+                self._execute_plan(plan, items, report, failed, errored)
+                state, state_at = remote.state, read_at
+                if sum(report.counts[k] for k in REMOTE_WRITES) == before:
+                    break
+                # This round wrote to the calendar after its state was read. Read the feed once more,
+                # so the state saved covers syncd's own writes (own writes come back with known etags
+                # and cost nothing more); what others changed meanwhile is handled in another round.
+                links = self.state.links(self.binding.name)
+                read_at = self.clock()
+                remote = self.connector.changes(remote.state, _known(links))
+                crm_keys = set()
+                if not remote.changed and not remote.deleted:
+                    state, state_at = remote.state, read_at
+                    break
             bstate.crm_cursor = cursor_now
-            bstate.remote_state = remote.state
+            bstate.remote_state, bstate.remote_state_at = state, state_at
             bstate.retry = failed
             with self.state.transaction():
                 self.state.save_binding_state(bstate)
@@ -336,6 +373,22 @@ class Runner:
                 self.state.pass_finished(pass_row, report.result, dict(report.counts), report.error)
         bound.info("pass finished", result=report.result, seconds=round(report.seconds, 3), **report.counts)
         return report
+
+    def _execute_plan(
+        self, plan: list[tuple[str, Action | None]], items: dict[str, ItemInput], report: PassReport,
+        failed: set[str], errored: set[str],
+    ) -> None:
+        for key, action in plan:
+            if action is None:
+                continue
+            try:
+                self._execute(action, items[key], report)
+                if key in errored:
+                    self.state.clear_error(self.binding.name, key)
+                failed.discard(key)
+            except (ItemError, PreconditionFailed, RuleViolation, ValidationError, AlreadyExists) as exc:
+                failed.add(key)
+                self._item_error(report, key, str(exc))
 
     def _item_error(self, report: PassReport, key: str, message: str) -> None:
         report.counts["errors"] += 1

@@ -29,6 +29,8 @@ class BindingState:
     name: str
     crm_cursor: int | None = None
     remote_state: str | None = None
+    remote_state_at: datetime | None = None
+    """When ``remote_state`` was read (before the writes it is meant to cover)."""
     retry: set[str] = field(default_factory=set)
     """Activity ids (or ``remote:<ref>`` keys) whose last action failed: looked at again next pass."""
 
@@ -71,6 +73,10 @@ class SyncState(Protocol):
     def save_binding_state(self, state: BindingState) -> None: ...
 
     def links(self, binding: str) -> dict[str, Link]: ...
+
+    def written_since(self, binding: str, moment: datetime) -> set[str]:
+        """Activity ids whose links were written after ``moment``."""
+        ...
 
     def save_link(self, link: Link) -> None: ...
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Text, cast, delete, select
 from sqlalchemy.orm import Session
 
 from syncd.activity_json import activity_from_json, activity_to_json
@@ -28,6 +30,13 @@ def _dump(activity: Activity | None) -> dict[str, Any] | None:
 
 def _load(data: dict[str, Any] | None) -> Activity | None:
     return None if data is None else activity_from_json(data)
+
+
+@lru_cache(maxsize=65_536)
+def _base_from_text(text: str) -> Activity | None:
+    """A link's merge base from its stored JSON text. Keyed by content, so never stale: a daemon
+    decodes only the bases that changed since its last pass (activities are frozen, safe to share)."""
+    return _load(json.loads(text))
 
 
 class SqlSyncState:
@@ -58,38 +67,40 @@ class SqlSyncState:
         row = self.session.get(SyncBindingRow, binding)
         if row is None:
             return BindingState(binding)
-        return BindingState(binding, row.crm_cursor, row.remote_state, set(row.retry or ()))
+        return BindingState(binding, row.crm_cursor, row.remote_state, row.remote_state_at, set(row.retry or ()))
 
     def save_binding_state(self, state: BindingState) -> None:
         row = self._binding_row(state.name)
         row.crm_cursor = state.crm_cursor
         row.remote_state = state.remote_state
+        row.remote_state_at = state.remote_state_at
         row.retry = sorted(state.retry)
-
-    def reset_binding(self, binding: str) -> None:
-        """Forget cursors so the next pass reads both sides in full (links are kept)."""
-        row = self._binding_row(binding)
-        row.crm_cursor = None
-        row.remote_state = None
 
     # -- links -----------------------------------------------------------------------------------
 
     def links(self, binding: str) -> dict[str, Link]:
-        rows = self.session.scalars(select(SyncLinkRow).where(SyncLinkRow.binding == binding))
+        # Columns, not ORM rows, and the base as its JSON text: every pass reads every link, and
+        # decoding thousands of bases dominated a no-change pass; the text is the cache key.
+        rows = self.session.execute(
+            select(
+                SyncLinkRow.activity_id, SyncLinkRow.kind, SyncLinkRow.ref, SyncLinkRow.etag,
+                SyncLinkRow.crm_fp, SyncLinkRow.remote_fp, cast(SyncLinkRow.base, Text), SyncLinkRow.status,
+            ).where(SyncLinkRow.binding == binding)
+        )
         return {
-            row.activity_id: Link(
-                row.binding,
-                row.activity_id,
-                Kind(row.kind),
-                row.ref,
-                row.etag,
-                row.crm_fp,
-                row.remote_fp,
-                _load(row.base),
-                LinkStatus(row.status),
+            activity_id: Link(
+                binding, activity_id, Kind(kind), ref, etag, crm_fp, remote_fp,
+                None if base is None else _base_from_text(base), LinkStatus(status),
             )
-            for row in rows
+            for activity_id, kind, ref, etag, crm_fp, remote_fp, base, status in rows
         }
+
+    def written_since(self, binding: str, moment: datetime) -> set[str]:
+        return set(
+            self.session.scalars(
+                select(SyncLinkRow.activity_id).where(SyncLinkRow.binding == binding, SyncLinkRow.updated_at > moment)
+            )
+        )
 
     def save_link(self, link: Link) -> None:
         row = self.session.get(SyncLinkRow, (link.binding, link.activity_id))

@@ -38,6 +38,8 @@ class SyncBindingRow(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     crm_cursor: Mapped[int | None] = mapped_column(BigInteger)
     remote_state: Mapped[str | None] = mapped_column(Text)
+    remote_state_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """When ``remote_state`` was read: links written after it may not be covered by it."""
     retry: Mapped[list[str] | None] = mapped_column(JsonValue)
     last_pass_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

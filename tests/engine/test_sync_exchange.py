@@ -11,13 +11,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from ews_fixture import PASSWORD, Outlook, crm_id, ews, remote  # noqa: F401  (ews: fixture)
+from ews_fixture import (
+    PASSWORD,
+    Outlook,
+    crm_id,
+    ews_fixture,  # noqa: F401  (the fixture `ews`)
+    remote,
+)
 from ews_server import EwsServer, RequestRecord
 from world import BOB, OWNER, World, meeting, soon
 
@@ -40,7 +46,7 @@ class ExchangeWorld(World):
 
 
 @pytest.fixture
-def world(tmp_path: Path, ews: EwsServer) -> Iterator[ExchangeWorld]:  # noqa: F811
+def world(tmp_path: Path, ews: EwsServer) -> Iterator[ExchangeWorld]:
     yield ExchangeWorld(tmp_path, None, None, server=ews)  # type: ignore[arg-type]
 
 
@@ -387,4 +393,5 @@ def test_check_names_a_missing_delegate_grant(world: ExchangeWorld) -> None:
     assert code == 1
     assert f"{BOB} has no access to the mailbox {OWNER} (ErrorAccessDenied)" in output
     world.server.grant_delegate(OWNER, BOB)
-    assert _check(world) == (0, "anna: ok\nconfig ok: 1 bindings\n")
+    code, output = _check(world)
+    assert code == 0 and "anna: ok" in output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -64,9 +65,14 @@ class EwsServer:
     """
 
     def __init__(
-        self, *, validate_responses: bool = True, build: tuple[int, int, int, int] = (15, 1, 2507, 6)
+        self,
+        *,
+        validate_responses: bool = True,
+        build: tuple[int, int, int, int] = (15, 1, 2507, 6),
+        tls: ssl.SSLContext | None = None,
     ):
         self.store = Store()
+        self.tls = tls  # a server-side context: serve HTTPS
         self.validate_responses = validate_responses
         self.build = build
         self.requests: list[RequestRecord] = []
@@ -85,6 +91,8 @@ class EwsServer:
     def start(self) -> Self:
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         httpd.ews = self  # type: ignore[attr-defined]
+        if self.tls is not None:
+            httpd.socket = self.tls.wrap_socket(httpd.socket, server_side=True)
         self._httpd = httpd
         self._thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -108,7 +116,8 @@ class EwsServer:
     @property
     def url(self) -> str:
         assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}{PATH}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}{PATH}"
 
     # -- accounts ------------------------------------------------------------------------------
 

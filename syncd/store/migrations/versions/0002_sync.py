@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(128), primary_key=True),
         sa.Column("crm_cursor", sa.BigInteger()),
         sa.Column("remote_state", sa.Text()),
+        sa.Column("remote_state_at", UtcDateTime),
         sa.Column("retry", JsonValue),
         sa.Column("last_pass_at", UtcDateTime),
         sa.Column("last_success_at", UtcDateTime),
