@@ -13,16 +13,13 @@ A recurring master's deleted and modified occurrences are written after the mast
 occurrence (:func:`~syncd.mapping.ews_recurrence.occurrence_changes`). Meeting messages go out only
 with ``send_invitations = true``.
 
-Refs are EWS ItemIds, etags ChangeKeys. The opaque state is JSON: a sync state per folder, short
-hashes of the refs known to exist then (see ``_vanished_unseen``: how an item syncd created and a user
-deleted before the next pass is still noticed), and the server build exchangelib learnt (so a binding
-without a configured ``version`` asks only once).
+Refs are EWS ItemIds, etags ChangeKeys. The opaque state is JSON: a sync state per folder and the
+server build exchangelib learnt (so a binding without a configured ``version`` asks only once). That
+a state covers syncd's own writes is the engine's business (it reads the feed again after writing).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -141,9 +138,7 @@ class ExchangeConnector:
             deleted = [ref for ref in known if ref not in present]
             total = len(present)
         else:
-            reported = {ref for listing in listings.values() for ref in [*listing.changed, *listing.deleted]}
             deleted = [ref for listing in listings.values() for ref in listing.deleted if ref in known]
-            deleted += self._vanished_unseen(known, reported, saved.seen)
         to_fetch = [
             (ref, key)
             for listing in listings.values()
@@ -152,28 +147,8 @@ class ExchangeConnector:
         ]
         changed, gone = self._read(to_fetch)
         deleted += [ref for ref in gone if ref in known and ref not in deleted]
-        listed = {ref for listing in listings.values() for ref in listing.changed}
-        seen = (set(known) | listed) - set(deleted)
         states = {name: listing.state for name, listing in listings.items()}
-        return RemoteChanges(changed, deleted, _dump_state(states, self._account.version.build, seen), total)
-
-    def _vanished_unseen(self, known: Mapping[str, str | None], reported: set[str], seen: frozenset[str] | None) -> list[str]:
-        """Known refs that the last state never saw and this delta does not mention: gone.
-
-        The engine keeps the sync state read at the start of a pass, so the items syncd creates in that
-        pass are newer than it. SyncFolderItems reports them as created on the next pass; but one that
-        a user deleted in between was, for Exchange, never seen by this state and is not reported at
-        all. The state therefore carries short hashes of the refs it did see; a known ref outside them
-        that the delta does not mention is checked with one ID-only GetItem.
-        """
-        if seen is None:
-            return []
-        suspects = [ref for ref in known if ref not in reported and _hash(ref) not in seen]
-        if not suspects:
-            return []
-        with translate(self._who):
-            results = list(self._account.fetch(ids=[(r, None) for r in suspects], folder=self._any_folder, only_fields=[]))
-        return [ref for ref, result in zip(suspects, results, strict=True) if isinstance(result, ErrorItemNotFound)]
+        return RemoteChanges(changed, deleted, _dump_state(states, self._account.version.build), total)
 
     def _list(self, name: str, sync_state: str | None) -> _Listing | None:
         """The folder's changes since ``sync_state`` (everything for ``None``); ``None`` if the state is refused."""
@@ -397,13 +372,6 @@ def _occurrence_fields(change: OccurrenceChange) -> dict[str, Any]:
 class _State:
     folders: dict[str, str] = field(default_factory=dict)
     build: Build | None = None
-    seen: frozenset[str] | None = None
-    """Hashes (:func:`_hash`) of the refs known to exist when the folder states were taken."""
-
-
-def _hash(ref: str) -> str:
-    # 48 bits: a collision only hides one deletion from the check in ``_vanished_unseen``.
-    return base64.b64encode(hashlib.sha256(ref.encode()).digest()[:6]).decode()
 
 
 def _load_state(state: str | None) -> _State:
@@ -416,22 +384,13 @@ def _load_state(state: str | None) -> _State:
             return _State()
         folders = {name: str(value) for name, value in data["folders"].items() if value}
         build = data.get("build")
-        seen = data.get("seen")
-        return _State(
-            folders,
-            Build(*[int(p) for p in build.split(".")]) if isinstance(build, str) else None,
-            frozenset(seen[i : i + 8] for i in range(0, len(seen), 8)) if isinstance(seen, str) else None,
-        )
+        return _State(folders, Build(*[int(p) for p in build.split(".")]) if isinstance(build, str) else None)
     except (ValueError, TypeError, KeyError, AttributeError):
         return _State()
 
 
-def _dump_state(states: Mapping[str, str | None], build: Build | None, seen: Iterable[str]) -> str:
-    data: dict[str, Any] = {
-        "version": STATE_VERSION,
-        "folders": dict(sorted(states.items())),
-        "seen": "".join(sorted({_hash(ref) for ref in seen})),
-    }
+def _dump_state(states: Mapping[str, str | None], build: Build | None) -> str:
+    data: dict[str, Any] = {"version": STATE_VERSION, "folders": dict(sorted(states.items()))}
     if build is not None:
         data["build"] = str(build)
     return json.dumps(data, sort_keys=True)
