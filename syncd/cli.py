@@ -259,7 +259,7 @@ def status(obj: _Ctx, as_json: bool) -> None:
             click.echo(f"  held by worker {row['lease_owner']} (lease until {row['lease_expires']:%H:%M:%S})")
         if row["last_error"]:
             failures = row["consecutive_failures"]
-            click.echo(f"  why ({failures} failed passes in a row, last by {row['last_worker']}): {row['last_error']}")
+            click.echo(f"  why: {row['last_error']} ({failures} failed passes in a row, the last by {row['last_worker']})")
 
 
 # -- conflicts -------------------------------------------------------------------------------------

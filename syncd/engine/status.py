@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session
 from syncd.config import Binding
 from syncd.engine.links import LinkStatus
 from syncd.errors import SyncdError
-from syncd.store.sync_models import SyncBindingRow, SyncConflictRow, SyncErrorRow, SyncLinkRow, SyncPassRow
+from syncd.store.sync_models import (
+    SyncBindingRow,
+    SyncConflictRow,
+    SyncErrorRow,
+    SyncLinkRow,
+    SyncPassRow,
+)
 
 
 def binding_status(session: Session, binding: Binding) -> dict[str, Any]:
@@ -28,8 +34,7 @@ def binding_status(session: Session, binding: Binding) -> dict[str, Any]:
         select(SyncPassRow.worker).where(SyncPassRow.binding == binding.name).order_by(SyncPassRow.id.desc()).limit(1)
     )
     # A lease past its expiry belongs to a worker that stopped renewing it (gone, or stuck).
-    held = row is not None and row.lease_owner is not None and row.lease_expires is not None \
-        and row.lease_expires > datetime.now(UTC)
+    held = bool(row and row.lease_owner and row.lease_expires and row.lease_expires > datetime.now(UTC))
     if not binding.enabled:
         state = "disabled"
     elif row is None or row.last_result is None:

@@ -9,6 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from syncd.errors import ConfigError
+
 #: Returns None when healthy, else the reason it is not.
 HealthCheck = Callable[[], str | None]
 
@@ -17,7 +19,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
     """``host:port``, ``[v6]:port`` or ``:port`` (all addresses)."""
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit():
-        raise ValueError(f"[daemon] listen = {listen!r}: expected host:port, e.g. 127.0.0.1:9465")
+        raise ConfigError(f"[daemon] listen = {listen!r}: expected host:port, e.g. 127.0.0.1:9465")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
@@ -46,7 +48,7 @@ def _handler(check: HealthCheck, metrics: Callable[[], bytes]) -> type[BaseHTTPR
     class Handler(BaseHTTPRequestHandler):
         server_version = "syncd"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass  # a scrape every few seconds is not worth a log line
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -57,7 +59,7 @@ def _handler(check: HealthCheck, metrics: Callable[[], bytes]) -> type[BaseHTTPR
             if self.command != "HEAD":
                 self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
                 reason = check()

@@ -78,8 +78,6 @@ class Scheduler:
         """Use a new (validated) config; the heartbeat, run at once, adds and removes pass jobs."""
         with self._lock:
             self.app.config = config
-        for name in set(self._failures) - set(self._wanted()):
-            self.metrics.forget(name)
         self._aps.modify_job("leases", next_run_time=datetime.now(UTC))
 
     def stop(self, timeout: float) -> bool:
@@ -180,6 +178,10 @@ class Scheduler:
         jobs = {job.id.removeprefix(_PASS_JOB) for job in self._aps.get_jobs() if job.id.startswith(_PASS_JOB)}
         for name in jobs - target:
             self._remove_job(name)
+        for name in set(self._failures) - set(wanted):
+            # Gone from the config: its series leave /metrics (counters stay until a restart).
+            self.metrics.forget(name)
+            del self._failures[name]
         now = datetime.now(UTC)
         for name in sorted(target - jobs):
             info = self.leases.info(name)
@@ -233,7 +235,7 @@ class Scheduler:
                 self._running.add(name)
             try:
                 self._run(binding)
-            except Exception:  # noqa: BLE001  (one binding's crash must not take the others down)
+            except Exception:
                 self.metrics.errors.labels(name, "internal").inc()
                 log.exception("pass crashed")
             finally:

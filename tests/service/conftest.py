@@ -11,10 +11,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "engine"))
 
-from radicale_server import FaultProxy, proxy, radicale  # noqa: E402,F401  (fixtures)
-from world import World  # noqa: E402
+from radicale_server import FaultProxy, proxy, radicale  # noqa: F401  (fixtures)
+from world import World
 
-from syncd.connectors.radicale_embedded import EmbeddedRadicale  # noqa: E402
+from syncd.connectors.radicale_embedded import EmbeddedRadicale
 
 
 @pytest.fixture

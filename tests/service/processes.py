@@ -67,7 +67,7 @@ def passes(store_url: str) -> list[Pass]:
             rows = conn.execute(text(
                 "SELECT binding, worker, started_at, finished_at, result, error FROM sync_passes ORDER BY id"
             ))
-            convert = lambda v: kind.process_result_value(v, engine.dialect)  # noqa: E731
+            convert = lambda v: kind.process_result_value(v, engine.dialect)
             return [Pass(r[0], r[1], convert(r[2]), convert(r[3]), r[4], r[5]) for r in rows]
     finally:
         engine.dispose()
@@ -152,4 +152,4 @@ def metric(body: str, name: str, **labels: str) -> float | None:
     return None
 
 
-__all__ = ["free_port", "SyncdProcess", "write_config", "wait_for", "passes", "by_binding", "http_get", "metric"]
+__all__ = ["SyncdProcess", "by_binding", "free_port", "http_get", "metric", "passes", "wait_for", "write_config"]
