@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 
@@ -92,7 +92,7 @@ class App:
             return [self.config.binding(n) for n in names]
         return [b for b in self.config.bindings if b.enabled]
 
-    def run_pass(self, binding: Binding, dry_run: bool = False):  # -> PassReport
+    def run_pass(self, binding: Binding, dry_run: bool = False, progress: Callable[[int, int], None] | None = None):  # -> PassReport
         from syncd.engine.runner import PassReport, Runner
         from syncd.engine.sqlstate import SqlSyncState
         from syncd.engine.crm_store import SqlCrmSide
@@ -110,7 +110,8 @@ class App:
             try:
                 crm = SqlCrmSide(session, self.config.store.completed_statuses)
                 fields = getattr(connector, "fields", frozenset(CONTENT_FIELDS))
-                runner = Runner(binding, connector, crm, state, remote_fields=fields, worker=self.worker)
+                runner = Runner(binding, connector, crm, state, remote_fields=fields, worker=self.worker,
+                                progress=progress)
                 return runner.run(dry_run=dry_run)
             finally:
                 connector.close()

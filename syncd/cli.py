@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -192,6 +194,36 @@ def _summary(report: Any) -> str:
     return line
 
 
+#: A plan this large gets progress output (a first sync of a full calendar takes a while).
+PROGRESS_FROM = 50
+
+
+@contextmanager
+def _progress(name: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on a terminal; otherwise a plain line at every tenth of a large plan."""
+    if not sys.stdout.isatty():
+        def plain(done: int, total: int) -> None:
+            if total >= PROGRESS_FROM and (done == total or done % max(1, total // 10) == 0):
+                click.echo(f"{name}: {done}/{total} actions")
+
+        yield plain
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = None
+
+        def rich_progress(done: int, total: int) -> None:
+            nonlocal task
+            if total < PROGRESS_FROM:
+                return
+            if task is None:
+                task = bar.add_task(name, total=total)
+            bar.update(task, completed=done)
+
+        yield rich_progress
+
+
 @main.command()
 @click.option("--binding", "names", multiple=True, help="Only this binding (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show what a pass would do, change nothing.")
@@ -204,7 +236,8 @@ def sync(obj: _Ctx, names: tuple[str, ...], dry_run: bool) -> None:
         _fail("no bindings in the config: add a [[bindings]] table (see config.example.toml)", 2)
     failed = False
     for binding in bindings:
-        report = app.run_pass(binding, dry_run=dry_run)
+        with _progress(binding.name) as progress:
+            report = app.run_pass(binding, dry_run=dry_run, progress=progress)
         failed |= report.failed
         if dry_run:
             click.echo(f"{binding.name}: plan of {len(report.plan)} actions")

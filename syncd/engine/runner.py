@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -130,6 +131,7 @@ class Runner:
         remote_fields: frozenset[str] = frozenset(CONTENT_FIELDS),
         worker: str = "local",
         clock=lambda: datetime.now(UTC),
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.binding = binding
         self.connector = connector
@@ -138,6 +140,8 @@ class Runner:
         self.policy = policy_for(binding, remote_fields)
         self.worker = worker
         self.clock = clock
+        self.progress = progress
+        """Called with (actions started, actions planned) as a pass executes its plan."""
         self._skips: dict[str, Skip] = {}
 
     # -- gathering -------------------------------------------------------------------------------
@@ -378,9 +382,10 @@ class Runner:
         self, plan: list[tuple[str, Action | None]], items: dict[str, ItemInput], report: PassReport,
         failed: set[str], errored: set[str],
     ) -> None:
-        for key, action in plan:
-            if action is None:
-                continue
+        actions = [(key, action) for key, action in plan if action is not None]
+        for done, (key, action) in enumerate(actions, 1):
+            if self.progress is not None:
+                self.progress(done, len(actions))
             try:
                 self._execute(action, items[key], report)
                 if key in errored:

@@ -61,3 +61,13 @@ def test_conflicts_are_listed_and_resolved_from_the_command_line(world: World) -
 
     assert str(master(phone.get(uid("k1"))[0])["SUMMARY"]) == "Kick-off (CRM)"
     assert run(world, "conflicts", "list").stdout.strip() == "no pending conflicts"
+
+
+def test_a_long_first_sync_reports_progress(world: World) -> None:
+    world.bind()
+    world.save(*(meeting(f"bulk{i:03d}", f"Meeting {i}", days=1 + i % 20) for i in range(60)))
+    result = run(world, "sync")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "actions" in line]
+    assert lines[0] == "anna: 6/60 actions" and lines[-1] == "anna: 60/60 actions"
+    assert "60 created" in result.stdout
