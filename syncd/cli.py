@@ -99,6 +99,18 @@ def db_upgrade(obj: _Ctx) -> None:
     click.echo(f"store at schema revision {current_revision(url)}")
 
 
+@db.command("prune")
+@pass_ctx
+def db_prune(obj: _Ctx) -> None:
+    """Drop change-log entries every binding has read and that are older than [store] change_log_days."""
+    from syncd.engine.housekeeping import prune_change_log
+
+    app = obj.app()
+    with app.session() as session:
+        pruned = prune_change_log(session, [b.name for b in app.config.bindings], app.config.store.change_log_days)
+    click.echo(f"change log: {pruned} entries pruned")
+
+
 # -- users -----------------------------------------------------------------------------------------
 
 

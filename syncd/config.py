@@ -185,6 +185,8 @@ class StoreSection(_Section):
     """SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db."""
     completed_statuses: tuple[str, ...] = ("done", "completed", "succeeded")
     """CRM statuses that make an activity completed (it can then never be deleted)."""
+    change_log_days: int = Field(90, ge=1)
+    """How long the change log keeps entries every binding has read (``syncd db prune``)."""
 
 
 class DaemonSection(_Section):

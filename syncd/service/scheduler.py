@@ -33,6 +33,8 @@ log = get_logger("syncd.service")
 #: Passes of different bindings that run at once in one worker (calendar I/O, mostly waiting).
 PASS_THREADS = 4
 HEARTBEATS_PER_TTL = 3
+#: How often the change log is pruned (the first time right after start-up).
+HOUSEKEEPING_HOURS = 6
 _PASS_JOB = "pass:"
 
 
@@ -72,7 +74,21 @@ class Scheduler:
         self.reconcile(raise_errors=True)
         period = self.leases.ttl.total_seconds() / HEARTBEATS_PER_TTL
         self._aps.add_job(self.reconcile, IntervalTrigger(seconds=period, timezone=UTC), id="leases", executor="leases")
+        self._aps.add_job(self.housekeeping, IntervalTrigger(hours=HOUSEKEEPING_HOURS, timezone=UTC),
+                          id="housekeeping", executor="leases", next_run_time=datetime.now(UTC))
         self._aps.start()
+
+    def housekeeping(self) -> None:
+        """Prune the change log behind the slowest binding (any worker may; it is idempotent)."""
+        from syncd.engine.housekeeping import prune_change_log
+
+        try:
+            with self.app.session() as session:
+                pruned = prune_change_log(session, list(self._wanted()), self.config.store.change_log_days)
+            if pruned:
+                log.info("change log pruned", entries=pruned)
+        except SQLAlchemyError as exc:
+            log.error("change log pruning failed", error=_first_line(exc))
 
     def reload(self, config: Config) -> None:
         """Use a new (validated) config; the heartbeat, run at once, adds and removes pass jobs."""

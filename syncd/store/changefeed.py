@@ -9,8 +9,9 @@ with the number of changes, not with the number of activities.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from syncd.errors import SyncdError
@@ -66,3 +67,22 @@ def changes_since(session: Session, cursor: int, limit: int | None = None) -> Ch
         deleted=tuple(i for i, op in latest.items() if op == "delete"),
         cursor=last,
     )
+
+
+def prune(session: Session, read_up_to: int, before: datetime) -> int:
+    """Forget log entries every reader has read (``seq <= read_up_to``) that are older than ``before``.
+
+    The newest entry always stays, so :func:`current_cursor` never goes back and no reader's cursor
+    looks ahead of the store. Deletions are kept as long as the others: a calendar item of an activity
+    deleted within ``before`` is recognised as such, not imported again. Returns how many went.
+    """
+    newest = current_cursor(session)
+    result = session.execute(
+        delete(ActivityChangeRow).where(
+            ActivityChangeRow.seq <= read_up_to,
+            ActivityChangeRow.seq < newest,
+            ActivityChangeRow.changed_at < before,
+        )
+    )
+    session.commit()
+    return result.rowcount or 0
