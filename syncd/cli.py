@@ -102,13 +102,14 @@ def db_upgrade(obj: _Ctx) -> None:
 @db.command("prune")
 @pass_ctx
 def db_prune(obj: _Ctx) -> None:
-    """Drop change-log entries every binding has read and that are older than [store] change_log_days."""
-    from syncd.engine.housekeeping import prune_change_log
+    """Drop change-log entries every binding has read (older than [store] change_log_days) and old passes."""
+    from syncd.engine.housekeeping import PASS_HISTORY_DAYS, prune_change_log, prune_passes
 
     app = obj.app()
     with app.session() as session:
         pruned = prune_change_log(session, [b.name for b in app.config.bindings], app.config.store.change_log_days)
-    click.echo(f"change log: {pruned} entries pruned")
+        passes = prune_passes(session)
+    click.echo(f"change log: {pruned} entries pruned; {passes} passes older than {PASS_HISTORY_DAYS} days dropped")
 
 
 # -- users -----------------------------------------------------------------------------------------

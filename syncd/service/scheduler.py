@@ -79,14 +79,15 @@ class Scheduler:
         self._aps.start()
 
     def housekeeping(self) -> None:
-        """Prune the change log behind the slowest binding (any worker may; it is idempotent)."""
-        from syncd.engine.housekeeping import prune_change_log
+        """Prune the change log and old passes (any worker may; it is idempotent)."""
+        from syncd.engine.housekeeping import prune_change_log, prune_passes
 
         try:
             with self.app.session() as session:
                 pruned = prune_change_log(session, list(self._wanted()), self.config.store.change_log_days)
-            if pruned:
-                log.info("change log pruned", entries=pruned)
+                passes = prune_passes(session)
+            if pruned or passes:
+                log.info("store pruned", change_log_entries=pruned, passes=passes)
         except SQLAlchemyError as exc:
             log.error("change log pruning failed", error=_first_line(exc))
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from world import World, meeting
 
-from syncd.engine.housekeeping import prune_change_log
+from syncd.engine.housekeeping import prune_change_log, prune_passes
 
 
 def test_the_change_log_is_pruned_behind_the_slowest_binding(world: World) -> None:
@@ -35,3 +35,14 @@ def test_recent_entries_are_kept(world: World) -> None:
     world.sync()
     with world.app().session() as session:
         assert prune_change_log(session, ["anna"], keep_days=90) == 0
+
+
+def test_old_passes_are_dropped_recent_ones_kept(world: World) -> None:
+    world.bind()
+    for _ in range(3):
+        world.sync()
+    with world.app().session() as session:
+        assert prune_passes(session) == 0
+        assert prune_passes(session, now=datetime.now(UTC) + timedelta(days=31)) == 3
+    assert world.sql("SELECT count(*) FROM sync_passes") == [(0,)]
+    assert world.sync().result == "ok"
