@@ -316,8 +316,10 @@ def _override_component(
         component.add_component(alarm)
     previous = base.get(_instant_key(rid))
     if previous is not None:
+        # What a client set on this one occurrence (TRANSP:TRANSPARENT, its own X- properties) wins
+        # over what the series says; syncd owns only its own properties.
         for name, value in previous.items():
-            if name not in component and name not in _OWNED and not name.startswith("X-SYNCD-"):
+            if name not in _OWNED and not name.startswith("X-SYNCD-"):
                 component[name] = value
     return component
 

@@ -6,7 +6,12 @@ own). The reminder is read as the *earliest* alarm, in minutes before the start 
 when they fire *later* than the reminder (so they do not change what is read back), the one at exactly
 the reminder is kept as it is (with other clients' properties), earlier ones are dropped because the
 CRM moved the reminder past them, and a DISPLAY alarm is added when none sits at the reminder. syncd's
-own alarm (marked ``X-SYNCD-ALARM``) is always replaced. No reminder in the CRM removes every alarm. For a task without a start the reminder is relative to DUE.
+own alarm (marked ``X-SYNCD-ALARM``) is always replaced. No reminder in the CRM removes every alarm that fires at a time. For a task without a start the reminder is relative to DUE.
+
+Alarms that never fire at a time are no reminder and are always kept: ``ACTION:NONE`` (RFC 9074), location
+alarms (``PROXIMITY``) and Apple's placeholder ``TRIGGER;VALUE=DATE-TIME:19760401T005545Z``, which Apple
+Calendar writes for "Alert: None" so that the calendar's default alert is not added. Read as a time, that
+placeholder would be a reminder decades before the event; dropped on write, Apple would add its default.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from syncd.mapping import timezones
 from syncd.model import Moment
 
 X_ALARM = "X-SYNCD-ALARM"
+APPLE_NO_ALARM = datetime(1976, 4, 1, 0, 55, 45, tzinfo=UTC)
 
 
 def _instant(moment: Moment, zone: str | None) -> datetime:
@@ -28,9 +34,19 @@ def _instant(moment: Moment, zone: str | None) -> datetime:
     return datetime.combine(moment, time(), tzinfo=timezones.zone(zone) if zone else UTC)
 
 
+def never_fires(alarm: Any) -> bool:
+    """An alarm that stands for "no alert" or fires at a place, not at a time."""
+    if str(alarm.get("ACTION", "")).upper() == "NONE" or "PROXIMITY" in alarm or "X-APPLE-PROXIMITY" in alarm:
+        return True
+    value = getattr(alarm.get("TRIGGER"), "dt", None)
+    return isinstance(value, datetime) and value.tzinfo is not None and value == APPLE_NO_ALARM
+
+
 def alarm_minutes(alarm: Any, start: Moment | None, end: Moment | None, zone: str | None) -> int | None:
     """Minutes between the alarm and the start (or, without a start, the end/due); ``None`` if unknown."""
     ref = start if start is not None else end
+    if never_fires(alarm):
+        return None
     trigger = alarm.get("TRIGGER")
     value = getattr(trigger, "dt", None)
     if ref is None or value is None:
@@ -58,10 +74,16 @@ def write_alarms(
     component: Any, minutes: int | None, start: Moment | None, end: Moment | None, zone: str | None,
     subject: str, base: Any | None,
 ) -> None:
+    previous = base.walk("VALARM") if base is not None else []
+    for alarm in previous:
+        if never_fires(alarm):
+            component.add_component(alarm)
     if minutes is None or (start is None and end is None):
         return
     exact = False
-    for alarm in base.walk("VALARM") if base is not None else []:
+    for alarm in previous:
+        if never_fires(alarm):
+            continue
         at = alarm_minutes(alarm, start, end, zone)
         if X_ALARM in alarm or at is None or at > minutes or (at == minutes and exact):
             continue

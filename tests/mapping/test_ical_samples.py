@@ -105,3 +105,56 @@ def test_rfc5545_examples() -> None:
     taxes = items["uid4@example.com"]
     assert taxes.due == datetime(1998, 4, 15, tzinfo=ZoneInfo("Europe/Amsterdam"))  # floating: owner's zone
     assert taxes.reminder_minutes is not None
+
+
+def _valarms(data: bytes) -> list:
+    return [a for c in Calendar.from_ical(data).walk() if c.name == "VEVENT" for a in c.walk("VALARM")]
+
+
+def test_apple_alert_none_is_no_reminder_and_is_kept() -> None:
+    """Apple's "Alert: None" placeholder (TRIGGER at 1976-04-01) is no reminder, and stays when syncd writes."""
+    from dataclasses import replace
+
+    data = resources("apple_none_alarm_moscow.ics")[0]
+    activity = from_ical(data, CTX, "apple").activity
+    assert activity.reminder_minutes is None
+    assert activity.start == datetime(2018, 4, 20, 12, tzinfo=ZoneInfo("Europe/Moscow"))
+    for reminder in (None, 30):
+        again = to_ical(replace(activity, reminder_minutes=reminder), CTX, data)
+        assert from_ical(again, CTX, "again").activity.reminder_minutes == reminder
+        uids = [str(a.get("X-WR-ALARMUID")) for a in _valarms(again)]
+        assert "06071073-A112-40CA-83AA-C05F54736B36" in uids
+        assert b"X-APPLE-TRAVEL-ADVISORY-BEHAVIOR:AUTOMATIC" in again
+
+
+def test_apple_all_day_default_alert_is_the_reminder_and_is_kept() -> None:
+    """Apple's default alert of an all-day event (15 h before: 09:00 the day before) is the reminder, kept as is."""
+    data = resources("apple_allday_default_alarm.ics")[0]
+    activity = from_ical(data, CTX, "apple").activity
+    assert activity.all_day and (activity.start, activity.end) == (date(2012, 7, 16), date(2012, 7, 17))
+    assert activity.reminder_minutes == 15 * 60
+    alarms = _valarms(to_ical(activity, CTX, data))
+    assert len(alarms) == 1
+    assert str(alarms[0]["X-WR-ALARMUID"]) == "A99EDA6A-35EB-4446-B8BC-CDA3C60C627D"
+    assert str(alarms[0]["ACTION"]) == "AUDIO" and "X-APPLE-DEFAULT-ALARM" in alarms[0]
+
+
+def test_apple_series_with_exdates_and_a_changed_occurrence() -> None:
+    """Mac OS X 10.11: 'last weekday every 2 months' with EXDATEs and one occurrence made free (TRANSP)."""
+    data = resources("apple_recurring_override.ics")[0]
+    activity = from_ical(data, CTX, "apple").activity
+    la = ZoneInfo("America/Los_Angeles")
+    assert activity.timezone == "America/Los_Angeles" and activity.start == datetime(2015, 3, 24, 13, tzinfo=la)
+    assert activity.recurrence.rrule == "FREQ=MONTHLY;INTERVAL=2;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1"
+    assert datetime(2015, 5, 29, 13, tzinfo=la) in activity.recurrence.exdates
+    assert [o.recurrence_id for o in activity.recurrence.overrides] == [datetime(2015, 7, 31, 13, tzinfo=la)]
+    written = [c for c in Calendar.from_ical(to_ical(activity, CTX, data)).walk() if c.name == "VEVENT"]
+    assert [c["RECURRENCE-ID"].dt for c in written if "RECURRENCE-ID" in c] == [datetime(2015, 7, 31, 13, tzinfo=la)]
+
+
+def test_apple_occurrence_made_free_stays_free() -> None:
+    """The one occurrence Apple marked free (TRANSP:TRANSPARENT, series OPAQUE) is still free after syncd writes."""
+    data = resources("apple_recurring_override.ics")[0]
+    written = Calendar.from_ical(to_ical(from_ical(data, CTX, "apple").activity, CTX, data))
+    changed = [c for c in written.walk("VEVENT") if "RECURRENCE-ID" in c]
+    assert str(changed[0]["TRANSP"]) == "TRANSPARENT"
