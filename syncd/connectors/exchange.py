@@ -54,7 +54,7 @@ from syncd.connectors.exchange_session import (
     translate,
     who,
 )
-from syncd.errors import ItemError, NotFound, RemoteError
+from syncd.errors import ItemError, NotFound, RemoteError, SyncdError
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ews import (
     apply_to_ews,
@@ -257,6 +257,43 @@ class ExchangeConnector:
                 item.save()
         changekey = self._write_occurrences(item, occurrence_changes(activity))
         return WriteResult(item.id, changekey)
+
+    def create_many(self, activities: Sequence[Activity]) -> list[WriteResult | SyncdError]:
+        """Create items in batches (one CreateItem per folder and hundred items); in input order, a
+        WriteResult or the item's own error for each. A failure of the whole request raises."""
+        results: list[WriteResult | SyncdError | None] = [None] * len(activities)
+        built: dict[int, CalendarItem | Task] = {}
+        groups: dict[str, list[int]] = {}
+        for index, activity in enumerate(activities):
+            try:
+                built[index] = to_ews(activity, self._ctx, self._ctx.default_timezone)
+            except ItemError as exc:
+                results[index] = exc
+                continue
+            groups.setdefault("tasks" if activity.kind == Kind.TASK else "calendar", []).append(index)
+        for folder, indexes in groups.items():
+            with translate(self._who):
+                created = self._account.bulk_create(
+                    folder=self._folders[folder], items=[built[i] for i in indexes],
+                    send_meeting_invitations=self._invitations,
+                )
+            for index, answer in zip(indexes, created, strict=True):
+                activity = activities[index]
+                if isinstance(answer, Exception):
+                    results[index] = ItemError(activity.id, None, f"Exchange refused the item ({type(answer).__name__}: {answer})")
+                    continue
+                item = built[index]
+                item.account, item.folder = self._account, self._folders[folder]
+                item.id, item.changekey = answer.id, answer.changekey
+                try:
+                    changekey = self._write_occurrences(item, occurrence_changes(activity))
+                except ItemError as exc:
+                    results[index] = exc
+                    continue
+                results[index] = WriteResult(answer.id, changekey)
+        done = [r for r in results if r is not None]
+        assert len(done) == len(activities)
+        return done
 
     def update(self, ref: str, etag: str | None, activity: Activity, raw: object = None) -> WriteResult:
         fetched = raw if isinstance(raw, _Fetched) and raw.item.id == ref else None

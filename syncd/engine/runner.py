@@ -57,12 +57,17 @@ from syncd.model import CONTENT_FIELDS, EVENT_KINDS, Activity, Kind, Participant
 
 log = get_logger("syncd.engine")
 
+#: Errors of one item: recorded, retried next pass; the others go on.
+ITEM_ERRORS = (ItemError, PreconditionFailed, RuleViolation, ValidationError, AlreadyExists)
+
 #: How often one item is re-read and re-decided after the calendar changed under a write (412).
 MAX_RACES = 3
 #: How often a pass reads the calendar's feed again after writing to it, before it leaves the rest
 #: to the next pass.
 MAX_ROUNDS = 3
 REMOTE_WRITES = ("remote_created", "remote_updated", "remote_deleted")
+#: Creates per request for a connector that batches them (exchangelib's own page size).
+BATCH_SIZE = 100
 REMOTE_KEY = "remote:"
 
 
@@ -383,17 +388,63 @@ class Runner:
         failed: set[str], errored: set[str],
     ) -> None:
         actions = [(key, action) for key, action in plan if action is not None]
-        for done, (key, action) in enumerate(actions, 1):
+        create_many = getattr(self.connector, "create_many", None)
+        batched = [(k, a) for k, a in actions if create_many is not None and isinstance(a, PushCreate)]
+        single = [(k, a) for k, a in actions if create_many is None or not isinstance(a, PushCreate)]
+        done = 0
+        for key, action in single:
+            done += 1
             if self.progress is not None:
                 self.progress(done, len(actions))
-            try:
-                self._execute(action, items[key], report)
+            self._execute_one(key, action, items[key], report, failed, errored)
+        for start in range(0, len(batched), BATCH_SIZE):
+            chunk = batched[start : start + BATCH_SIZE]
+            done += len(chunk)
+            if self.progress is not None:
+                self.progress(done, len(actions))
+            self._create_batch(chunk, create_many, items, report, failed, errored)  # type: ignore[arg-type]
+
+    def _execute_one(
+        self, key: str, action: Action, item: ItemInput, report: PassReport, failed: set[str], errored: set[str]
+    ) -> None:
+        try:
+            self._execute(action, item, report)
+            if key in errored:
+                self.state.clear_error(self.binding.name, key)
+            failed.discard(key)
+        except ITEM_ERRORS as exc:
+            failed.add(key)
+            self._item_error(report, key, str(exc))
+
+    def _create_batch(
+        self, chunk: list[tuple[str, PushCreate]], create_many: Callable[[list[Activity]], list[WriteResult | SyncdError]],
+        items: dict[str, ItemInput], report: PassReport, failed: set[str], errored: set[str],
+    ) -> None:
+        """Creates through a connector that batches them (Exchange: one request per hundred items).
+
+        The ``creating`` links of the whole batch commit before the request, as for a single create:
+        a process killed while it runs leaves links the next pass resolves with ``find``."""
+        name = self.binding.name
+        with self.state.transaction():
+            for _, action in chunk:
+                a = action.activity
+                self.state.save_link(Link(name, a.id, a.kind, None, None, None, None, None, LinkStatus.CREATING))
+        results = create_many([action.activity for _, action in chunk])
+        with self.state.transaction():
+            for (_, action), result in zip(chunk, results, strict=True):
+                if isinstance(result, WriteResult):
+                    self.state.save_link(self._synced(action.activity, result))
+        for (key, action), result in zip(chunk, results, strict=True):
+            if isinstance(result, WriteResult):
+                report.counts["remote_created"] += 1
                 if key in errored:
-                    self.state.clear_error(self.binding.name, key)
+                    self.state.clear_error(name, key)
                 failed.discard(key)
-            except (ItemError, PreconditionFailed, RuleViolation, ValidationError, AlreadyExists) as exc:
+            elif isinstance(result, AlreadyExists):
+                self._execute_one(key, action, items[key], report, failed, errored)  # pairs with what is there
+            else:
                 failed.add(key)
-                self._item_error(report, key, str(exc))
+                self._item_error(report, key, str(result))
 
     def _item_error(self, report: PassReport, key: str, message: str) -> None:
         report.counts["errors"] += 1

@@ -71,6 +71,16 @@ def test_initial_push_puts_appointments_in_the_calendar_and_tasks_in_tasks(world
     assert crm_id(outlook.items("tasks")[0]) == "t1"
 
 
+def test_an_initial_push_creates_a_hundred_items_per_request(world: ExchangeWorld) -> None:
+    outlook = world.bind()
+    world.save(*(meeting(f"b{i:03d}", f"Meeting {i}", days=1 + i % 30) for i in range(150)))
+    world.server.requests.clear()
+    report = world.sync()
+    assert report.result == "ok" and report.counts["remote_created"] == 150, (report.error, report.errors[:3])
+    assert world.server.operations().count("CreateItem") == 2
+    assert len(outlook.items()) == 150 and {crm_id(i) for i in outlook.items()} == {f"b{i:03d}" for i in range(150)}
+
+
 def test_a_second_pass_sends_one_sync_request_per_folder_and_changes_nothing(world: ExchangeWorld) -> None:
     outlook = world.bind()
     world.save(*(meeting(f"n{i}", f"Meeting {i}", days=i + 1) for i in range(4)), task("t1", "Call back"))
@@ -233,8 +243,9 @@ def test_a_killed_process_between_create_item_and_link_commit_makes_no_duplicate
     proc.communicate(timeout=60)
     world.server.after_request = None
     assert proc.returncode == -signal.SIGKILL
-    assert len(outlook.items()) == 1
-    assert world.sql("SELECT status FROM sync_links") == [("creating",)]
+    # One CreateItem carried the whole batch: both items exist, syncd recorded neither.
+    assert len(outlook.items()) == 2
+    assert world.sql("SELECT status FROM sync_links") == [("creating",), ("creating",)]
 
     report = world.sync()
     assert report.result == "ok", report.error
