@@ -1,9 +1,8 @@
-"""``python -m bench [--items N ...] [--no-peers] [--no-exchange] [--budget SECONDS]``."""
+"""``python -m bench [--items N ...] [--no-peers] [--no-exchange] [--no-startup] [--push-max N] [--budget S]``."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import shutil
 import sys
@@ -11,11 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from syncd import __version__
-from syncd.connectors.radicale_embedded import EmbeddedRadicale
-
 from bench import report, startup
 from bench.scenario import USER, Deadline, Scenario, make_store, write_syncd_config
+from syncd import __version__
+from syncd.connectors.radicale_embedded import EmbeddedRadicale
 
 
 def _say(message: str) -> None:
@@ -28,6 +26,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="sizes to measure (default 1000 10000; 200 for a quick look)")
     parser.add_argument("--no-peers", action="store_true", help="skip vdirsyncer")
     parser.add_argument("--no-exchange", action="store_true", help="skip the Exchange (EWS test server) figures")
+    parser.add_argument("--push-max", type=int, default=2000,
+                        help="largest N pushed by PUT (Radicale's PUT costs O(collection size); default 2000)")
+    parser.add_argument("--no-startup", action="store_true", help="skip the start-up and import figures")
     parser.add_argument("--budget", type=float, default=900, help="stop after this many seconds (default 900)")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temporary folder)")
     return parser.parse_args(argv)
@@ -49,12 +50,14 @@ def main(argv: list[str] | None = None) -> int:
             probe = write_syncd_config(root / "startup.toml", root / "startup.sqlite3",
                                        radicale.make_calendar(USER, "startup"), password)
             make_store(probe, [])
-            rows += report.startup_rows(startup.measure(probe))
-            scenario = Scenario(radicale, password, root, deadline, peers=not args.no_peers, say=_say)
+            if not args.no_startup:
+                rows += report.startup_rows(startup.measure(probe))
+            scenario = Scenario(radicale, password, root, deadline, peers=not args.no_peers,
+                                push_max=args.push_max, say=_say)
             for n in args.items:
                 try:
                     result = scenario.measure(n)
-                except Exception as exc:  # one size failing still prints the others
+                except Exception as exc:  # noqa: BLE001 - one size failing still prints the others
                     failed = True
                     notes.append(f"N={n}: stopped: {exc}")
                     _say(f"N={n} failed: {exc}")
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_exchange:
             from bench import exchange
 
-            ex_rows, ex_notes = exchange.measure(deadline, say=_say)
+            ex_rows, ex_notes = exchange.measure(deadline, min(1000, max(args.items)), root, say=_say)
             rows += ex_rows
             notes += ex_notes
     finally:

@@ -7,7 +7,14 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from syncd.model import Activity, Kind, Participant, ParticipantKind, Regarding, RegardingKind
+from syncd.model import (
+    Activity,
+    Kind,
+    Participant,
+    ParticipantKind,
+    Regarding,
+    RegardingKind,
+)
 
 ZONE = "Europe/Amsterdam"
 OWNER = "rep@bench.example"
@@ -27,7 +34,7 @@ def activities(n: int, now: datetime) -> list[Activity]:
     out: list[Activity] = []
     for i in range(n):
         start = _slot(i, n, now)
-        common = dict(id=f"bench-{i:06d}", owner=OWNER, timezone=ZONE, description=f"Agenda item {i}.\nBring notes.")
+        common = {"id": f"bench-{i:06d}", "owner": OWNER, "timezone": ZONE, "description": f"Agenda item {i}.\nBring notes."}
         if i % 10 == 9:
             out.append(Activity(kind=Kind.TASK, subject=f"Follow up #{i}", due=start, status="open",
                                 priority="normal", **common))

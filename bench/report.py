@@ -42,15 +42,20 @@ def rows_for(r: SizeResult) -> list[Row]:
     rows: list[Row] = []
     s, v, p = r.syncd, r.vdirsyncer, r.plain
 
-    def req(run) -> str:  # noqa: ANN001
+    def req(run) -> str:
         return str(run.requests.total) if run.requests is not None else "?"
 
     if "push" in s:
-        put = p.get("put")
+        put = p.get("put_same") or p.get("put")
         ratio = s["push"].seconds / put.seconds if put else None
         rows.append(Row(n, "initial push", _s(s["push"].seconds), req(s["push"]), f"{s['push'].rss_mb:.0f}",
-                        "plain PUTs", f"{_s(put.seconds)} {put.requests.total}r" if put else "-",
+                        "plain PUTs, same bytes" if "put_same" in p else "plain PUTs",
+                        f"{_s(put.seconds)} {put.requests.total}r" if put else "-",
                         f"{ratio:.2f}x" if ratio else "-", "<= 1.5x plain", _verdict(ratio <= 1.5 if ratio else None)))
+        if "put_same" in p and "put" in p:
+            rows.append(Row(n, "initial push", "", "", "", "plain PUTs, phone events",
+                            f"{_s(p['put'].seconds)} {p['put'].requests.total}r",
+                            f"{s['push'].seconds / p['put'].seconds:.2f}x", "-", "-"))
     if "nochange" in s:
         nc = s["nochange"]
         vn = v.get("nochange")
@@ -65,8 +70,13 @@ def rows_for(r: SizeResult) -> list[Row]:
     if r.daemon:
         best = min(r.daemon)
         dr = r.daemon_requests.total if r.daemon_requests else "?"
-        rows.append(Row(n, "daemon no-change pass", f"{best * 1000:.1f}ms", str(dr), "", "", "", "",
-                        "< 20 ms/binding", _verdict(best < 0.020)))
+        floor = p.get("sync")
+        rows.append(Row(n, "daemon no-change pass", f"{best * 1000:.1f}ms", str(dr), "",
+                        "server: 1 sync REPORT" if floor else "", f"{floor.seconds * 1000:.1f}ms 1r" if floor else "",
+                        f"{best / floor.seconds:.1f}x" if floor else "", "< 20 ms/binding", _verdict(best < 0.020)))
+        if floor:
+            rows.append(Row(n, "daemon pass minus server", f"{(best - floor.seconds) * 1000:.1f}ms", "", "", "", "",
+                            "", "< 20 ms/binding", _verdict(best - floor.seconds < 0.020)))
     if "changed" in s:
         ch = s["changed"]
         k = max(1, r.n // 100)

@@ -17,7 +17,13 @@ from syncd.engine.actions import ConflictRecord
 from syncd.engine.links import Link, LinkStatus
 from syncd.engine.sides import BindingState
 from syncd.model import Activity, Kind
-from syncd.store.sync_models import SyncBindingRow, SyncConflictRow, SyncErrorRow, SyncLinkRow, SyncPassRow
+from syncd.store.sync_models import (
+    SyncBindingRow,
+    SyncConflictRow,
+    SyncErrorRow,
+    SyncLinkRow,
+    SyncPassRow,
+)
 
 
 def _now() -> datetime:
@@ -32,10 +38,16 @@ def _load(data: dict[str, Any] | None) -> Activity | None:
     return None if data is None else activity_from_json(data)
 
 
-@lru_cache(maxsize=65_536)
+#: Enum lookups by value without Enum.__call__, which costs more than the rest of a link's row.
+_KINDS = {k.value: k for k in Kind}
+_STATUSES = {s.value: s for s in LinkStatus}
+
+
+@lru_cache(maxsize=16_384)
 def _base_from_text(text: str) -> Activity | None:
     """A link's merge base from its stored JSON text. Keyed by content, so never stale: a daemon
-    decodes only the bases that changed since its last pass (activities are frozen, safe to share)."""
+    decodes only the bases that changed since its last pass (activities are frozen, safe to share).
+    Bounded so a daemon with many bindings keeps at most a few tens of MB of them."""
     return _load(json.loads(text))
 
 
@@ -89,8 +101,8 @@ class SqlSyncState:
         )
         return {
             activity_id: Link(
-                binding, activity_id, Kind(kind), ref, etag, crm_fp, remote_fp,
-                None if base is None else _base_from_text(base), LinkStatus(status),
+                binding, activity_id, _KINDS[kind], ref, etag, crm_fp, remote_fp,
+                None if base is None else _base_from_text(base), _STATUSES[status],
             )
             for activity_id, kind, ref, etag, crm_fp, remote_fp, base, status in rows
         }
