@@ -32,20 +32,17 @@ class App:
     def ensure_schema(self) -> None:
         """An embedded SQLite store is created and upgraded on first use; a PostgreSQL store is
         upgraded only by ``syncd db upgrade`` (ops decide when a schema changes), so here it is checked."""
-        from alembic.script import ScriptDirectory
-
-        from syncd.store.db import alembic_config, current_revision, upgrade
+        from syncd.store.db import SCHEMA_HEAD, schema_revision, upgrade
 
         url = self.config.store.url
-        current = current_revision(url)
-        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-        if current == head:
+        current = schema_revision(self.engine)
+        if current == SCHEMA_HEAD:
             return
         if make_url(url).get_backend_name() == "sqlite":
             upgrade(url)
             return
         raise ConfigError(
-            f"the store is at schema revision {current or 'none'}, syncd needs {head}: "
+            f"the store is at schema revision {current or 'none'}, syncd needs {SCHEMA_HEAD}: "
             "run `syncd db upgrade`"
         )
 

@@ -390,6 +390,8 @@ class Runner:
         actions = [(key, action) for key, action in plan if action is not None]
         create_many = getattr(self.connector, "create_many", None)
         batched = [(k, a) for k, a in actions if create_many is not None and isinstance(a, PushCreate)]
+        # Events and to-dos live in different folders: grouped, a batch goes to one folder in one request.
+        batched.sort(key=lambda pair: pair[1].activity.is_event)
         single = [(k, a) for k, a in actions if create_many is None or not isinstance(a, PushCreate)]
         done = 0
         for key, action in single:

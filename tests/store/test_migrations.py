@@ -52,3 +52,12 @@ def test_downgrade_to_empty(store_url: str) -> None:
         assert not STORE_TABLES & set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def test_the_schema_head_constant_is_alembics_head() -> None:
+    """syncd checks a store against SCHEMA_HEAD without importing alembic; it must be the real head."""
+    from alembic.script import ScriptDirectory
+
+    from syncd.store.db import SCHEMA_HEAD, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
