@@ -247,10 +247,18 @@ def sync(obj: _Ctx, names: tuple[str, ...], dry_run: bool) -> None:
     bindings = app.bindings(names)
     if not bindings:
         _fail("no bindings in the config: add a [[bindings]] table (see config.example.toml)", 2)
+    from syncd.service.leases import holding, worker_id
+
     failed = False
     for binding in bindings:
-        with _progress(binding.name) as progress:
-            report = app.run_pass(binding, dry_run=dry_run, progress=progress)
+        # The binding's lease, as a daemon worker would take it: never two passes of one binding at once.
+        with holding(app.engine, worker_id(), binding.name, app.config.daemon.lease_ttl) as held:
+            if not held:
+                click.echo(f"{binding.name}: skipped: a running syncd worker is syncing it (see `syncd status`)")
+                failed = True
+                continue
+            with _progress(binding.name) as progress:
+                report = app.run_pass(binding, dry_run=dry_run, progress=progress)
         failed |= report.failed
         if dry_run:
             click.echo(f"{binding.name}: plan of {len(report.plan)} actions")

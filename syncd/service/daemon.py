@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 
@@ -25,7 +24,7 @@ from syncd.config import Config
 from syncd.errors import ConfigError
 from syncd.logging import get_logger
 from syncd.service.health import HealthServer
-from syncd.service.leases import Leases
+from syncd.service.leases import Leases, worker_id
 from syncd.service.metrics import Metrics
 from syncd.service.notify import Notifier, watchdog_period
 from syncd.service.scheduler import Scheduler
@@ -35,11 +34,6 @@ log = get_logger("syncd.service")
 _SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 #: The longest the main thread sleeps between looks at the watchdog and the status line.
 _TICK = 1.0
-
-
-def worker_id() -> str:
-    """Unique among running processes: a restarted process is a new worker."""
-    return f"{socket.gethostname()}:{os.getpid()}"[:128]
 
 
 def _register_secrets(config: Config) -> None:

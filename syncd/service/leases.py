@@ -16,8 +16,12 @@ and the local clock on SQLite (which is local anyway).
 from __future__ import annotations
 
 import math
+import os
 import random
-from collections.abc import Collection, Iterable
+import socket
+import threading
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -49,6 +53,11 @@ class BindingInfo:
     last_pass_at: datetime | None
     last_success_at: datetime | None
     failures: int
+
+
+def worker_id() -> str:
+    """Unique among running processes: a restarted process is a new worker."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:128]
 
 
 def fair_share(bindings: int, live_workers: int) -> int:
@@ -182,3 +191,28 @@ class Leases:
                 .values(lease_owner=None, lease_expires=None)
             )
 
+
+
+@contextmanager
+def holding(engine: Engine, worker: str, name: str, ttl: float) -> Iterator[bool]:
+    """Hold one binding's lease for the length of a ``with`` block (a pass run outside the daemon, by
+    ``syncd sync``), renewing it meanwhile; yields False, holding nothing, if another worker has it."""
+    leases = Leases(engine, worker, ttl)
+    leases.ensure([name])
+    if not leases.claim(name):
+        yield False
+        return
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(ttl / 3):
+            leases.claim(name)
+
+    renewer = threading.Thread(target=renew, name=f"lease:{name}", daemon=True)
+    renewer.start()
+    try:
+        yield True
+    finally:
+        stop.set()
+        renewer.join()
+        leases.release([name])

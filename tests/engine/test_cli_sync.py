@@ -71,3 +71,21 @@ def test_a_long_first_sync_reports_progress(world: World) -> None:
     lines = [line for line in result.stdout.splitlines() if "actions" in line]
     assert lines[0] == "anna: 6/60 actions" and lines[-1] == "anna: 60/60 actions"
     assert "60 created" in result.stdout
+
+
+def test_sync_leaves_a_binding_alone_while_another_worker_holds_it(world: World) -> None:
+    phone = world.bind()
+    world.save(meeting("l1"))
+    run(world, "db", "upgrade")
+    from syncd.service.leases import Leases
+
+    daemon = Leases(world.app().engine, "other-host:4242", ttl=60)
+    daemon.ensure(["anna"])
+    assert daemon.claim("anna")
+    result = run(world, "sync")
+    assert result.returncode == 1 and "anna: skipped" in result.stdout
+    assert phone.items() == {}
+    daemon.release(["anna"])
+    assert run(world, "sync").returncode == 0
+    assert list(phone.items()) == [uid("l1")]
+    assert world.sql("SELECT lease_owner FROM sync_bindings") == [(None,)]  # given back after the pass
