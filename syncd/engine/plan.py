@@ -167,6 +167,9 @@ def _crm_gone(item: ItemInput, link: Link, policy: Policy) -> Action | None:
     if not policy.push:
         return Unlink(item.key, link, "deleted in the CRM; the binding does not write to the calendar")
     reason = "deleted in the CRM" if item.crm is None else "no longer belongs in this calendar"
+    if remote is not None:
+        # The item as read now: its etag, not the link's, is what a conditional delete must name.
+        link = link.with_(ref=remote.ref, etag=remote.etag)
     return PushDelete(item.key, link, reason=reason)
 
 

@@ -202,3 +202,9 @@ def test_a_copy_in_a_participants_calendar_only_brings_back_their_answer() -> No
     gone = decide(item(crm=crm, crm_is_copy=True, link=link(crm), seen=Seen.DELETED), policy)
     assert isinstance(gone, Unlink) and gone.save_crm is not None
     assert gone.save_crm.participants[0].response == Response.DECLINED
+
+
+def test_a_delete_decided_on_a_fresh_read_names_the_fresh_etag() -> None:
+    """Found by the state machine: a content-free edit on the phone must not make the delete fail."""
+    action = decide(item(crm=None, link=link(etag="old"), remote=remote(BASE, etag="new"), seen=Seen.CHANGED), POLICY)
+    assert isinstance(action, PushDelete) and action.link.etag == "new"

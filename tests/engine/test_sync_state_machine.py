@@ -1,0 +1,143 @@
+"""Random interleavings of CRM edits, calendar edits and passes: whatever happens, two passes later
+both sides hold the same activities, each exactly once (nothing lost, nothing duplicated)."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from memory_calendar import MemoryCalendar
+
+from syncd import config as config_module
+from syncd.engine.crm_store import SqlCrmSide
+from syncd.engine.runner import PassReport, Runner
+from syncd.engine.sqlstate import SqlSyncState
+from syncd.mapping.identity import activity_id_for_uid
+from syncd.model import Activity, CrmUser, Kind
+from syncd.store import repository
+from syncd.store.db import make_engine, session_factory, upgrade
+
+OWNER = "anna@example.com"
+BASE = datetime(2026, 1, 5, 9, tzinfo=UTC)
+SUBJECTS = st.sampled_from(["Kick-off", "Review", "Lunch", "Demo", "Call back"])
+LOCATIONS = st.sampled_from([None, "Room A", "Room B", "Online"])
+
+
+def _activity(activity_id: str, subject: str, location: str | None, slot: int) -> Activity:
+    start = BASE + timedelta(hours=slot)
+    return Activity(id=activity_id, kind=Kind.APPOINTMENT, subject=subject, owner=OWNER, start=start,
+                    end=start + timedelta(hours=1), location=location, status="planned")
+
+
+class SyncMachine(RuleBasedStateMachine):
+    @initialize()
+    def setup(self) -> None:
+        directory = Path(tempfile.mkdtemp(prefix="syncd-sm-"))
+        url = f"sqlite:///{directory / 'crm.sqlite3'}"
+        upgrade(url)
+        self.engine = make_engine(url)
+        self.sessions = session_factory(self.engine)
+        with self.sessions() as session:
+            repository.add_user(session, CrmUser(OWNER, "Anna", "UTC"))
+            session.commit()
+        self.binding = config_module.parse({"bindings": [{
+            "name": "m", "owner": OWNER, "past_days": 3650, "future_days": 3650, "mass_delete_min": 10_000,
+            "remote": {"type": "caldav", "url": "http://127.0.0.1/unused/"},
+        }]}).bindings[0]
+        self.calendar = MemoryCalendar()
+        self.numbers = itertools.count()
+
+    def teardown(self) -> None:
+        if hasattr(self, "engine"):
+            self.engine.dispose()
+
+    def _sync(self) -> PassReport:
+        with self.sessions() as session:
+            runner = Runner(self.binding, self.calendar, SqlCrmSide(session, ("done",)), SqlSyncState(session),
+                            clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+            report = runner.run()
+        assert report.result == "ok", report.error
+        assert not report.errors, report.errors
+        return report
+
+    def _crm(self) -> dict[str, Activity]:
+        with self.sessions() as session:
+            return {a.id: a for a in repository.iter_activities(session)}
+
+    # -- the CRM -----------------------------------------------------------------------------------
+
+    @rule(subject=SUBJECTS, location=LOCATIONS, slot=st.integers(0, 40))
+    def crm_creates(self, subject: str, location: str | None, slot: int) -> None:
+        with self.sessions() as session:
+            repository.save_activity(session, _activity(f"c{next(self.numbers)}", subject, location, slot))
+            session.commit()
+
+    @precondition(lambda self: bool(self._crm()))
+    @rule(data=st.data(), subject=SUBJECTS, location=LOCATIONS)
+    def crm_edits(self, data: st.DataObject, subject: str, location: str | None) -> None:
+        current = self._crm()
+        activity = current[data.draw(st.sampled_from(sorted(current)))]
+        with self.sessions() as session:
+            repository.save_activity(session, activity.replace(subject=subject, location=location))
+            session.commit()
+
+    @precondition(lambda self: bool(self._crm()))
+    @rule(data=st.data())
+    def crm_deletes(self, data: st.DataObject) -> None:
+        victim = data.draw(st.sampled_from(sorted(self._crm())))
+        with self.sessions() as session:
+            repository.delete_activity(session, victim)
+            session.commit()
+
+    # -- the phone ---------------------------------------------------------------------------------
+
+    @rule(subject=SUBJECTS, location=LOCATIONS, slot=st.integers(0, 40))
+    def phone_creates(self, subject: str, location: str | None, slot: int) -> None:
+        uid = f"p{next(self.numbers)}@phone.example"
+        activity = _activity(activity_id_for_uid(uid), subject, location, slot)
+        self.calendar.put(f"/{uid}.ics", uid, None, activity)
+
+    @precondition(lambda self: bool(self.calendar.items))
+    @rule(data=st.data(), subject=SUBJECTS, location=LOCATIONS)
+    def phone_edits(self, data: st.DataObject, subject: str, location: str | None) -> None:
+        ref = data.draw(st.sampled_from(sorted(self.calendar.items)))
+        stored = self.calendar.items[ref]
+        self.calendar.put(ref, stored.uid, stored.crm_id, stored.activity.replace(subject=subject, location=location))
+
+    @precondition(lambda self: bool(self.calendar.items))
+    @rule(data=st.data())
+    def phone_deletes(self, data: st.DataObject) -> None:
+        self.calendar.remove(data.draw(st.sampled_from(sorted(self.calendar.items))))
+
+    # -- passes ------------------------------------------------------------------------------------
+
+    @rule()
+    def a_pass(self) -> None:
+        self._sync()
+
+    @rule()
+    def both_sides_agree_after_two_passes(self) -> None:
+        self._sync()
+        settled = self._sync()
+        assert sum(settled.counts.values()) == 0, f"a settled pass still acts: {dict(settled.counts)}"
+        remote: dict[str, Activity] = {}
+        for stored in self.calendar.items.values():
+            key = stored.crm_id or activity_id_for_uid(stored.uid)
+            assert key not in remote, f"two calendar items for activity {key}"
+            remote[key] = stored.activity
+        crm = self._crm()
+        assert set(crm) == set(remote), f"CRM only: {set(crm) - set(remote)}; calendar only: {set(remote) - set(crm)}"
+        for key, activity in crm.items():
+            theirs = remote[key]
+            assert (activity.subject, activity.location, activity.start) == (theirs.subject, theirs.location, theirs.start)
+
+
+SyncMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+test_sync_converges_without_loss_or_duplicates = SyncMachine.TestCase
