@@ -35,8 +35,9 @@ def _activity(activity_id: str, subject: str, location: str | None, slot: int) -
 
 
 class SyncMachine(RuleBasedStateMachine):
-    @initialize()
-    def setup(self) -> None:
+    @initialize(policy=st.sampled_from(["merge", "crm-wins", "remote-wins", "newest-wins"]),
+                merge_winner=st.sampled_from(["crm", "remote"]))
+    def setup(self, policy: str, merge_winner: str) -> None:
         directory = Path(tempfile.mkdtemp(prefix="syncd-sm-"))
         url = f"sqlite:///{directory / 'crm.sqlite3'}"
         upgrade(url)
@@ -47,6 +48,7 @@ class SyncMachine(RuleBasedStateMachine):
             session.commit()
         self.binding = config_module.parse({"bindings": [{
             "name": "m", "owner": OWNER, "past_days": 3650, "future_days": 3650, "mass_delete_min": 10_000,
+            "conflict": policy, "merge_winner": merge_winner,
             "remote": {"type": "caldav", "url": "http://127.0.0.1/unused/"},
         }]}).bindings[0]
         self.calendar = MemoryCalendar()
