@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from syncd.connectors.base import RemoteChanges, RemoteItem, WriteResult
-from syncd.errors import AlreadyExists, NotFound, PreconditionFailed
+from syncd.errors import AlreadyExists, NotFound, PreconditionFailed, RemoteError
 from syncd.mapping.identity import activity_id_for_uid, uid_for
 from syncd.model import Activity, Kind
 
@@ -31,6 +31,20 @@ class MemoryCalendar:
         self.items: dict[str, Stored] = {}
         self.tombstones: dict[str, int] = {}
         self._clock = itertools.count(1)
+        self.fail_at: int | None = None
+        """Fail the n-th write from now (0 = the next): the server dies, or its answer is lost."""
+        self.answer_lost = False
+
+    def _write(self, do):  # noqa: ANN001, ANN202
+        """Run one write, or fail it the way a dying server or a dropped connection does."""
+        if self.fail_at is None or self.fail_at > 0:
+            if self.fail_at is not None:
+                self.fail_at -= 1
+            return do()
+        self.fail_at = None
+        if self.answer_lost:
+            do()  # the server did it; the client never hears
+        raise RemoteError("connection dropped")
 
     # -- what a user does in the calendar ----------------------------------------------------------
 
@@ -73,7 +87,7 @@ class MemoryCalendar:
         ref = f"/{uid}.ics"
         if ref in self.items:
             raise AlreadyExists(ref)
-        return WriteResult(ref, self.put(ref, uid, activity.id, activity))
+        return self._write(lambda: WriteResult(ref, self.put(ref, uid, activity.id, activity)))
 
     def update(self, ref: str, etag: str | None, activity: Activity, raw: object = None) -> WriteResult:
         current = self.items.get(ref)
@@ -81,7 +95,7 @@ class MemoryCalendar:
             raise NotFound(ref)
         if etag is not None and etag != current.etag:
             raise PreconditionFailed(ref)
-        return WriteResult(ref, self.put(ref, current.uid, current.crm_id or activity.id, activity))
+        return self._write(lambda: WriteResult(ref, self.put(ref, current.uid, current.crm_id or activity.id, activity)))
 
     def delete(self, ref: str, etag: str | None) -> None:
         current = self.items.get(ref)
@@ -89,7 +103,7 @@ class MemoryCalendar:
             return
         if etag is not None and etag != current.etag:
             raise PreconditionFailed(ref)
-        self.remove(ref)
+        self._write(lambda: self.remove(ref))
 
     def check(self) -> list[str]:
         return []

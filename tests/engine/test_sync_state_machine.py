@@ -58,11 +58,13 @@ class SyncMachine(RuleBasedStateMachine):
         if hasattr(self, "engine"):
             self.engine.dispose()
 
-    def _sync(self) -> PassReport:
+    def _sync(self, must_succeed: bool = True) -> PassReport:
         with self.sessions() as session:
             runner = Runner(self.binding, self.calendar, SqlCrmSide(session, ("done",)), SqlSyncState(session),
                             clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
             report = runner.run()
+        if not must_succeed:
+            return report
         assert report.result == "ok", report.error
         assert not report.errors, report.errors
         return report
@@ -121,6 +123,15 @@ class SyncMachine(RuleBasedStateMachine):
     @rule()
     def a_pass(self) -> None:
         self._sync()
+
+    @rule(writes=st.integers(0, 3), answer_lost=st.booleans())
+    def a_pass_the_server_breaks_off(self, writes: int, answer_lost: bool) -> None:
+        """The server fails at some write (done or not done); the pass fails or ends early; nothing
+        written so far may be lost or come back twice."""
+        self.calendar.fail_at, self.calendar.answer_lost = writes, answer_lost
+        report = self._sync(must_succeed=False)
+        self.calendar.fail_at = None
+        assert report.result in ("ok", "failed"), report.error
 
     @rule()
     def both_sides_agree_after_two_passes(self) -> None:
