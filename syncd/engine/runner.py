@@ -53,7 +53,7 @@ from syncd.errors import (
     ValidationError,
 )
 from syncd.logging import get_logger
-from syncd.model import CONTENT_FIELDS, EVENT_KINDS, Activity, Kind, ParticipantKind
+from syncd.model import CONTENT_FIELDS, EVENT_KINDS, Activity, Kind, ParticipantKind, Response
 
 log = get_logger("syncd.engine")
 
@@ -158,7 +158,11 @@ class Runner:
             return False, False
         if activity.owner.casefold() == owner:
             return True, False
-        takes_part = any(p.kind == ParticipantKind.USER and p.key == owner for p in activity.participants)
+        # A user who declined no longer sees the meeting, as in Outlook: no copy for them.
+        takes_part = any(
+            p.kind == ParticipantKind.USER and p.key == owner and p.response != Response.DECLINED
+            for p in activity.participants
+        )
         return takes_part, takes_part
 
     def _window(self) -> tuple[datetime, datetime]:

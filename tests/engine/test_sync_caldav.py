@@ -361,10 +361,21 @@ def test_an_activity_shows_in_a_participating_users_calendar_and_their_answer_co
     world.sync("bob")
     [participant] = world.get("s1").participants
     assert participant.response == Response.ACCEPTED
-    # Deleting the copy declines, and the activity stays.
+    # Deleting the copy declines, and the activity stays; the declined meeting does not come back.
     bobs_phone.delete(uid("s1"))
     world.sync("bob")
     assert world.get("s1").participants[0].response == Response.DECLINED
+    world.sync("anna")
+    world.sync("bob")
+    assert bobs_phone.items() == {}
+    # Declining in the CRM takes the copy away too; accepting again brings it back.
+    world.save(meeting("s1", "Customer visit", participants=(bob,)))
+    world.sync("bob")
+    assert list(bobs_phone.items()) == [uid("s1")]
+    declined = Participant(ParticipantKind.USER, BOB, "Bob", response=Response.DECLINED)
+    world.save(meeting("s1", "Customer visit", participants=(declined,)))
+    world.sync("bob")
+    assert bobs_phone.items() == {}
 
 
 def test_plain_sql_writes_by_the_crm_are_synced(world: World) -> None:
