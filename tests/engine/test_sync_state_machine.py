@@ -259,6 +259,6 @@ class CopiesMachine(RuleBasedStateMachine):
 
 
 CopiesMachine.TestCase.settings = settings(
-    max_examples=30, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=20, stateful_step_count=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 test_copies_follow_the_crm_and_bring_back_only_answers = CopiesMachine.TestCase
