@@ -15,7 +15,7 @@ from syncd.config import Binding, Config
 from syncd.connectors.base import Connector
 from syncd.errors import ConfigError, SyncdError
 from syncd.mapping.context import MappingContext
-from syncd.model import CONTENT_FIELDS, CrmUser
+from syncd.model import CrmUser
 
 
 class App:
@@ -106,9 +106,7 @@ class App:
                 return report
             try:
                 crm = SqlCrmSide(session, self.config.store.completed_statuses)
-                fields = getattr(connector, "fields", frozenset(CONTENT_FIELDS))
-                runner = Runner(binding, connector, crm, state, remote_fields=fields, worker=self.worker,
-                                progress=progress)
+                runner = Runner(binding, connector, crm, state, worker=self.worker, progress=progress)
                 return runner.run(dry_run=dry_run)
             finally:
                 connector.close()

@@ -6,7 +6,7 @@ known to the CRM) and carries what executing it needs. ``describe()`` is the dry
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from syncd.connectors.base import RemoteItem
 from syncd.engine.links import Link
@@ -124,4 +124,3 @@ class ConflictRecord:
     policy: str
     resolution: str
     """How it was settled: crm, remote, merged, or pending (manual)."""
-    detail: dict[str, str] = field(default_factory=dict)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from syncd.engine.sides import CrmChanges
-from syncd.model import Activity, Directory, Kind
+from syncd.model import Activity, Kind
 from syncd.store import changefeed, repository
 from syncd.store.models import ActivityChangeRow
 from syncd.store.rules import is_completed
@@ -68,5 +68,3 @@ class SqlCrmSide:
             )
         return found - set(repository.get_activities(self.session, found))
 
-    def directory(self) -> Directory:
-        return repository.directory(self.session)

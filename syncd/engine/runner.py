@@ -53,7 +53,7 @@ from syncd.errors import (
     ValidationError,
 )
 from syncd.logging import get_logger
-from syncd.model import CONTENT_FIELDS, EVENT_KINDS, Activity, Kind, ParticipantKind, Response
+from syncd.model import EVENT_KINDS, Activity, Kind, ParticipantKind, Response
 
 log = get_logger("syncd.engine")
 
@@ -87,7 +87,7 @@ class PassReport:
         return self.result != "ok"
 
 
-def policy_for(binding: Binding, remote_fields: frozenset[str] = frozenset(CONTENT_FIELDS)) -> Policy:
+def policy_for(binding: Binding) -> Policy:
     return Policy(
         owner=binding.owner.casefold(),
         direction=binding.direction,
@@ -96,7 +96,6 @@ def policy_for(binding: Binding, remote_fields: frozenset[str] = frozenset(CONTE
         on_remote_delete=binding.on_remote_delete,
         cancel_status=binding.cancel_status,
         on_remote_delete_completed=binding.on_remote_delete_completed,
-        remote_fields=remote_fields,
     )
 
 
@@ -133,7 +132,6 @@ class Runner:
         crm: CrmSide,
         state: SyncState,
         *,
-        remote_fields: frozenset[str] = frozenset(CONTENT_FIELDS),
         worker: str = "local",
         clock=lambda: datetime.now(UTC),
         progress: Callable[[int, int], None] | None = None,
@@ -142,7 +140,7 @@ class Runner:
         self.connector = connector
         self.crm = crm
         self.state = state
-        self.policy = policy_for(binding, remote_fields)
+        self.policy = policy_for(binding)
         self.worker = worker
         self.clock = clock
         self.progress = progress

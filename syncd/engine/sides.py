@@ -14,7 +14,7 @@ from typing import Protocol
 
 from syncd.engine.actions import ConflictRecord
 from syncd.engine.links import Link
-from syncd.model import Activity, Directory, Kind
+from syncd.model import Activity, Kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,6 @@ class CrmSide(Protocol):
         """Which of these ids the CRM deleted (it keeps tombstones)."""
         ...
 
-    def directory(self) -> Directory: ...
 
 
 class SyncState(Protocol):
@@ -94,11 +93,3 @@ class SyncState(Protocol):
 
     def pass_finished(self, pass_id: int, result: str, counts: dict[str, int], error: str | None) -> None: ...
 
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """The binding's time window: activities with any occurrence inside it are in scope."""
-
-    start: datetime
-    end: datetime
