@@ -17,6 +17,7 @@ Time conventions, relied on everywhere:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -206,9 +207,9 @@ class Directory:
     Keys are casefolded e-mails; values are display names (or ``None``).
     """
 
-    users: dict[str, str | None] = field(default_factory=dict)
-    contacts: dict[str, str | None] = field(default_factory=dict)
-    accounts: dict[str, str | None] = field(default_factory=dict)
+    users: Mapping[str, str | None] = field(default_factory=dict)
+    contacts: Mapping[str, str | None] = field(default_factory=dict)
+    accounts: Mapping[str, str | None] = field(default_factory=dict)
 
     def classify(self, email: str) -> ParticipantKind:
         key = email.casefold()

@@ -6,7 +6,7 @@ participants and regarding links with ``selectinload`` (one extra query per batc
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -344,20 +344,36 @@ def add_contact(session: Session, contact: Contact) -> None:
     session.flush()
 
 
+class _ByEmail(Mapping[str, str | None]):
+    """E-mail (casefolded) -> name of one table, read on first use: a pass that maps no item (most
+    daemon passes) never reads the CRM's people."""
+
+    def __init__(self, session: Session, email: Any, name: Any) -> None:
+        self._query = select(email, name)
+        self._session = session
+        self._rows: dict[str, str | None] | None = None
+
+    def _loaded(self) -> dict[str, str | None]:
+        if self._rows is None:
+            self._rows = {e.casefold(): n for e, n in self._session.execute(self._query) if e}
+        return self._rows
+
+    def __getitem__(self, key: str) -> str | None:
+        return self._loaded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+
 def directory(session: Session) -> Directory:
     """Who the CRM knows, by lower-cased e-mail, for classifying a calendar's attendees."""
     return Directory(
-        users={email.casefold(): name for email, name in session.execute(select(UserRow.email, UserRow.name))},
-        contacts={
-            email.casefold(): name
-            for email, name in session.execute(select(ContactRow.email, ContactRow.name))
-            if email
-        },
-        accounts={
-            email.casefold(): name
-            for email, name in session.execute(select(AccountRow.email, AccountRow.name))
-            if email
-        },
+        users=_ByEmail(session, UserRow.email, UserRow.name),
+        contacts=_ByEmail(session, ContactRow.email, ContactRow.name),
+        accounts=_ByEmail(session, AccountRow.email, AccountRow.name),
     )
 
 
