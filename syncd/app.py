@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import cached_property
 
 from sqlalchemy import Engine
@@ -89,10 +90,13 @@ class App:
             return [self.config.binding(n) for n in names]
         return [b for b in self.config.bindings if b.enabled]
 
-    def run_pass(self, binding: Binding, dry_run: bool = False, progress: Callable[[int, int], None] | None = None):  # -> PassReport
+    def run_pass(
+        self, binding: Binding, dry_run: bool = False, progress: Callable[[int, int], None] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ):  # -> PassReport
+        from syncd.engine.crm_store import SqlCrmSide
         from syncd.engine.runner import PassReport, Runner
         from syncd.engine.sqlstate import SqlSyncState
-        from syncd.engine.crm_store import SqlCrmSide
 
         with self.session() as session:
             state = SqlSyncState(session)
@@ -106,7 +110,8 @@ class App:
                 return report
             try:
                 crm = SqlCrmSide(session, self.config.store.completed_statuses)
-                runner = Runner(binding, connector, crm, state, worker=self.worker, progress=progress)
+                runner = Runner(binding, connector, crm, state, worker=self.worker, progress=progress,
+                                **({"clock": clock} if clock is not None else {}))
                 return runner.run(dry_run=dry_run)
             finally:
                 connector.close()

@@ -103,7 +103,11 @@ def db_upgrade(obj: _Ctx) -> None:
 @pass_ctx
 def db_prune(obj: _Ctx) -> None:
     """Drop change-log entries every binding has read (older than [store] change_log_days) and old passes."""
-    from syncd.engine.housekeeping import PASS_HISTORY_DAYS, prune_change_log, prune_passes
+    from syncd.engine.housekeeping import (
+        PASS_HISTORY_DAYS,
+        prune_change_log,
+        prune_passes,
+    )
 
     app = obj.app()
     with app.session() as session:
@@ -192,7 +196,7 @@ def activities_export(obj: _Ctx) -> None:
 
 def _summary(report: Any) -> str:
     c = report.counts
-    head = f"{report.binding}: {report.result}"
+    head = f"{report.binding}: {'ok with item errors' if report.partial else report.result}"
     body = (
         f"to calendar {c['remote_created']} created, {c['remote_updated']} updated, {c['remote_deleted']} deleted; "
         f"to CRM {c['crm_created']} created, {c['crm_updated']} updated, {c['crm_deleted']} deleted; "
@@ -204,7 +208,15 @@ def _summary(report: Any) -> str:
         line += f"\n  error: {report.error}"
     for error in report.errors[:20]:
         line += f"\n  item: {error}"
+    if len(report.errors) > 20:
+        line += f"\n  ... and {len(report.errors) - 20} more (see `syncd status --binding {report.binding}`)"
     return line
+
+
+#: `syncd sync` exit codes, documented in README.md: every pass ran and every item synced; a pass
+#: failed as a whole (or was skipped, or stopped by a guard); a config or usage error; every pass ran
+#: but some items failed in them (recorded, retried, shown by `syncd status --binding NAME`).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ITEM_ERRORS = 0, 1, 2, 3
 
 
 #: A plan this large gets progress output (a first sync of a full calendar takes a while).
@@ -249,7 +261,7 @@ def sync(obj: _Ctx, names: tuple[str, ...], dry_run: bool) -> None:
         _fail("no bindings in the config: add a [[bindings]] table (see config.example.toml)", 2)
     from syncd.service.leases import holding, worker_id
 
-    failed = False
+    failed = partial = False
     for binding in bindings:
         # The binding's lease, as a daemon worker would take it: never two passes of one binding at once.
         with holding(app.engine, worker_id(), binding.name, app.config.daemon.lease_ttl) as held:
@@ -260,6 +272,7 @@ def sync(obj: _Ctx, names: tuple[str, ...], dry_run: bool) -> None:
             with _progress(binding.name) as progress:
                 report = app.run_pass(binding, dry_run=dry_run, progress=progress)
         failed |= report.failed
+        partial |= report.partial
         if dry_run:
             click.echo(f"{binding.name}: plan of {len(report.plan)} actions")
             for line in report.plan:
@@ -268,7 +281,7 @@ def sync(obj: _Ctx, names: tuple[str, ...], dry_run: bool) -> None:
                 click.echo(f"  error: {report.error}")
         else:
             click.echo(_summary(report))
-    sys.exit(1 if failed else 0)
+    sys.exit(EXIT_FAILED if failed else EXIT_ITEM_ERRORS if partial else EXIT_OK)
 
 
 @main.command()
@@ -285,14 +298,16 @@ def run(obj: _Ctx) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--binding", "name", help="Only this binding, with every item in error and why.")
 @pass_ctx
-def status(obj: _Ctx, as_json: bool) -> None:
-    """Each binding: last pass, result, counts, pending conflicts, and why it fails."""
+def status(obj: _Ctx, as_json: bool, name: str | None) -> None:
+    """Each binding: last pass, result, counts, pending conflicts, items in error, and why it fails."""
     from syncd.engine.status import binding_status
 
     app = obj.app()
+    bindings = [app.config.binding(name)] if name else app.config.bindings
     with app.session() as session:
-        rows = [binding_status(session, b) for b in app.config.bindings]
+        rows = [binding_status(session, b, all_errors=bool(name)) for b in bindings]
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -304,7 +319,7 @@ def status(obj: _Ctx, as_json: bool) -> None:
             f"{row['name']}: {state}; last pass {row['last_pass_at'] or 'never'}"
             f" ({row['last_result'] or '-'}); last success {row['last_success_at'] or 'never'};"
             f" {row['links']} linked items; {row['pending_conflicts']} pending conflicts;"
-            f" {row['item_errors']} item errors"
+            f" {row['item_errors']} items in error"
         )
         counts = ", ".join(f"{k} {v}" for k, v in sorted(row["last_counts"].items()) if v)
         if counts:
@@ -314,6 +329,14 @@ def status(obj: _Ctx, as_json: bool) -> None:
         if row["last_error"]:
             failures = row["consecutive_failures"]
             click.echo(f"  why: {row['last_error']} ({failures} failed passes in a row, the last by {row['last_worker']})")
+        for error in row["errors"]:
+            click.echo(
+                f"  item {error['item']}: {error['message']} (failed {error['failures']} passes in a row"
+                f" since {error['first_at']:%Y-%m-%d %H:%M}; next try {error['next_try']:%Y-%m-%d %H:%M} UTC"
+                " or when either side changes it)"
+            )
+        if not name and row["item_errors"]:
+            click.echo(f"  items in error: see `syncd status --binding {row['name']}`")
 
 
 # -- conflicts -------------------------------------------------------------------------------------

@@ -11,12 +11,16 @@ created in the calendar).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from syncd.errors import ItemError, SyncdError
+from syncd.logging import get_logger
 from syncd.model import Activity, Kind
+
+log = get_logger("syncd.connectors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,32 @@ class RemoteItem:
     categories: tuple[str, ...] = ()
     raw: object = field(default=None, compare=False, repr=False)
     """Connector-private form of the item, handed back on update so unknown properties survive."""
+
+
+def item_failure(ref: str, exc: Exception, step: str) -> SyncdError:
+    """What one item's exception inside a connector becomes: syncd's own errors and a value the
+    mapping refused say what is wrong; anything else is a bug, logged with its traceback. Either way it
+    costs that item only (the engine's per-item isolation, :mod:`syncd.engine.isolation`, for the
+    steps a connector runs for many items at once)."""
+    if isinstance(exc, SyncdError):
+        return exc
+    if isinstance(exc, ValueError):
+        return ItemError(ref, None, str(exc))
+    log.error("calendar item failed with an internal error", item=ref, step=step, exc_info=exc)
+    return ItemError(ref, None, f"internal error while {step}: {type(exc).__name__}: {exc}")
+
+
+def read_isolated(ref: str, etag: str | None, parse: Callable[[], RemoteItem], **unreadable: Any) -> RemoteItem:
+    """One item's parse, which never raises: whatever a calendar holds costs only that item. A refused
+    item comes back with ``activity=None`` and the reason in ``error`` (``unreadable`` fills in what
+    the connector still knows of it); the engine records it against the item."""
+    try:
+        return parse()
+    except Exception as exc:  # noqa: BLE001 - see item_failure
+        failure = item_failure(ref, exc, "reading it")
+        reason = failure.message if isinstance(failure, ItemError) and failure.item == ref else str(failure)
+        fields: dict[str, Any] = {"uid": None, "crm_id": None, **unreadable}
+        return RemoteItem(ref=ref, etag=etag, activity=None, error=reason, **fields)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from syncd.engine.sides import CrmChanges
+from syncd.engine.sides import CrmChanges, Guard
 from syncd.model import Activity, Kind
 from syncd.store import changefeed, repository
-from syncd.store.models import ActivityChangeRow
+from syncd.store.models import ActivityChangeRow, ActivityRow
 from syncd.store.rules import is_completed
 
 
@@ -18,8 +19,8 @@ class SqlCrmSide:
     def __init__(self, session: Session, completed_statuses: Collection[str]) -> None:
         self.session = session
         self.completed_statuses = tuple(completed_statuses)
-        self._loaded: dict[str, Activity] = {}
-        """Activities read by :meth:`in_scope`, so the first pass does not read them twice."""
+        self._loaded: dict[str, ActivityRow] = {}
+        """Rows read by :meth:`in_scope`, so the first pass does not read them twice."""
 
     def cursor(self) -> int:
         return changefeed.current_cursor(self.session)
@@ -33,17 +34,33 @@ class SqlCrmSide:
         return {ident for ident, users in repository.concerned_users(self.session, ids).items() if key in users}
 
     def in_scope(self, user: str, kinds: Sequence[Kind]) -> list[str]:
-        found = repository.activities_for_user(self.session, user, kinds)
-        self._loaded.update((a.id, a) for a in found)
-        return [a.id for a in found]
+        rows = repository.activity_rows_for_user(self.session, user, kinds)
+        self._loaded.update((r.id, r) for r in rows)
+        return [r.id for r in rows]
 
-    def load(self, ids: Iterable[str]) -> dict[str, Activity]:
-        wanted = set(ids)
-        found = {i: self._loaded.pop(i) for i in list(wanted) if i in self._loaded}
-        missing = wanted - found.keys()
-        if missing:
-            found.update(repository.get_activities(self.session, missing))
+    def entering(self, user: str, kinds: Sequence[Kind], ranges: Sequence[tuple[datetime, datetime]]) -> set[str]:
+        found: set[str] = set()
+        for window in ranges:
+            found.update(repository.activity_ids_for_user(self.session, user, kinds, window))
         return found
+
+    def load(self, ids: Iterable[str], guard: Guard) -> dict[str, Activity]:
+        wanted = set(ids)
+        rows = {i: self._loaded.pop(i) for i in list(wanted) if i in self._loaded}
+        missing = wanted - rows.keys()
+        if missing:
+            rows.update(repository.load_rows(self.session, missing))
+        found: dict[str, Activity] = {}
+        for ident, row in rows.items():
+            with guard(ident, "reading the CRM row"):
+                # The rules an import or a sync write obeys, applied to what the CRM's own SQL wrote.
+                activity = repository.to_activity(row)
+                repository.check_activity(activity)
+                found[ident] = activity
+        return found
+
+    def existing(self, ids: Iterable[str]) -> set[str]:
+        return set(repository.load_rows(self.session, ids))
 
     def save(self, activity: Activity) -> None:
         repository.save_activity(self.session, activity)
@@ -66,5 +83,5 @@ class SqlCrmSide:
                     )
                 )
             )
-        return found - set(repository.get_activities(self.session, found))
+        return found - self.existing(found)
 

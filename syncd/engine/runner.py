@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -39,26 +39,29 @@ from syncd.engine.actions import (
     Unlink,
     Write,
 )
+from syncd.engine.isolation import Isolation, ItemFault, next_attempt
 from syncd.engine.links import Link, LinkStatus
-from syncd.engine.plan import ItemInput, Policy, Seen, crm_fingerprint, decide, remote_fingerprint
-from syncd.engine.sides import BindingState, CrmSide, SyncState
+from syncd.engine.plan import (
+    ItemInput,
+    Policy,
+    Seen,
+    crm_fingerprint,
+    decide,
+    remote_fingerprint,
+)
+from syncd.engine.sides import BindingState, CrmSide, ErrorInfo, SyncState
 from syncd.errors import (
     AlreadyExists,
     ItemError,
     NotFound,
     PreconditionFailed,
-    RuleViolation,
     SafetyStop,
     SyncdError,
-    ValidationError,
 )
 from syncd.logging import get_logger
 from syncd.model import EVENT_KINDS, Activity, Kind, ParticipantKind, Response
 
 log = get_logger("syncd.engine")
-
-#: Errors of one item: recorded, retried next pass; the others go on.
-ITEM_ERRORS = (ItemError, PreconditionFailed, RuleViolation, ValidationError, AlreadyExists)
 
 #: How often one item is re-read and re-decided after the calendar changed under a write (412).
 MAX_RACES = 3
@@ -69,6 +72,9 @@ REMOTE_WRITES = ("remote_created", "remote_updated", "remote_deleted")
 #: Creates per request for a connector that batches them (exchangelib's own page size).
 BATCH_SIZE = 100
 REMOTE_KEY = "remote:"
+#: How far the sync window's edges move before the CRM is searched for what entered it: an activity
+#: reaches the calendar at most this late, and a busy daemon runs that query at most this often.
+WINDOW_STEP = timedelta(hours=1)
 
 
 @dataclass(slots=True)
@@ -78,13 +84,23 @@ class PassReport:
     result: str = "ok"
     counts: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    """This pass's item errors, ``key: reason``."""
+    faults: list[ItemFault] = field(default_factory=list)
+    items_in_error: int = 0
+    """Items of the binding in error after this pass (this pass's and older ones not yet retried)."""
     error: str | None = None
     plan: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def failed(self) -> bool:
+        """The pass failed as a whole (nothing advanced); item errors alone do not fail a pass."""
         return self.result != "ok"
+
+    @property
+    def partial(self) -> bool:
+        """The pass ran, but some items failed in it."""
+        return not self.failed and bool(self.faults)
 
 
 def policy_for(binding: Binding) -> Policy:
@@ -133,7 +149,7 @@ class Runner:
         state: SyncState,
         *,
         worker: str = "local",
-        clock=lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.binding = binding
@@ -145,7 +161,7 @@ class Runner:
         self.clock = clock
         self.progress = progress
         """Called with (actions started, actions planned) as a pass executes its plan."""
-        self._skips: dict[str, Skip] = {}
+        self._iso = Isolation(binding.name, state.store_failure)
 
     # -- gathering -------------------------------------------------------------------------------
 
@@ -179,7 +195,7 @@ class Runner:
                 return False
         return in_window(remote.activity, *window)
 
-    def _crm_keys(self, bstate: BindingState, links: dict[str, Link]) -> set[str]:
+    def _crm_keys(self, bstate: BindingState, links: dict[str, Link], deferred: set[str]) -> set[str]:
         """The activities this pass must look at from the CRM's side (read once per pass)."""
         keys: set[str] = set()
         if bstate.crm_cursor is None:
@@ -189,9 +205,37 @@ class Runner:
             keys.update(self.crm.concerning(changes.changed, self.policy.owner))
             keys.update(changes.changed & links.keys())
             keys.update(changes.deleted & links.keys())
-        keys.update(k for k in bstate.retry if not k.startswith(REMOTE_KEY))
-        keys.update(k for k, link in links.items() if link.status != LinkStatus.SYNCED)
+        keys.update(k for k in bstate.retry - deferred if not k.startswith(REMOTE_KEY))
+        keys.update(k for k, link in links.items() if link.status != LinkStatus.SYNCED and k not in deferred)
         return keys
+
+    def _entering(self, bstate: BindingState, links: dict[str, Link]) -> tuple[set[str], tuple[datetime, datetime]]:
+        """Activities that time (or a wider ``past_days``/``future_days``) brought into the sync window
+        since the last pass searched it, and the window to remember. Only the ranges the window's
+        edges moved across are searched, so the cost follows what enters, not what the CRM holds."""
+        start, end = self._window()
+        if bstate.window_start is None or bstate.window_end is None:
+            # A first pass reads everything in scope anyway; a store upgraded from a syncd that kept
+            # no window is searched once as a whole.
+            ranges = [] if bstate.crm_cursor is None else [(start, end)]
+            return self._unlinked(ranges, links), (start, end)
+        ranges, new_start, new_end = [], bstate.window_start, bstate.window_end
+        if end - new_end >= WINDOW_STEP:
+            ranges.append((new_end, end))
+            new_end = end
+        elif end < new_end:
+            new_end = end
+        if new_start - start >= WINDOW_STEP:
+            ranges.append((start, new_start))
+            new_start = start
+        elif start > new_start:
+            new_start = start
+        return self._unlinked(ranges, links), (new_start, new_end)
+
+    def _unlinked(self, ranges: list[tuple[datetime, datetime]], links: dict[str, Link]) -> set[str]:
+        if not ranges:
+            return set()
+        return self.crm.entering(self.policy.owner, self.binding.kinds, ranges) - links.keys()
 
     def _uncovered(self, bstate: BindingState, links: dict[str, Link]) -> set[str]:
         """Links written after the saved calendar state was read: a pass that failed or died after
@@ -202,21 +246,21 @@ class Runner:
         return self.state.written_since(self.binding.name, bstate.remote_state_at) & links.keys()
 
     def _gather(
-        self, crm_keys: set[str], bstate: BindingState, links: dict[str, Link], remote: RemoteChanges, first: bool
+        self, crm_keys: set[str], bstate: BindingState, links: dict[str, Link], remote: RemoteChanges, first: bool,
+        deferred: set[str],
     ) -> dict[str, ItemInput]:
+        iso = self._iso
         by_ref = {link.ref: link for link in links.values() if link.ref}
         keys = set(crm_keys)
         remote_for: dict[str, RemoteItem] = {}
         seen: dict[str, Seen] = {}
-        skips: dict[str, Skip] = {}
         for item in remote.changed:
             link = by_ref.get(item.ref)
             if link is None and item.crm_id in links:
                 other = links[item.crm_id]
                 if other.ref and other.ref != item.ref and other.status != LinkStatus.CREATING:
-                    key = f"{REMOTE_KEY}{item.ref}"
-                    skips[key] = Skip(key, f"a second calendar item for activity {item.crm_id}; left alone",
-                                      error=True, ref=item.ref)
+                    iso.fail(f"{REMOTE_KEY}{item.ref}", "pairing",
+                             f"a second calendar item for activity {item.crm_id}; left alone")
                     continue
                 link = other
             key = link.activity_id if link else (item.crm_id or f"{REMOTE_KEY}{item.ref}")
@@ -227,17 +271,19 @@ class Runner:
                 seen[link.activity_id] = Seen.DELETED
         keys.update(seen)
 
-        # Items the feed did not report but that this pass must look at again: retries, forced
-        # resolutions, links the saved state may not cover, and creates a crash may have interrupted.
+        # Items the feed did not report but that this pass must look at again: retries that are due,
+        # forced resolutions, links the saved state may not cover, and creates a crash may have
+        # interrupted.
         if first:
+            retry = bstate.retry - deferred
             uncovered = self._uncovered(bstate, links) - seen.keys()
             refetch = {
                 links[k].ref: k for k in keys | uncovered
                 if k in links and k not in seen and links[k].ref
-                and (k in bstate.retry or k in uncovered
+                and (k in retry or k in uncovered
                      or links[k].status in (LinkStatus.RESOLVE_CRM, LinkStatus.RESOLVE_REMOTE))
             }
-            for ref in bstate.retry:
+            for ref in retry:
                 if ref.startswith(REMOTE_KEY):
                     refetch.setdefault(ref.removeprefix(REMOTE_KEY), ref)
             for item in self.connector.fetch(list(refetch)) if refetch else []:
@@ -250,41 +296,42 @@ class Runner:
                     seen[key] = Seen.DELETED
                     keys.add(key)
             for key, link in list(links.items()):
-                if link.status == LinkStatus.CREATING and key not in remote_for:
-                    found = self.connector.find(key, link.kind)
-                    if found is not None:
-                        remote_for[key], seen[key] = found, Seen.CHANGED
-                        links[key] = link.with_(ref=found.ref, etag=found.etag)
-                        keys.add(key)
+                # Only creates this pass looks at: an item in error waits for its back-off.
+                if link.status == LinkStatus.CREATING and key in keys and key not in remote_for:
+                    with iso.guard(key, "looking up an interrupted create"):
+                        found = self.connector.find(key, link.kind)
+                        if found is not None:
+                            remote_for[key], seen[key] = found, Seen.CHANGED
+                            links[key] = link.with_(ref=found.ref, etag=found.etag)
+                            keys.add(key)
 
         crm_ids = [k for k in keys if not k.startswith(REMOTE_KEY)]
-        activities = self.crm.load(crm_ids)
-        tombstones = self.crm.deleted(k for k in crm_ids if k not in activities and k not in links)
+        activities = self.crm.load(crm_ids, iso.guard)
+        # An activity whose row could not be read is not a deleted one: it is left out of this pass.
+        tombstones = self.crm.deleted(k for k in crm_ids if k not in activities and k not in links and k not in iso)
         window = self._window()
         items: dict[str, ItemInput] = {}
         for key in keys:
-            if key in skips:
+            if key in iso:
                 continue
-            activity = activities.get(key)
-            scope, copy = self._in_scope(activity) if activity else (False, False)
-            remote_item = remote_for.get(key)
-            items[key] = ItemInput(
-                key=key,
-                link=links.get(key),
-                crm=activity,
-                crm_in_scope=scope,
-                crm_is_copy=copy,
-                crm_completed=bool(activity and self.crm.is_completed(activity)),
-                crm_in_window=bool(activity and (key in links or in_window(activity, *window))),
-                remote=remote_item,
-                seen=seen.get(key, Seen.UNSEEN),
-                importable=bool(remote_item and self._importable(remote_item, window)),
-                crm_tombstone=key in tombstones,
-            )
+            with iso.guard(key, "gathering"):
+                activity = activities.get(key)
+                scope, copy = self._in_scope(activity) if activity else (False, False)
+                remote_item = remote_for.get(key)
+                items[key] = ItemInput(
+                    key=key,
+                    link=links.get(key),
+                    crm=activity,
+                    crm_in_scope=scope,
+                    crm_is_copy=copy,
+                    crm_completed=bool(activity and self.crm.is_completed(activity)),
+                    crm_in_window=bool(activity and (key in links or in_window(activity, *window))),
+                    remote=remote_item,
+                    seen=seen.get(key, Seen.UNSEEN),
+                    importable=bool(remote_item and self._importable(remote_item, window)),
+                    crm_tombstone=key in tombstones,
+                )
         self._pair_first_sync(items, links)
-        for key, skip in skips.items():
-            items[key] = ItemInput(key=key)
-            self._skips[key] = skip
         return items
 
     def _pair_first_sync(self, items: dict[str, ItemInput], links: dict[str, Link]) -> None:
@@ -295,19 +342,20 @@ class Runner:
                 return "" if v is None else _instant(v).astimezone(UTC).isoformat() if isinstance(v, datetime) else v.isoformat()
             return a.kind.value, (a.subject or "").strip().casefold(), moment(a.start or a.due), moment(a.effective_end)
 
-        candidates = {
-            signature(i.crm): key
-            for key, i in items.items()
-            if i.crm is not None and i.crm_in_scope and key not in links and i.remote is None
-        }
+        candidates: dict[tuple[str, str, str, str], str] = {}
+        for key, i in items.items():
+            if i.crm is not None and i.crm_in_scope and key not in links and i.remote is None:
+                with self._iso.guard(key, "pairing"):
+                    candidates[signature(i.crm)] = key
         for key in [k for k in items if k.startswith(REMOTE_KEY)]:
             item = items[key]
             if item.remote is None or item.remote.activity is None:
                 continue
-            match = candidates.pop(signature(item.remote.activity), None)
-            if match is not None:
-                items[match] = replace(items[match], remote=item.remote, seen=Seen.CHANGED)
-                del items[key]
+            with self._iso.guard(key, "pairing"):
+                match = candidates.pop(signature(item.remote.activity), None)
+                if match is not None:
+                    items[match] = replace(items[match], remote=item.remote, seen=Seen.CHANGED)
+                    del items[key]
 
     # -- safety ----------------------------------------------------------------------------------
 
@@ -329,29 +377,40 @@ class Runner:
     # -- the pass --------------------------------------------------------------------------------
 
     def run(self, dry_run: bool = False) -> PassReport:
+        """One pass: gather, plan, execute, save the cursors. Only what concerns the whole binding
+        (the calendar or the store failing, the mass-deletion guard) fails it; an item that fails is
+        recorded with its reason and retried when either side changes it, else on a back-off."""
         report = PassReport(self.binding.name)
         started = time.monotonic()
         pass_row = None if dry_run else self.state.pass_started(self.binding.name, self.worker)
         bound = log.bind(binding=self.binding.name, pass_id=report.pass_id)
-        self._skips: dict[str, Skip] = {}
+        self._iso = Isolation(self.binding.name, self.state.store_failure)
+        settled: set[str] = set()
+        errors: dict[str, ErrorInfo] = {}
         try:
             bstate = self.state.binding_state(self.binding.name)
             links = self.state.links(self.binding.name)
+            errors = self.state.item_errors(self.binding.name)
             cursor_now = self.crm.cursor()
             read_at = self.clock()
+            deferred = {
+                k for k in bstate.retry
+                if k in errors and next_attempt(errors[k].failures, errors[k].last_at) > read_at
+            }
             remote = self.connector.changes(bstate.remote_state, _known(links))
-            crm_keys = self._crm_keys(bstate, links)
-            failed: set[str] = set()
-            errored = self.state.error_keys(self.binding.name)
+            crm_keys = self._crm_keys(bstate, links, deferred)
+            entering, window = self._entering(bstate, links)
+            crm_keys |= entering
             for round_ in range(MAX_ROUNDS):
-                items = self._gather(crm_keys, bstate, links, remote, first=round_ == 0)
+                items = self._gather(crm_keys, bstate, links, remote, round_ == 0, deferred)
                 self._guard(items, links)
-                plan = [(key, self._skips.get(key) or decide(item, self.policy)) for key, item in sorted(items.items())]
+                plan = self._plan(items)
                 report.plan += [a.describe() for _, a in plan if a is not None]
                 if dry_run:
                     return report
                 before = sum(report.counts[k] for k in REMOTE_WRITES)
-                self._execute_plan(plan, items, report, failed, errored)
+                self._execute_plan(plan, items, report)
+                settled.update(items)
                 state, state_at = remote.state, read_at
                 if sum(report.counts[k] for k in REMOTE_WRITES) == before:
                     break
@@ -367,7 +426,9 @@ class Runner:
                     break
             bstate.crm_cursor = cursor_now
             bstate.remote_state, bstate.remote_state_at = state, state_at
-            bstate.retry = failed
+            bstate.window_start, bstate.window_end = window
+            # Items in error are looked at again: at once if a side changes them, else when due.
+            bstate.retry = set(self._iso.faults) | (deferred - settled)
             with self.state.transaction():
                 self.state.save_binding_state(bstate)
         except SyncdError as exc:
@@ -380,14 +441,44 @@ class Runner:
             bound.exception("pass failed with an internal error")
         finally:
             report.seconds = time.monotonic() - started
+            self._report_faults(report, errors, settled, save=not dry_run)
             if pass_row is not None:
                 self.state.pass_finished(pass_row, report.result, dict(report.counts), report.error)
         bound.info("pass finished", result=report.result, seconds=round(report.seconds, 3), **report.counts)
         return report
 
+    def _report_faults(self, report: PassReport, errors: dict[str, ErrorInfo], settled: set[str], save: bool) -> None:
+        """Put this pass's item errors in the report, the log and the store; clear the ones that synced."""
+        faults = self._iso.faults
+        for fault in faults.values():
+            report.counts["errors"] += 1
+            report.errors.append(f"{fault.key}: {fault.reason}")
+            report.faults.append(fault)
+            if not fault.bug:  # a bug was logged with its traceback already
+                log.warning("item failed", binding=self.binding.name, item=fault.key, step=fault.step,
+                            error=fault.reason)
+        if not save:
+            return
+        at = self.clock()
+        try:
+            with self.state.transaction():
+                for fault in faults.values():
+                    self.state.record_error(self.binding.name, fault.key, fault.reason, at)
+                for key in (settled & errors.keys()) - faults.keys():
+                    self.state.clear_error(self.binding.name, key)
+            report.items_in_error = len(self.state.item_errors(self.binding.name))
+        except Exception as exc:  # noqa: BLE001 - the pass's own result (often the store failing) says more
+            log.warning("item errors not saved", binding=self.binding.name, error=f"{type(exc).__name__}: {exc}")
+
+    def _plan(self, items: dict[str, ItemInput]) -> list[tuple[str, Action | None]]:
+        plan: list[tuple[str, Action | None]] = []
+        for key, item in sorted(items.items()):
+            with self._iso.guard(key, "deciding"):
+                plan.append((key, decide(item, self.policy)))
+        return plan
+
     def _execute_plan(
-        self, plan: list[tuple[str, Action | None]], items: dict[str, ItemInput], report: PassReport,
-        failed: set[str], errored: set[str],
+        self, plan: list[tuple[str, Action | None]], items: dict[str, ItemInput], report: PassReport
     ) -> None:
         actions = [(key, action) for key, action in plan if action is not None]
         create_many = getattr(self.connector, "create_many", None)
@@ -400,29 +491,18 @@ class Runner:
             done += 1
             if self.progress is not None:
                 self.progress(done, len(actions))
-            self._execute_one(key, action, items[key], report, failed, errored)
+            with self._iso.guard(key, "writing"):
+                self._execute(action, items[key], report)
         for start in range(0, len(batched), BATCH_SIZE):
             chunk = batched[start : start + BATCH_SIZE]
             done += len(chunk)
             if self.progress is not None:
                 self.progress(done, len(actions))
-            self._create_batch(chunk, create_many, items, report, failed, errored)  # type: ignore[arg-type]
-
-    def _execute_one(
-        self, key: str, action: Action, item: ItemInput, report: PassReport, failed: set[str], errored: set[str]
-    ) -> None:
-        try:
-            self._execute(action, item, report)
-            if key in errored:
-                self.state.clear_error(self.binding.name, key)
-            failed.discard(key)
-        except ITEM_ERRORS as exc:
-            failed.add(key)
-            self._item_error(report, key, str(exc))
+            self._create_batch(chunk, create_many, items, report)  # type: ignore[arg-type]
 
     def _create_batch(
         self, chunk: list[tuple[str, PushCreate]], create_many: Callable[[list[Activity]], list[WriteResult | SyncdError]],
-        items: dict[str, ItemInput], report: PassReport, failed: set[str], errored: set[str],
+        items: dict[str, ItemInput], report: PassReport,
     ) -> None:
         """Creates through a connector that batches them (Exchange: one request per hundred items).
 
@@ -433,7 +513,12 @@ class Runner:
             for _, action in chunk:
                 a = action.activity
                 self.state.save_link(Link(name, a.id, a.kind, None, None, None, None, None, LinkStatus.CREATING))
-        results = create_many([action.activity for _, action in chunk])
+        try:
+            results = create_many([action.activity for _, action in chunk])
+        except Exception as exc:  # noqa: BLE001 - one guard per item of the batch, below
+            for key, _ in chunk:
+                self._iso.record(key, "creating", exc)
+            return
         with self.state.transaction():
             for (_, action), result in zip(chunk, results, strict=True):
                 if isinstance(result, WriteResult):
@@ -441,20 +526,11 @@ class Runner:
         for (key, action), result in zip(chunk, results, strict=True):
             if isinstance(result, WriteResult):
                 report.counts["remote_created"] += 1
-                if key in errored:
-                    self.state.clear_error(name, key)
-                failed.discard(key)
             elif isinstance(result, AlreadyExists):
-                self._execute_one(key, action, items[key], report, failed, errored)  # pairs with what is there
+                with self._iso.guard(key, "writing"):
+                    self._execute(action, items[key], report)  # pairs with what is there
             else:
-                failed.add(key)
-                self._item_error(report, key, str(result))
-
-    def _item_error(self, report: PassReport, key: str, message: str) -> None:
-        report.counts["errors"] += 1
-        report.errors.append(f"{key}: {message}")
-        log.warning("item failed", binding=self.binding.name, item=key, error=message)
-        self.state.record_error(self.binding.name, key, message)
+                self._iso.record(key, "creating", result)
 
     # -- execution -------------------------------------------------------------------------------
 
@@ -590,15 +666,15 @@ class Runner:
                 report.counts["conflicts"] += 1
                 log.warning("conflict waits for a decision", binding=name, activity=action.key,
                             conflict_id=conflict_id, fields=list(conflict.fields))
-            case Skip(reason=reason, error=error, ref=ref):
+            case Skip(reason=reason, error=error):
                 if error:
-                    self._item_error(report, action.key if ref is None else f"{REMOTE_KEY}{ref}", reason)
+                    self._iso.fail(action.key, "reading the calendar item", reason)
             case _:
                 raise AssertionError(f"unknown action {action!r}")
 
     def _new_crm_activity(self, activity: Activity) -> Activity:
         """A calendar item becomes an activity owned by the binding's user, with an id not yet taken."""
-        if self.crm.load([activity.id]):
+        if self.crm.existing([activity.id]):
             raise ItemError(activity.id, "UID", "an activity with this id already exists in the CRM")
         kind = activity.kind if activity.kind in self.binding.kinds else Kind.APPOINTMENT
         return activity.replace(owner=self.binding.owner, kind=kind)

@@ -6,7 +6,7 @@ runner be read (and tested) without SQL in mind.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +15,19 @@ from typing import Protocol
 from syncd.engine.actions import ConflictRecord
 from syncd.engine.links import Link
 from syncd.model import Activity, Kind
+
+#: Runs one item's step under the engine's isolation (:meth:`syncd.engine.isolation.Isolation.guard`):
+#: called with the item's key and the step's name; an exception inside costs only that item.
+Guard = Callable[[str, str], AbstractContextManager[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An item in error: how many passes in a row it failed, when last, and why."""
+
+    failures: int
+    last_at: datetime
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +45,11 @@ class BindingState:
     remote_state_at: datetime | None = None
     """When ``remote_state`` was read (before the writes it is meant to cover)."""
     retry: set[str] = field(default_factory=set)
-    """Activity ids (or ``remote:<ref>`` keys) whose last action failed: looked at again next pass."""
+    """Activity ids (or ``remote:<ref>`` keys) in error: looked at again when due or changed."""
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    """The sync window the CRM side was last searched for: activities time brings into the window
+    since then are looked for, at a cost proportional to what enters it."""
 
 
 class CrmSide(Protocol):
@@ -48,7 +65,19 @@ class CrmSide(Protocol):
         """Every activity the user owns or takes part in, of these kinds (first pass)."""
         ...
 
-    def load(self, ids: Iterable[str]) -> dict[str, Activity]: ...
+    def entering(self, user: str, kinds: Sequence[Kind], ranges: Sequence[tuple[datetime, datetime]]) -> set[str]:
+        """Activities the user owns or takes part in, of these kinds, that may have an occurrence in
+        one of these time ranges (a series counts from its first start on)."""
+        ...
+
+    def load(self, ids: Iterable[str], guard: Guard) -> dict[str, Activity]:
+        """The activities among ``ids`` that exist; each is read under ``guard``, so one that cannot be
+        read is recorded there and left out (the engine then knows it is not a deletion)."""
+        ...
+
+    def existing(self, ids: Iterable[str]) -> set[str]:
+        """Which of these ids the CRM holds, readable or not."""
+        ...
 
     def save(self, activity: Activity) -> None: ...
 
@@ -83,11 +112,19 @@ class SyncState(Protocol):
 
     def record_conflict(self, binding: str, conflict: ConflictRecord, ref: str | None) -> int: ...
 
-    def record_error(self, binding: str, key: str, message: str) -> None: ...
+    def store_failure(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the store itself fails (unreachable, locked), not one item's data."""
+        ...
 
-    def error_keys(self, binding: str) -> set[str]: ...
+    def record_error(self, binding: str, key: str, message: str, at: datetime) -> None:
+        """Inside a transaction: the item failed again (its count of failures in a row grows)."""
+        ...
 
-    def clear_error(self, binding: str, key: str) -> None: ...
+    def item_errors(self, binding: str) -> dict[str, ErrorInfo]: ...
+
+    def clear_error(self, binding: str, key: str) -> None:
+        """Inside a transaction: the item synced."""
+        ...
 
     def pass_started(self, binding: str, worker: str) -> int: ...
 

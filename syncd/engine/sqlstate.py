@@ -10,12 +10,20 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Text, cast, delete, select
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from syncd.activity_json import activity_from_json, activity_to_json
 from syncd.engine.actions import ConflictRecord
 from syncd.engine.links import Link, LinkStatus
-from syncd.engine.sides import BindingState
+from syncd.engine.sides import BindingState, ErrorInfo
+from syncd.logging import get_logger
 from syncd.model import Activity, Kind
 from syncd.store.sync_models import (
     SyncBindingRow,
@@ -24,6 +32,8 @@ from syncd.store.sync_models import (
     SyncLinkRow,
     SyncPassRow,
 )
+
+log = get_logger("syncd.engine")
 
 
 def _now() -> datetime:
@@ -47,8 +57,16 @@ _STATUSES = {s.value: s for s in LinkStatus}
 def _base_from_text(text: str) -> Activity | None:
     """A link's merge base from its stored JSON text. Keyed by content, so never stale: a daemon
     decodes only the bases that changed since its last pass (activities are frozen, safe to share).
-    Bounded so a daemon with many bindings keeps at most a few tens of MB of them."""
-    return _load(json.loads(text))
+    Bounded so a daemon with many bindings keeps at most a few tens of MB of them.
+
+    A base that no longer reads (stored by an older syncd under looser rules) is no base: the merge
+    then treats every difference as a clash, which is safe, and the next write stores a good one.
+    Failing here would fail every pass of the binding over one link."""
+    try:
+        return _load(json.loads(text))
+    except Exception as exc:  # noqa: BLE001 - see above: any decoding failure costs only the merge base
+        log.warning("a link's merge base does not read; merging without it", error=f"{type(exc).__name__}: {exc}")
+        return None
 
 
 class SqlSyncState:
@@ -79,7 +97,10 @@ class SqlSyncState:
         row = self.session.get(SyncBindingRow, binding)
         if row is None:
             return BindingState(binding)
-        return BindingState(binding, row.crm_cursor, row.remote_state, row.remote_state_at, set(row.retry or ()))
+        return BindingState(
+            binding, row.crm_cursor, row.remote_state, row.remote_state_at, set(row.retry or ()),
+            row.window_start, row.window_end,
+        )
 
     def save_binding_state(self, state: BindingState) -> None:
         row = self._binding_row(state.name)
@@ -87,6 +108,7 @@ class SqlSyncState:
         row.remote_state = state.remote_state
         row.remote_state_at = state.remote_state_at
         row.retry = sorted(state.retry)
+        row.window_start, row.window_end = state.window_start, state.window_end
 
     # -- links -----------------------------------------------------------------------------------
 
@@ -159,23 +181,31 @@ class SqlSyncState:
         self.session.flush()
         return row.id
 
-    def record_error(self, binding: str, key: str, message: str) -> None:
-        with self.transaction():
-            row = self.session.scalars(
-                select(SyncErrorRow).where(SyncErrorRow.binding == binding, SyncErrorRow.item == key)
-            ).first()
-            now = _now()
-            if row is None:
-                self.session.add(SyncErrorRow(binding=binding, item=key, message=message, count=1, first_at=now, last_at=now))
-            else:
-                row.message, row.count, row.last_at = message, row.count + 1, now
+    def store_failure(self, exc: BaseException) -> bool:
+        # A dropped or refused connection, a locked SQLite file: every item would fail the same way.
+        # A constraint or a value the column refuses (IntegrityError, DataError) is one row's problem.
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout)
 
-    def error_keys(self, binding: str) -> set[str]:
-        return set(self.session.scalars(select(SyncErrorRow.item).where(SyncErrorRow.binding == binding)))
+    def record_error(self, binding: str, key: str, message: str, at: datetime) -> None:
+        row = self.session.scalars(
+            select(SyncErrorRow).where(SyncErrorRow.binding == binding, SyncErrorRow.item == key)
+        ).first()
+        if row is None:
+            self.session.add(SyncErrorRow(binding=binding, item=key, message=message, count=1, first_at=at, last_at=at))
+        else:
+            row.message, row.count, row.last_at = message, row.count + 1, at
+
+    def item_errors(self, binding: str) -> dict[str, ErrorInfo]:
+        rows = self.session.execute(
+            select(SyncErrorRow.item, SyncErrorRow.count, SyncErrorRow.last_at, SyncErrorRow.message)
+            .where(SyncErrorRow.binding == binding)
+        )
+        return {item: ErrorInfo(count, last_at, message) for item, count, last_at, message in rows}
 
     def clear_error(self, binding: str, key: str) -> None:
-        with self.transaction():
-            self.session.execute(delete(SyncErrorRow).where(SyncErrorRow.binding == binding, SyncErrorRow.item == key))
+        self.session.execute(delete(SyncErrorRow).where(SyncErrorRow.binding == binding, SyncErrorRow.item == key))
 
     # -- passes ----------------------------------------------------------------------------------
 

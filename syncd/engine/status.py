@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from syncd.config import Binding
+from syncd.engine.isolation import next_attempt
 from syncd.engine.links import LinkStatus
 from syncd.errors import SyncdError
 from syncd.store.sync_models import (
@@ -20,7 +21,8 @@ from syncd.store.sync_models import (
 )
 
 
-def binding_status(session: Session, binding: Binding) -> dict[str, Any]:
+def binding_status(session: Session, binding: Binding, all_errors: bool = False) -> dict[str, Any]:
+    """A binding's state; with ``all_errors``, every item in error with its reason and next try."""
     row = session.get(SyncBindingRow, binding.name)
     links = session.scalar(select(func.count()).select_from(SyncLinkRow).where(SyncLinkRow.binding == binding.name))
     pending = session.scalar(
@@ -28,7 +30,9 @@ def binding_status(session: Session, binding: Binding) -> dict[str, Any]:
         .select_from(SyncConflictRow)
         .where(SyncConflictRow.binding == binding.name, SyncConflictRow.resolution == "pending")
     )
-    errors = session.scalars(select(SyncErrorRow).where(SyncErrorRow.binding == binding.name)).all()
+    errors = session.scalars(
+        select(SyncErrorRow).where(SyncErrorRow.binding == binding.name).order_by(SyncErrorRow.item)
+    ).all()
     failures = row.failures if row else 0
     last_worker = session.scalar(
         select(SyncPassRow.worker).where(SyncPassRow.binding == binding.name).order_by(SyncPassRow.id.desc()).limit(1)
@@ -40,7 +44,7 @@ def binding_status(session: Session, binding: Binding) -> dict[str, Any]:
     elif row is None or row.last_result is None:
         state = "never synced"
     elif row.last_result == "ok":
-        state = "ok"
+        state = "ok, with items in error" if errors else "ok"
     else:
         state = "failing"
     return {
@@ -61,6 +65,11 @@ def binding_status(session: Session, binding: Binding) -> dict[str, Any]:
         "pending_conflicts": pending or 0,
         "item_errors": len(errors),
         "item_error_samples": [f"{e.item}: {e.message}" for e in errors[:5]],
+        "errors": [
+            {"item": e.item, "message": e.message, "failures": e.count, "first_at": e.first_at,
+             "last_at": e.last_at, "next_try": next_attempt(e.count, e.last_at)}
+            for e in errors
+        ] if all_errors else [],
     }
 
 

@@ -48,6 +48,8 @@ class Metrics:
                                   "Unix time of the binding's last successful pass.", ["binding"], registry=r)
         self.failing = Gauge("syncd_binding_failing", "1 while the binding's passes keep failing.", ["binding"], registry=r)
         self.failures = Gauge("syncd_binding_consecutive_failures", "Failed passes in a row.", ["binding"], registry=r)
+        self.in_error = Gauge("syncd_items_in_error", "Items of the binding in error after its last pass "
+                              "(`syncd status --binding NAME` lists them).", ["binding"], registry=r)
         self.lease = Gauge("syncd_lease_held", "1 while this worker holds the binding's lease.", ["binding"], registry=r)
         self.workers = Gauge("syncd_workers_live", "Workers sharing the store's bindings.", registry=r)
 
@@ -64,6 +66,8 @@ class Metrics:
             self.errors.labels(name, "item").inc(report.counts["errors"])
         if report.result in _PASS_ERROR_KIND:
             self.errors.labels(name, _PASS_ERROR_KIND[report.result]).inc()
+        else:
+            self.in_error.labels(name).set(report.items_in_error)
 
     def binding_state(self, name: str, failures: int, last_success_at: datetime | None) -> None:
         self.failing.labels(name).set(1 if failures else 0)
@@ -76,7 +80,7 @@ class Metrics:
 
     def forget(self, name: str) -> None:
         """A binding gone from the config leaves the gauges (its counters stay until restart)."""
-        for gauge in (self.last_success, self.failing, self.failures, self.lease):
+        for gauge in (self.last_success, self.failing, self.failures, self.lease, self.in_error):
             try:
                 gauge.remove(name)
             except KeyError:

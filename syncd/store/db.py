@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -78,7 +76,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 #: The newest migration; a test checks it against alembic's own head, so commands that find the store
 #: up to date never need to import alembic.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 
 def schema_revision(engine: Engine) -> str | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from syncd.model import EVENT_KINDS, Activity, Moment
 
@@ -76,7 +78,18 @@ def activity_problems(activity: Activity) -> list[Problem]:
         problems.append(Problem("owner", "is required"))
     if activity.reminder_minutes is not None and activity.reminder_minutes < 0:
         problems.append(Problem("reminder_minutes", "must not be negative"))
+    if activity.timezone is not None and not known_zone(activity.timezone):
+        problems.append(Problem("timezone", f"{activity.timezone!r} is not an IANA time zone (such as Europe/Amsterdam)"))
     return problems
+
+
+@lru_cache(maxsize=1024)
+def known_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 def _before(a: Moment, b: Moment) -> bool:

@@ -41,6 +41,9 @@ class SyncBindingRow(Base):
     remote_state_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     """When ``remote_state`` was read: links written after it may not be covered by it."""
     retry: Mapped[list[str] | None] = mapped_column(JsonValue)
+    window_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    window_end: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """The sync window as the last pass saw it: what time brought in since is looked for."""
     last_pass_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_result: Mapped[str | None] = mapped_column(String(16))

@@ -189,9 +189,9 @@ class World:
     def app(self, **binding_changes: Any) -> App:
         return App(self.config(**binding_changes))
 
-    def sync(self, name: str = "anna", **binding_changes: Any) -> PassReport:
+    def sync(self, name: str = "anna", clock: Any = None, **binding_changes: Any) -> PassReport:
         app = self.app(**binding_changes)
-        return app.run_pass(app.config.binding(name))
+        return app.run_pass(app.config.binding(name), clock=clock)
 
     # -- the CRM side ----------------------------------------------------------------------------
 
