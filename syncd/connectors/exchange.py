@@ -46,7 +46,13 @@ from exchangelib.items import (
 )
 from exchangelib.properties import Body
 
-from syncd.connectors.base import RemoteChanges, RemoteItem, WriteResult
+from syncd.connectors.base import (
+    RemoteChanges,
+    RemoteItem,
+    WriteResult,
+    item_failure,
+    read_isolated,
+)
 from syncd.connectors.exchange_session import (
     ExchangeSettings,
     close_account,
@@ -214,23 +220,22 @@ class ExchangeConnector:
         return found
 
     def _parse(self, item: CalendarItem | Task, exceptions: Sequence[CalendarItem]) -> RemoteItem:
-        try:
+        def parse() -> RemoteItem:
             parsed = from_ews(item, self._ctx, occurrences=exceptions)
-        except ItemError as exc:
             return RemoteItem(
-                ref=item.id, etag=item.changekey, uid=getattr(item, "uid", None),
-                crm_id=getattr(item, "syncd_crm_id", None), activity=None, error=str(exc),
-                raw=_Fetched(item, None),
+                ref=item.id,
+                etag=item.changekey,
+                uid=parsed.uid,
+                crm_id=parsed.crm_id,
+                activity=parsed.activity,
+                modified_at=parsed.modified_at,
+                categories=parsed.categories,
+                raw=_Fetched(item, parsed.activity),
             )
-        return RemoteItem(
-            ref=item.id,
-            etag=item.changekey,
-            uid=parsed.uid,
-            crm_id=parsed.crm_id,
-            activity=parsed.activity,
-            modified_at=parsed.modified_at,
-            categories=parsed.categories,
-            raw=_Fetched(item, parsed.activity),
+
+        return read_isolated(
+            item.id, item.changekey, parse, uid=getattr(item, "uid", None),
+            crm_id=getattr(item, "syncd_crm_id", None), raw=_Fetched(item, None),
         )
 
     def find(self, crm_id: str, kind: Kind) -> RemoteItem | None:
@@ -267,8 +272,8 @@ class ExchangeConnector:
         for index, activity in enumerate(activities):
             try:
                 built[index] = to_ews(activity, self._ctx, self._ctx.default_timezone)
-            except ItemError as exc:
-                results[index] = exc
+            except Exception as exc:  # noqa: BLE001 - one item's mapping must not sink the batch
+                results[index] = item_failure(activity.id, exc, "mapping it to Exchange")
                 continue
             groups.setdefault("tasks" if activity.kind == Kind.TASK else "calendar", []).append(index)
         for folder, indexes in groups.items():

@@ -275,6 +275,18 @@ def activities_for_user(
     ``window`` narrow it down; ``ids`` restricts it to given ids, which answers the engine's
     "which of these changed activities concern this user" in one pass.
     """
+    return [to_activity(row) for row in activity_rows_for_user(session, email, kinds, window, ids)]
+
+
+def activity_rows_for_user(
+    session: Session,
+    email: str,
+    kinds: Collection[Kind] | None = None,
+    window: Window | None = None,
+    ids: Iterable[str] | None = None,
+) -> list[ActivityRow]:
+    """The rows behind :func:`activities_for_user`, children loaded: the engine turns each into an
+    activity on its own, so that one row the CRM wrote wrongly costs only that activity."""
     user_id = session.scalar(select(UserRow.id).where(_ci(UserRow.email, email)))
     if user_id is None:
         return []
@@ -284,11 +296,22 @@ def activities_for_user(
     if window is not None:
         query = query.where(_in_window(window))
     if ids is None:
-        return [to_activity(row) for row in session.scalars(_with_children(query))]
-    found: list[Activity] = []
+        return list(session.scalars(_with_children(query)))
+    found: list[ActivityRow] = []
     for batch in _chunks(ids):
-        found += [to_activity(r) for r in session.scalars(_with_children(query.where(ActivityRow.id.in_(batch))))]
-    return sorted(found, key=lambda a: a.id)
+        found += session.scalars(_with_children(query.where(ActivityRow.id.in_(batch))))
+    return sorted(found, key=lambda r: r.id)
+
+
+def activity_ids_for_user(session: Session, email: str, kinds: Collection[Kind], window: Window) -> set[str]:
+    """The ids of :func:`activities_for_user` in ``window``, without reading the rows."""
+    user_id = session.scalar(select(UserRow.id).where(_ci(UserRow.email, email)))
+    if user_id is None:
+        return set()
+    query = select(ActivityRow.id).where(
+        _concerning(user_id, email), ActivityRow.kind.in_([str(k) for k in kinds]), _in_window(window)
+    )
+    return set(session.scalars(query))
 
 
 def concerned_users(session: Session, ids: Iterable[str]) -> dict[str, frozenset[str]]:
