@@ -58,8 +58,7 @@ def read_isolated(ref: str, etag: str | None, parse: Callable[[], RemoteItem], *
     try:
         return parse()
     except Exception as exc:  # noqa: BLE001 - see item_failure
-        failure = item_failure(ref, exc, "reading it")
-        reason = failure.message if isinstance(failure, ItemError) and failure.item == ref else str(failure)
+        reason = str(item_failure(ref, exc, "reading it"))
         fields: dict[str, Any] = {"uid": None, "crm_id": None, **unreadable}
         return RemoteItem(ref=ref, etag=etag, activity=None, error=reason, **fields)
 

@@ -5,7 +5,9 @@ a conditional ``UPDATE ... WHERE lease_owner IS NULL OR lease_owner = me OR leas
 database serialises concurrent updates of one row (PostgreSQL re-checks the condition on the row a
 concurrent winner committed; SQLite has a single writer), so at most one worker holds a binding at a
 time on either database. A worker renews its leases on every heartbeat; one that dies loses them
-``ttl`` seconds after its last heartbeat, and the others take them over.
+``ttl`` seconds after its last heartbeat, and the others take them over. One that is gone from this
+host (same machine and pid namespace, see ``holder_gone``) holds nothing: its leases are taken at
+once, by an update conditional on its still being named, and it no longer counts as live.
 
 Live workers are rows of ``sync_workers`` whose heartbeat has not expired; each worker holds at most
 ``ceil(bindings / live workers)`` bindings, so a new worker gets a fair share as the others release
@@ -15,15 +17,19 @@ and the local clock on SQLite (which is local anyway).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import os
 import random
+import re
 import socket
 import threading
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import (
     Connection,
@@ -31,7 +37,6 @@ from sqlalchemy import (
     Table,
     and_,
     delete,
-    func,
     or_,
     select,
     text,
@@ -39,7 +44,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from syncd.logging import get_logger
 from syncd.store.sync_models import SyncBindingRow, SyncWorkerRow
+
+log = get_logger("syncd.service")
 
 _bindings: Table = SyncBindingRow.__table__  # type: ignore[assignment]
 _workers: Table = SyncWorkerRow.__table__  # type: ignore[assignment]
@@ -55,9 +63,92 @@ class BindingInfo:
     failures: int
 
 
+#: ``host/KEY.START:PID``: KEY names the machine and pid namespace (``_host_key``), START is the
+#: process's start time in clock ticks after boot. Older versions wrote ``host:PID``, which is still
+#: read (and still written where /proc is missing): such a holder keeps the TTL rule.
+_WORKER = re.compile(r"(?P<host>.*)/(?P<key>[0-9a-f]{8})\.(?P<start>[0-9]+):(?P<pid>[0-9]+)", re.DOTALL)
+_OWNER_MAX = 128  # sync_bindings.lease_owner, sync_workers.worker
+
+
 def worker_id() -> str:
-    """Unique among running processes: a restarted process is a new worker."""
-    return f"{socket.gethostname()}:{os.getpid()}"[:128]
+    """Unique among running processes: a restarted process is a new worker, and so is a process that
+    got the pid of a dead one (the start time differs), so its leases are not mistaken for the new one's."""
+    host, pid = socket.gethostname(), os.getpid()
+    key, me = _host_key(), _proc_stat(pid)
+    if key is None or me is None:
+        return f"{host}:{pid}"[:_OWNER_MAX]
+    tail = f"/{key}.{me[1]}:{pid}"
+    # Cut the host name, never the tail: a truncated tail would make the holder unrecognisable.
+    return host[: _OWNER_MAX - len(tail)] + tail
+
+
+@functools.cache
+def _host_key() -> str | None:
+    """Who shares this process's pids: the machine (/etc/machine-id; in containers without one, the
+    kernel's boot id) and the pid namespace, hashed short. A host name alone is not enough: clones
+    and containers share names, and stealing a live holder's lease would mean two passes at once.
+    Only files every syncd on the host can read count: the unit's ProcSubset=pid hides /proc/sys,
+    so the boot id is only the fallback, or the daemon and a `syncd sync` from a shell would
+    disagree about being on one host. None (no takeover, the TTL rule) when these are unreadable."""
+    machine = ""
+    for path in ("/etc/machine-id", "/proc/sys/kernel/random/boot_id"):
+        try:
+            machine = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if machine:
+            break
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    if not machine:
+        return None
+    return hashlib.sha256(f"{machine}\0{namespace}".encode()).hexdigest()[:8]
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """State and start time (clock ticks after boot) of a process; None when /proc does not show it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name, in parentheses, may itself hold spaces and parentheses.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[0], int(fields[19])
+
+
+def holder_gone(worker: str) -> bool:
+    """True only when ``worker`` is certainly not running: it ran on this host (same machine and pid
+    namespace, so its pid means the same process here) and its pid is free, a zombie, or another
+    process's (a different start time). Anything in doubt (another host, an id older versions
+    wrote, a process /proc hides from us) is False: the lease then expires after its TTL as before.
+
+    Why not PostgreSQL session advisory locks, which would also cover other hosts: a lock ends
+    with its connection, not with its process. A server restart, a dropped connection or a pooler
+    in transaction mode would free the binding while its holder is still in a pass, so another
+    worker would start a second pass of it at once, which the lease exists to prevent; the holder
+    would have to notice and abort its pass first. They would also cost each worker a connection
+    of its own, and SQLite has nothing like them. The TTL stays the rule across hosts."""
+    m = _WORKER.fullmatch(worker)
+    if m is None or m["key"] != _host_key():
+        return False
+    # Compared as worker_id() cuts it: a clone that kept the machine id but was renamed is told apart.
+    if m["host"] != socket.gethostname()[: _OWNER_MAX - (len(worker) - len(m["host"]))]:
+        return False
+    pid, start = int(m["pid"]), int(m["start"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # another user's process: it exists
+    seen = _proc_stat(pid)
+    if seen is None:
+        # It exists but /proc hides it (ProtectProc=invisible, hidepid): no start time to compare.
+        return False
+    state, started = seen
+    return started != start or state in ("Z", "X")
 
 
 def fair_share(bindings: int, live_workers: int) -> int:
@@ -106,7 +197,13 @@ class Leases:
             ))
             # Rows of workers long gone are only noise for `syncd status`.
             conn.execute(delete(_workers).where(_workers.c.expires_at < now - 10 * self.ttl))
-            return conn.execute(select(func.count()).select_from(_workers).where(_workers.c.expires_at > now)).scalar_one()
+            live = list(conn.execute(select(_workers.c.worker).where(_workers.c.expires_at > now)).scalars())
+            # A dead worker counted as live would shrink the fair share, so that a restarted
+            # `syncd run` took only part of the bindings of the one that was killed, until the TTL.
+            gone = [w for w in live if w != self.worker and holder_gone(w)]
+            if gone:
+                conn.execute(delete(_workers).where(_workers.c.worker.in_(gone)))
+            return len(live) - len(gone)
 
     def leave(self) -> None:
         """A clean stop: give every lease back and leave the worker list, so others take over now."""
@@ -140,7 +237,8 @@ class Leases:
             return set(conn.execute(select(_bindings.c.name).where(_bindings.c.lease_owner == self.worker)).scalars())
 
     def claim(self, name: str) -> bool:
-        """Take or extend the lease of one binding; False if another worker holds it."""
+        """Take or extend the lease of one binding; False if another worker holds it (one that is
+        gone from this host holds nothing)."""
         with self.engine.begin() as conn:
             now = self.now(conn)
             done = conn.execute(
@@ -148,7 +246,22 @@ class Leases:
                 .where(and_(_bindings.c.name == name, self._free_or_mine(now)))
                 .values(lease_owner=self.worker, lease_expires=now + self.ttl)
             )
-            return done.rowcount == 1
+            if done.rowcount == 1:
+                return True
+            holder = conn.execute(select(_bindings.c.lease_owner).where(_bindings.c.name == name)).scalar()
+            if holder is None or not holder_gone(holder):
+                return False
+            # Conditional on the dead holder still being named: of two workers taking over at
+            # once, only one wins (the database serialises the two updates of the row).
+            done = conn.execute(
+                update(_bindings)
+                .where(_bindings.c.name == name, _bindings.c.lease_owner == holder)
+                .values(lease_owner=self.worker, lease_expires=now + self.ttl)
+            )
+        if done.rowcount != 1:
+            return False
+        log.info("lease taken over from a worker that is gone", binding=name, holder=holder)
+        return True
 
     def acquire(self, wanted: Collection[str], limit: int) -> list[str]:
         """Take up to ``limit`` of the ``wanted`` bindings that nobody holds (or whose holder died)."""
@@ -156,12 +269,17 @@ class Leases:
             return []
         with self.engine.connect() as conn:
             now = self.now(conn)
-            free = list(conn.execute(
-                select(_bindings.c.name).where(
-                    _bindings.c.name.in_(list(wanted)),
-                    or_(_bindings.c.lease_owner.is_(None), _bindings.c.lease_expires < now),
-                )
-            ).scalars())
+            rows = conn.execute(
+                select(
+                    _bindings.c.name,
+                    _bindings.c.lease_owner,
+                    or_(_bindings.c.lease_owner.is_(None), _bindings.c.lease_expires < now).label("free"),
+                ).where(_bindings.c.name.in_(list(wanted)))
+            ).all()
+        # One look at /proc per holder, not per binding: a worker may hold hundreds.
+        holders = {r.lease_owner for r in rows if not r.free and r.lease_owner != self.worker}
+        gone = {holder for holder in holders if holder_gone(holder)}
+        free = [r.name for r in rows if r.free or r.lease_owner in gone]
         # Workers starting together try the free bindings in different orders, so they rarely
         # race for the same row.
         random.shuffle(free)
