@@ -12,6 +12,7 @@ from syncd.config import Binding
 from syncd.engine.isolation import next_attempt
 from syncd.engine.links import LinkStatus
 from syncd.errors import SyncdError
+from syncd.service.leases import holder_gone
 from syncd.store.sync_models import (
     SyncBindingRow,
     SyncConflictRow,
@@ -38,7 +39,9 @@ def binding_status(session: Session, binding: Binding, all_errors: bool = False)
         select(SyncPassRow.worker).where(SyncPassRow.binding == binding.name).order_by(SyncPassRow.id.desc()).limit(1)
     )
     # A lease past its expiry belongs to a worker that stopped renewing it (gone, or stuck).
-    held = bool(row and row.lease_owner and row.lease_expires and row.lease_expires > datetime.now(UTC))
+    # A holder on this host whose process is gone holds nothing: the next worker or sync takes it.
+    held = bool(row and row.lease_owner and row.lease_expires and row.lease_expires > datetime.now(UTC)
+                and not holder_gone(row.lease_owner))
     if not binding.enabled:
         state = "disabled"
     elif row is None or row.last_result is None:
