@@ -4,7 +4,8 @@ Change detection costs one request per collection when nothing changed: an RFC 6
 REPORT where the server offers it, else a ctag PROPFIND (followed, if the ctag moved, by an etag
 listing compared against what the engine knows). Changed items are read with calendar-multiget in
 batches. Writes are conditional (If-None-Match / If-Match). iCalendar is built and read only by
-:mod:`syncd.mapping.ical`.
+:mod:`syncd.mapping.ical`; this module only checks that a body it is about to write over arrived
+whole (:func:`damage`), because an update keeps what the read held and nothing else.
 
 Refs are the items' canonical paths (``/dav/alice/work/1234%40syncd.ics``); the opaque state is a
 JSON object with a sync token or ctag per collection path.
@@ -13,26 +14,32 @@ JSON object with a sync token or ctag per collection path.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from icalendar import Calendar
+
 from syncd.connectors import caldav_protocol as dav
-from syncd.connectors.base import RemoteChanges, RemoteItem, WriteResult
+from syncd.connectors.base import RemoteChanges, RemoteItem, WriteResult, read_isolated
 from syncd.connectors.caldav_collection import (
     DavCollection,
     InvalidSyncToken,
     RawItem,
     SyncUnsupported,
 )
-from syncd.connectors.caldav_transport import DavTransport
-from syncd.errors import NotFound, ItemError, RemoteError
+from syncd.connectors.caldav_transport import DavTransport, TruncatedReply
+from syncd.errors import ItemError, NotFound, PreconditionFailed, RemoteError
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ical import from_ical, to_ical
 from syncd.mapping.identity import uid_for
 from syncd.model import Activity, Kind
 
 STATE_VERSION = 1
+#: GETs of an item to write over before giving up on it for this pass; a damaged answer is
+#: usually a one-off (a cut connection, a proxy), a second damaged one is reported.
+BASE_READS = 2
 _WRITE_PRIVILEGES = {
     dav.clark(dav.DAV, "all"),
     dav.clark(dav.DAV, "write"),
@@ -232,22 +239,27 @@ class CalDavConnector:
         return self._parse(raw) if raw is not None else None
 
     def _parse(self, raw: RawItem) -> RemoteItem:
-        try:
-            parsed = from_ical(raw.data, self._ctx, raw.path)
-        except (ItemError, ValueError) as exc:
+        def parse() -> RemoteItem:
+            try:
+                parsed = from_ical(raw.data, self._ctx, raw.path)
+            except (ItemError, ValueError):
+                # icalendar's words for a cut body ("found no components") do not say what happened.
+                cut = _unframed(raw.data, _content_lines(raw.data))
+                if cut is not None:
+                    raise ItemError(raw.path, None, cut) from None
+                raise
             return RemoteItem(
-                ref=raw.path, etag=raw.etag, uid=None, crm_id=None, activity=None, error=str(exc), raw=raw.data
+                ref=raw.path,
+                etag=raw.etag,
+                uid=parsed.uid,
+                crm_id=parsed.crm_id,
+                activity=parsed.activity,
+                modified_at=parsed.modified_at,
+                categories=parsed.categories,
+                raw=raw.data,
             )
-        return RemoteItem(
-            ref=raw.path,
-            etag=raw.etag,
-            uid=parsed.uid,
-            crm_id=parsed.crm_id,
-            activity=parsed.activity,
-            modified_at=parsed.modified_at,
-            categories=parsed.categories,
-            raw=raw.data,
-        )
+
+        return read_isolated(raw.path, raw.etag, parse, raw=raw.data)
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -258,18 +270,41 @@ class CalDavConnector:
         return WriteResult(path, etag)
 
     def update(self, ref: str, etag: str | None, activity: Activity, raw: object = None) -> WriteResult:
+        """Write over what the server holds, not from scratch: its UID (an item syncd paired with may
+        have another client's UID) and other clients' properties must survive, so the base of the
+        write must be the whole item. ``raw`` (the feed's copy) is that base if it arrived whole, else
+        the item is read again; a base that does not arrive whole is never written over."""
         collection = self._collection_of(ref) or self._collection_for(activity.kind)
         base = raw if isinstance(raw, bytes) else None
-        if base is None:
-            # Write over what the server holds, not from scratch: its UID (an item syncd paired with
-            # may have another client's UID) and other clients' properties must survive. The etag
-            # check below still guards against a change in between.
-            current = collection.get(ref)
-            if current is None:
-                raise NotFound(ref)
-            base = current.data
+        if base is None or damage(base) is not None:
+            # A damaged copy from the feed was the first read: one fresh GET is its retry.
+            base = self._read_base(collection, ref, etag, BASE_READS if base is None else BASE_READS - 1)
         new_etag = collection.update(ref, etag, to_ical(activity, self._ctx, base=base))
         return WriteResult(ref, new_etag)
+
+    def _read_base(self, collection: DavCollection, ref: str, etag: str | None, reads: int) -> bytes:
+        """The item's body as the server holds it at ``etag``, read with up to ``reads`` GETs.
+
+        Raises PreconditionFailed when the server holds another version (the engine re-reads and
+        decides again) and ItemError when every answer was damaged.
+        """
+        reason = "the item could not be read"
+        for _ in range(reads):
+            try:
+                current = collection.get(ref)
+            except TruncatedReply as exc:
+                reason = exc.reason
+                continue
+            if current is None:
+                raise NotFound(ref)
+            if etag is not None and current.etag is not None and not dav.same_etag(current.etag, etag):
+                # Without an ETag header the If-Match of the write still refuses another version.
+                raise PreconditionFailed(ref)
+            problem = damage(current.data)
+            if problem is None:
+                return current.data
+            reason = problem
+        raise ItemError(ref, None, f"{reason}; not written, to keep other clients' properties")
 
     def delete(self, ref: str, etag: str | None) -> None:
         (self._collection_of(ref) or self._events).delete(ref, etag)
@@ -302,6 +337,55 @@ class CalDavConnector:
 
 
 _COMPONENT_WORDS = {"VEVENT": "events (VEVENT)", "VTODO": "tasks (VTODO)"}
+_LINE_BREAK = re.compile(r"\r\n|\n|\r")
+
+
+def damage(data: bytes) -> str | None:
+    """Why ``data`` is not a whole iCalendar object as a server would hold it, or ``None``.
+
+    A body cut at a line boundary, or one whose broken lines icalendar skipped without a word, still
+    parses; written over, it would lose what is missing. Whole means: BEGIN:VCALENDAR first,
+    END:VCALENDAR last, and the parse kept every content line (counted after unfolding; icalendar
+    yields each property value, BEGIN and END once per line).
+    """
+    lines = _content_lines(data)
+    unframed = _unframed(data, lines)
+    if unframed is not None:
+        return unframed
+    try:
+        calendar = Calendar.from_ical(data)
+    except Exception as exc:  # noqa: BLE001  # icalendar raises many types on odd input
+        return f"the item as read cannot be parsed ({type(exc).__name__}: {exc})"
+    kept = sum(1 for _ in calendar.property_items(recursive=True, sorted=False))
+    if kept == len(lines):
+        return None
+    skipped = [
+        str(message).partition(": ")[2] or str(message)
+        for component in calendar.walk()
+        for prop, message in component.errors
+        if prop is None
+    ]
+    which = f" (first: {skipped[0]})" if skipped else ""
+    return f"reading the item kept {kept} of its {len(lines)} lines{which}"
+
+
+def _unframed(data: bytes, lines: list[str]) -> str | None:
+    if not lines or lines[0].strip().upper() != "BEGIN:VCALENDAR":
+        return "the item as read does not start with BEGIN:VCALENDAR"
+    if lines[-1].strip().upper() != "END:VCALENDAR":
+        return f"the item as read ends before END:VCALENDAR (cut short after {len(data)} bytes)"
+    return None
+
+
+def _content_lines(data: bytes) -> list[str]:
+    """Unfolded, non-empty content lines (RFC 5545 3.1: a line starting with a blank continues the last)."""
+    lines: list[str] = []
+    for line in _LINE_BREAK.split(data.decode("utf-8", errors="replace")):
+        if line[:1] in (" ", "\t") and lines:
+            lines[-1] += line[1:]
+        elif line.strip():
+            lines.append(line)
+    return lines
 
 
 def _secret(value: object) -> str | None:

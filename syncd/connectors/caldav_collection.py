@@ -13,7 +13,14 @@ from urllib.parse import urljoin
 
 from syncd.connectors import caldav_protocol as dav
 from syncd.connectors.caldav_transport import DavTransport, HttpReply
-from syncd.errors import AlreadyExists, AuthError, ItemError, NotFound, PreconditionFailed, RemoteError
+from syncd.errors import (
+    AlreadyExists,
+    AuthError,
+    ItemError,
+    NotFound,
+    PreconditionFailed,
+    RemoteError,
+)
 
 MULTIGET_BATCH = 100
 #: Bound on RFC 6578 3.6 continuations, so a server that keeps truncating cannot loop us forever.

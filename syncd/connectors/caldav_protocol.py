@@ -93,7 +93,7 @@ def same_etag(a: str | None, b: str | None) -> bool:
 
 def _opaque(etag: str) -> str:
     etag = normalize_etag(etag) or ""
-    return etag[2:] if etag.startswith("W/") else etag
+    return etag.removeprefix("W/")
 
 
 # --- request bodies ------------------------------------------------------------------------------

@@ -39,6 +39,22 @@ class HttpReply:
         return error_conditions(self.body)
 
 
+class TruncatedReply(RemoteError):
+    """The answer's body is shorter than the Content-Length the server announced (the connection was
+    cut mid-body): what arrived is not what the server holds.
+
+    A :class:`RemoteError`, so a caller that does not look closer stops as for any transport failure;
+    ``reason`` says it without the request line, for an item error.
+    """
+
+    def __init__(self, where: str, received: int | None, expected: int | None) -> None:
+        self.received = received
+        self.expected = expected
+        size = f" ({received} of {expected} bytes)" if received is not None and expected is not None else ""
+        self.reason = f"the server's answer was cut short{size}"
+        super().__init__(f"{where}: {self.reason}")
+
+
 def strip_userinfo(url: str) -> str:
     """``url`` without ``user:password@``, so no URL syncd prints or logs carries a secret."""
     parts = urlsplit(url)
@@ -104,6 +120,9 @@ class DavTransport:
         except TimeoutError:
             raise RemoteError(f"{where}: no answer within {self.timeout:g} s") from None
         except OSError as exc:
+            cut = _incomplete_read(exc)
+            if cut is not None:
+                raise TruncatedReply(where, *cut) from None
             raise RemoteError(f"{where}: {_describe(exc, self.timeout)}") from None
         except caldav_error.DAVError as exc:
             raise RemoteError(f"{where}: {exc.reason}") from None
@@ -112,8 +131,12 @@ class DavTransport:
         if status >= 500 and status != 501:
             reason = f" {response.reason}" if response.reason else ""
             raise RemoteError(f"{where}: the server failed (HTTP {status}{reason})")
-        raw = response.raw
-        return HttpReply(status, response.headers, raw.encode("utf-8") if raw else b"", response.tree)
+        sent = _sent_body(response)
+        expected = _announced_length(response.headers)
+        if method != "HEAD" and sent is not None and expected is not None and len(sent) != expected:
+            # HTTP libraries that do not enforce Content-Length hand a cut body over as complete.
+            raise TruncatedReply(where, len(sent), expected)
+        return HttpReply(status, response.headers, sent if sent is not None else _body(response), response.tree)
 
     @property
     def scheme(self) -> str | None:
@@ -142,6 +165,64 @@ def _as_bytes(body: bytes | str | None) -> bytes:
     if body is None:
         return b""
     return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def _incomplete_read(exc: BaseException) -> tuple[int | None, int | None] | None:
+    """``(received, announced)`` bytes when ``exc`` is (or wraps) a body cut short, else ``None``.
+
+    niquests and requests wrap urllib3's IncompleteRead (``partial`` bytes read, ``expected`` more
+    to come) in a ChunkedEncodingError; http.client's own has the partial bytes instead of a count.
+    """
+    pending: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    chunked = False
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if type(current).__name__ == "IncompleteRead":
+            partial = getattr(current, "partial", None)
+            more = getattr(current, "expected", None)
+            received = len(partial) if isinstance(partial, bytes | bytearray) else partial
+            if isinstance(received, int) and isinstance(more, int):
+                return received, received + more
+            return (received if isinstance(received, int) else None), None
+        # Also raised for a chunked body whose connection closed before the last chunk.
+        chunked = chunked or type(current).__name__ == "ChunkedEncodingError"
+        pending.extend(a for a in current.args if isinstance(a, BaseException))
+        pending.extend((current.__cause__, current.__context__))
+    return (None, None) if chunked else None
+
+
+def _announced_length(headers: Mapping[str, str]) -> int | None:
+    """The Content-Length the body must have, when it can be compared with what was decoded."""
+    encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding != "identity":
+        return None  # the header counts compressed bytes; the library hands over decoded ones
+    try:
+        return int(headers.get("Content-Length") or "")
+    except ValueError:
+        return None
+
+
+def _sent_body(response: object) -> bytes | None:
+    """The body as the server sent it, when the caldav library still holds it (non-XML bodies, such as
+    a GET's iCalendar, in caldav 3): its ``raw`` turns CRLF into LF and fails on bytes that are not
+    UTF-8, so neither measures nor carries what arrived. An XML body cut short fails to parse anyway.
+    """
+    body = getattr(response, "_raw_body", None)
+    return body if isinstance(body, bytes) and body else None
+
+
+def _body(response: object) -> bytes:
+    try:
+        raw = getattr(response, "raw", None)
+    except UnicodeDecodeError:
+        # Not UTF-8 (an old Outlook export, garbage): the bytes, for the caller to judge.
+        undecoded = getattr(response, "_raw", b"")
+        return undecoded if isinstance(undecoded, bytes) else b""
+    return raw.encode("utf-8") if isinstance(raw, str) and raw else b""
 
 
 def _describe(exc: OSError, timeout: float) -> str:
