@@ -9,9 +9,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 
+from syncd import __version__
 from syncd.engine.runner import PassReport
 
 #: PassReport.counts keys that move items: (direction, action).
@@ -30,6 +34,12 @@ _ITEM_COUNTS = {
 #: A pass that did not end "ok" is an error of this kind: the remote or store failed as a whole
 #: ("pass"), or the mass-deletion guard stopped it ("safety").
 _PASS_ERROR_KIND = {"failed": "pass", "stopped": "safety"}
+
+#: The label values the README documents, created at 0 for every configured binding: a series that
+#: appears only with its first increment makes ``rate()`` and ``increase()`` miss that increment,
+#: and an alert cannot see a binding that never ran.
+PASS_RESULTS = ("ok", "failed", "stopped")
+ERROR_KINDS = ("item", "pass", "safety", "internal")
 
 
 class Metrics:
@@ -52,6 +62,22 @@ class Metrics:
                               "(`syncd status --binding NAME` lists them).", ["binding"], registry=r)
         self.lease = Gauge("syncd_lease_held", "1 while this worker holds the binding's lease.", ["binding"], registry=r)
         self.workers = Gauge("syncd_workers_live", "Workers sharing the store's bindings.", registry=r)
+        Info("syncd_build", "The running syncd's version.", registry=r).info({"version": __version__})
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+
+    def known(self, name: str) -> None:
+        """A configured binding: all its series exist from now on, at 0 until something happens."""
+        for result in PASS_RESULTS:
+            self.passes.labels(name, result)
+        for direction, action in _ITEM_COUNTS.values():
+            self.items.labels(name, direction, action)
+        self.conflicts.labels(name)
+        for kind in ERROR_KINDS:
+            self.errors.labels(name, kind)
+        self.duration.labels(name)
+        for gauge in (self.failing, self.failures, self.in_error, self.lease):
+            gauge.labels(name)
 
     def observe(self, report: PassReport) -> None:
         name = report.binding
@@ -72,11 +98,21 @@ class Metrics:
     def binding_state(self, name: str, failures: int, last_success_at: datetime | None) -> None:
         self.failing.labels(name).set(1 if failures else 0)
         self.failures.labels(name).set(failures)
-        if last_success_at is not None:
-            self.last_success.labels(name).set(last_success_at.timestamp())
+        # 0 for "never": `time() - syncd_last_success_timestamp_seconds > 3 * interval` then fires
+        # for a binding that never synced, where a missing series would keep the alert silent.
+        self.last_success.labels(name).set(last_success_at.timestamp() if last_success_at else 0)
 
     def held(self, name: str, held: bool) -> None:
         self.lease.labels(name).set(1 if held else 0)
+        if not held:
+            # The binding's holder (another worker, or this one later) reports its state; stale
+            # values here would keep an alert firing, or fire one, for a binding that is fine.
+            for gauge in (self.failing, self.failures, self.in_error):
+                gauge.labels(name).set(0)
+            try:
+                self.last_success.remove(name)
+            except KeyError:
+                pass
 
     def forget(self, name: str) -> None:
         """A binding gone from the config leaves the gauges (its counters stay until restart)."""
@@ -87,4 +123,5 @@ class Metrics:
                 pass
 
     def render(self) -> bytes:
+        """The text format, uncompressed (the HTTP listener serves the registry itself)."""
         return generate_latest(self.registry)

@@ -50,6 +50,7 @@ class Scheduler:
         self._ensured: set[str] = set()
         self._delays: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        self._reported: set[str] = set()
         self._stopping = False
         self._live = 1
         self._heartbeat_at: float | None = None
@@ -195,10 +196,14 @@ class Scheduler:
         jobs = {job.id.removeprefix(_PASS_JOB) for job in self._aps.get_jobs() if job.id.startswith(_PASS_JOB)}
         for name in jobs - target:
             self._remove_job(name)
-        for name in set(self._failures) - set(wanted):
+        for name in (self._reported | set(self._failures)) - set(wanted):
             # Gone from the config: its series leave /metrics (counters stay until a restart).
             self.metrics.forget(name)
-            del self._failures[name]
+            self._reported.discard(name)
+            self._failures.pop(name, None)
+        for name in sorted(set(wanted) - self._reported):
+            self.metrics.known(name)
+            self._reported.add(name)
         now = datetime.now(UTC)
         for name in sorted(target - jobs):
             info = self.leases.info(name)
