@@ -327,6 +327,7 @@ def _altered_etag(etag: str | None) -> str | None:
 
 def _handler_class(controller: Controller) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True  # see tests/radicale_server.py: 40 ms per request otherwise
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: object) -> None:

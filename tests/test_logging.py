@@ -37,3 +37,28 @@ def test_secrets_are_scrubbed_from_syncd_and_library_logs(stream: io.StringIO) -
     assert "YW5uYTpzM2NyM3Q=" not in text
     assert text.count("[redacted]") >= 4
     assert "X-AnchorMailbox" in text  # the rest of the line is kept
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_a_traceback_shows_no_secret_in_any_format(fmt: str) -> None:
+    """A bug's traceback is logged with its frames, never with their local variables (a password in
+    a connector's frame) nor an unscrubbed message."""
+    stream = _Terminal()
+    log_setup.configure("info", fmt, stream)
+    log_setup.register_secrets(["s3cret-Pa55word"])
+
+    def connect(password: str = "s3cret-Pa55word") -> None:
+        raise RuntimeError(f"login failed for {password}")
+
+    try:
+        connect()
+    except RuntimeError as exc:
+        log_setup.get_logger("syncd.engine").error("item failed with an internal error", exc_info=exc)
+    out = stream.getvalue()
+    assert "Traceback" in out and "in connect" in out
+    assert "s3cret-Pa55word" not in out

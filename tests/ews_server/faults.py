@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -90,3 +91,41 @@ def not_implemented(operation: str) -> SoapFault:
     return SoapFault(
         "ErrorNotImplementedByTestServer", f"The test EWS server does not implement {operation}."
     )
+
+
+def internal_server_error() -> SoapFault:
+    """A whole-request failure Exchange reports for a fault of its own (not retried by clients)."""
+    return SoapFault("ErrorInternalServerError", "An internal server error occurred. The operation failed.")
+
+
+def at_request(server, nth: int, fault: SoapFault) -> Callable[[], None]:
+    """Answer the `nth` request `server` (an EwsServer) receives from now on with `fault`, whatever
+    its operation: for a fault matrix that fails each request of a pass in turn. Returns a function
+    that cancels the fault if it has not hit yet.
+
+    Chains `server.after_request`: once request `nth - 1` is answered, the fault is injected for the
+    next one, and the previous hook is put back.
+    """
+    previous = server.after_request
+    seen = 0
+
+    def count(record) -> None:
+        nonlocal seen
+        if previous is not None:
+            previous(record)
+        seen += 1
+        if seen == nth - 1:
+            server.inject(fault)
+            server.after_request = previous
+
+    def cancel() -> None:
+        if server.after_request is count:
+            server.after_request = previous
+        with server._meta:
+            server._injections[:] = [i for i in server._injections if i.fault is not fault]
+
+    if nth <= 1:
+        server.inject(fault)
+    else:
+        server.after_request = count
+    return cancel
