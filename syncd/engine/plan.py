@@ -155,7 +155,21 @@ def _linked(item: ItemInput, link: Link, policy: Policy) -> Action | None:
         if policy.push:
             return PushUpdate(item.key, crm, link)
         return Relink(item.key, link, None, crm)
+    if link.status == LinkStatus.CREATING:
+        return _finish_create(item, link, crm, remote, policy)
     return _both_present(item, link, crm, remote, policy)
+
+
+def _finish_create(item: ItemInput, link: Link, crm: Activity, remote: RemoteItem, policy: Policy) -> Action | None:
+    """The item of a create that a crash or a lost answer cut short. It is syncd's own write, not a
+    user's edit, and may be incomplete (Exchange writes a series' exceptions after the master): what
+    syncd meant to write, the CRM's version, completes it. Comparing it as the calendar's version
+    would report a conflict, and "remote-wins" would write the half-made series over the CRM."""
+    assert remote.activity is not None
+    link = link.with_(ref=remote.ref, etag=remote.etag)
+    if not _differs(crm, remote.activity, policy) or not policy.push:
+        return Relink(item.key, link, remote, crm)
+    return PushUpdate(item.key, crm, link, remote)
 
 
 def _crm_gone(item: ItemInput, link: Link, policy: Policy) -> Action | None:
