@@ -15,12 +15,10 @@ import difflib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from enum import StrEnum
 from typing import Any, TextIO, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from dateutil.rrule import rrulestr  # type: ignore[import-untyped]
 
 from syncd.errors import ValidationError
 from syncd.model import (
@@ -37,7 +35,15 @@ from syncd.model import (
     Response,
     Role,
 )
-from syncd.store.rules import Problem, activity_problems, moment_problem
+from syncd.store.rules import (
+    Problem,
+    activity_problems,
+    moment_problem,
+    override_problems,
+    participant_problems,
+    rrule_problem,
+    zone_problem,
+)
 
 #: The fields of one line, in the order they are written.
 FIELDS: tuple[str, ...] = (
@@ -100,9 +106,15 @@ class InvalidActivities(ValidationError):
 
 
 def format_moment(value: Moment, zone: tzinfo = UTC) -> str:
-    """``YYYY-MM-DD`` for a date, ISO 8601 with the offset of ``zone`` for a datetime."""
+    """``YYYY-MM-DD`` for a date, ISO 8601 with the offset of ``zone`` for a datetime.
+
+    An instant ``zone`` cannot show (0001-01-01T00:00Z is in year 0 west of Greenwich) is written with
+    the offset it has: the same instant, readable back."""
     if isinstance(value, datetime):
-        return value.astimezone(zone).isoformat()
+        try:
+            return value.astimezone(zone).isoformat()
+        except OverflowError:
+            return value.isoformat()
     return value.isoformat()
 
 
@@ -211,6 +223,10 @@ class _Reader:
     def problem(self, field: str, message: str) -> None:
         self.problems.append(Problem(field, message))
 
+    def extend(self, problems: Iterable[Problem]) -> None:
+        """Add the rule set's findings; one a reading step already reported is not repeated."""
+        self.problems.extend(p for p in problems if p not in self.problems)
+
     def object(self, value: Any, path: str, known: Sequence[str]) -> dict[str, Any] | None:
         if not isinstance(value, dict):
             self.problem(path, f"must be an object, not {_shown(value)}")
@@ -302,11 +318,11 @@ def _override(r: _Reader, value: Any, path: str, all_day: bool) -> Override | No
     description = r.text(obj, "description", path)
     location = r.text(obj, "location", path)
     status = r.text(obj, "status", path)
-    if start is not None and end is not None and type(start) is type(end) and end < start:  # type: ignore[operator]
-        r.problem(_join(path, "end"), f'is before "{_join(path, "start")}"')
     if recurrence_id is None:
         return None
-    return Override(recurrence_id, start, end, subject, description, location, status)
+    override = Override(recurrence_id, start, end, subject, description, location, status)
+    r.extend(override_problems(override, path, all_day))
+    return override
 
 
 def override_from_json(obj: dict[str, Any], *, all_day: bool) -> Override:
@@ -316,29 +332,6 @@ def override_from_json(obj: dict[str, Any], *, all_day: bool) -> Override:
     if r.problems or override is None:
         raise InvalidActivities([str(p) for p in r.problems])
     return override
-
-
-def _check_rrule(r: _Reader, rule: str, start: Moment | None) -> None:
-    name = "recurrence.rrule"
-    parts = {part.split("=", 1)[0].upper() for part in rule.split(";")}
-    if "\n" in rule or ":" in rule:
-        r.problem(name, "must be one RRULE value such as FREQ=WEEKLY;BYDAY=MO")
-        return
-    if "FREQ" not in parts:
-        r.problem(name, "needs FREQ (for example FREQ=WEEKLY)")
-        return
-    if {"COUNT", "UNTIL"} <= parts:
-        r.problem(name, "must not have both COUNT and UNTIL (RFC 5545)")
-        return
-    dtstart: datetime | None = None
-    if isinstance(start, datetime):
-        dtstart = start
-    elif isinstance(start, date):
-        dtstart = datetime.combine(start, time())
-    try:
-        rrulestr(rule, dtstart=dtstart)
-    except (ValueError, TypeError) as exc:
-        r.problem(name, f"is not a valid RFC 5545 RRULE: {exc}")
 
 
 def _recurrence(r: _Reader, value: Any, all_day: bool, start: Moment | None) -> Recurrence | None:
@@ -351,7 +344,9 @@ def _recurrence(r: _Reader, value: Any, all_day: bool, start: Moment | None) -> 
     if rule is not None and rule.upper().startswith("RRULE:"):
         rule = rule[len("RRULE:") :]
     if rule is not None:
-        _check_rrule(r, rule, start)
+        problem = rrule_problem(rule, start)
+        if problem:
+            r.problems.append(problem)
     exdates: list[Moment] = []
     for i, item in enumerate(r.list(obj, "exdates", "recurrence")):
         name = f"recurrence.exdates[{i}]"
@@ -377,15 +372,15 @@ def _participants(r: _Reader, obj: dict[str, Any]) -> tuple[Participant, ...]:
             continue
         kind = r.choice(p, "kind", ParticipantKind, path, required=True)
         email = r.text(p, "email", path)
+        if email is not None and not email.strip():
+            email = None  # "email": "" says there is none
         name = r.text(p, "name", path)
         role = r.choice(p, "role", Role, path, default=Role.REQUIRED)
         response = r.choice(p, "response", Response, path, default=Response.NEEDS_ACTION)
-        if kind is ParticipantKind.USER and not email:
-            r.problem(_join(path, "email"), "is required for a participant of kind user (users are known by e-mail)")
-        if not email and not name:
-            r.problem(path, 'needs an "email" or a "name"')
         if kind is not None and role is not None and response is not None:
-            result.append(Participant(kind, email, name, role, response))
+            participant = Participant(kind, email, name, role, response)
+            r.extend(participant_problems(participant, path))
+            result.append(participant)
     return tuple(result)
 
 
@@ -434,11 +429,9 @@ def _read_activity(r: _Reader, value: Any) -> Activity | None:
     completed_at = r.moment(obj, "completed_at")
     updated_at = r.moment(obj, "updated_at")
     zone = r.text(obj, "timezone")
-    if zone is not None:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            r.problem("timezone", f"is not an IANA time zone name (such as Europe/Amsterdam): {_shown(zone)}")
+    zone_wrong = zone_problem(zone)
+    if zone_wrong:
+        r.problems.append(zone_wrong)
     for name, moment in (("completed_at", completed_at), ("updated_at", updated_at)):
         if moment is not None and not isinstance(moment, datetime):
             r.problem(name, "must be a date and time with a UTC offset, not a date")
@@ -480,7 +473,7 @@ def _read_activity(r: _Reader, value: Any) -> Activity | None:
         parent_id=texts["parent_id"],
         close_reason=texts["close_reason"],
     )
-    r.problems.extend(activity_problems(activity))
+    r.extend(activity_problems(activity))
     return None if r.problems else activity
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -17,6 +18,16 @@ from syncd.connectors.base import Connector
 from syncd.errors import ConfigError, SyncdError
 from syncd.mapping.context import MappingContext
 from syncd.model import CrmUser
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The absolute path of a SQLite store file that does not exist; None for any other store."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    path = Path(database).absolute()
+    return None if path.exists() else path
 
 
 class App:
@@ -30,13 +41,24 @@ class App:
 
         return make_engine(self.config.store.url)
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self, create: bool = True) -> None:
         """An embedded SQLite store is created and upgraded on first use; a PostgreSQL store is
-        upgraded only by ``syncd db upgrade`` (ops decide when a schema changes), so here it is checked."""
+        upgraded only by ``syncd db upgrade`` (ops decide when a schema changes), so here it is checked.
+
+        ``create=False`` is for commands that only read or settle what passes left (status,
+        conflicts, export): a SQLite file that is not there is an error, never a new empty store
+        that reports "never synced". A store that cannot be reached raises the driver's error."""
         from syncd.store.db import SCHEMA_HEAD, schema_revision, upgrade
 
         url = self.config.store.url
-        current = schema_revision(self.engine)
+        engine = self.engine  # first: a malformed URL or a missing driver is a ConfigError of its own
+        if not create and (missing := _missing_sqlite_file(url)) is not None:
+            where = (f"[store] url in {self.config.source}; a relative path is taken from that file's folder"
+                     if self.config.from_file else
+                     "no config file found, so the embedded default in the working directory")
+            raise ConfigError(f"there is no store at {missing} ({where}): check --config, "
+                              "or create the store with `syncd db upgrade`")
+        current = schema_revision(engine)
         if current == SCHEMA_HEAD:
             return
         if make_url(url).get_backend_name() == "sqlite":
@@ -80,7 +102,16 @@ class App:
 
             return CalDavConnector(remote, ctx)
         if remote.type == "exchange":
-            from syncd.connectors.exchange import ExchangeConnector  # type: ignore[import-not-found]
+            try:
+                from syncd.connectors.exchange import ExchangeConnector  # type: ignore[import-not-found]
+            except ModuleNotFoundError as exc:
+                if (exc.name or "syncd").partition(".")[0] == "syncd":
+                    raise  # a module of syncd's own missing is a bug, not an install choice
+                # exchangelib (and what it pulls in) is an optional extra; say how to get it.
+                raise ConfigError(
+                    f"binding {binding.name!r}: an Exchange remote needs the exchange extra, which is not "
+                    f"installed (no module {exc.name!r}): pip install 'syncd[exchange]'"
+                ) from exc
 
             return ExchangeConnector(remote, ctx)
         raise ConfigError(f"binding {binding.name!r}: unknown remote type {remote.type!r}")

@@ -1,10 +1,14 @@
 """The ``syncd`` command. Heavy modules are imported inside the commands that use them, so that
 ``syncd --version`` and ``syncd --help`` start fast and a command loads only the connectors its
-config names."""
+config names.
+
+Every command exits with one of the codes below (README.md, "Exit codes"); a failure is one line on
+standard error, never a traceback."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,12 +20,23 @@ from syncd import __version__
 
 if TYPE_CHECKING:
     from syncd.app import App
-    from syncd.config import Config
+    from syncd.config import Binding, Config
+
+
+#: Exit codes, documented in README.md: done (for `sync`: every pass ran and every item synced); a
+#: pass failed as a whole (or was skipped, or stopped by a guard), a binding fails `check`, or a
+#: command failed; a config or usage error (a restart does not cure it: the unit does not restart on
+#: it); every pass ran but some items failed in them (recorded, retried, shown by `syncd status
+#: --binding NAME`); the store cannot be reached, a temporary failure (EX_TEMPFAIL of sysexits.h:
+#: the unit restarts on it).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ITEM_ERRORS, EXIT_STORE_UNREACHABLE = 0, 1, 2, 3, 75
 
 
 class _Ctx:
-    def __init__(self, config_path: str | None) -> None:
+    def __init__(self, config_path: str | None = None, level: str | None = None) -> None:
         self.config_path = config_path
+        self.level = level
+        """The log level -v (debug) or -q (warning) asked for; else the config's."""
         self._config: Config | None = None
 
     @property
@@ -30,76 +45,182 @@ class _Ctx:
             from syncd import config as config_module
             from syncd import logging as log_setup
 
-            self._config = config_module.load(self.config_path)
-            log_setup.configure(self._config.logging.level, self._config.logging.format)
-            log_setup.register_secrets(self._config.secrets())
+            config = config_module.load(self.config_path)
+            level = self.level or config.logging.level
+            log_setup.configure(level, config.logging.format)
+            if level != "debug":
+                # Alembic tells every migration step at INFO; `db upgrade` says what it did in one line.
+                logging.getLogger("alembic").setLevel(logging.WARNING)
+            log_setup.register_secrets([*config.secrets(), *_store_password(config.store.url)])
+            self._config = config
         return self._config
 
-    def app(self, schema: bool = True) -> App:
+    @property
+    def store_url(self) -> str:
+        return self._config.store.url if self._config is not None else ""
+
+    def app(self, schema: bool = True, create: bool = True) -> App:
+        """The app on the config; ``create=False`` for commands that must not start an empty
+        SQLite store where none is (see :meth:`App.ensure_schema`)."""
         from syncd.app import App
 
         app = App(self.config)
         if schema:
-            app.ensure_schema()
+            app.ensure_schema(create=create)
         return app
+
+
+def _store_password(url: str) -> list[str]:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return []
+    return [str(password)] if password else []
 
 
 pass_ctx = click.make_pass_decorator(_Ctx)
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = EXIT_FAILED) -> None:
     click.echo(f"syncd: {message}", err=True)
     sys.exit(code)
 
 
+def _exit_code(exc: Exception) -> int:
+    from syncd.errors import ConfigError
+
+    # Only a command that loaded the store module can have met the store's errors; the check
+    # does not import sqlalchemy for one that did not (`syncd --version` stays fast).
+    if "syncd.store.db" in sys.modules:
+        from syncd.store.db import StoreUnreachable
+
+        if isinstance(exc, StoreUnreachable):
+            return EXIT_STORE_UNREACHABLE
+    return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+
+
 class _Group(click.Group):
-    """Turns syncd's own errors into one clear line and an exit code, never a traceback."""
+    """Turns syncd's own errors, and the store's, into one clear line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from syncd.errors import ConfigError, SyncdError
+        from syncd.errors import SyncdError
 
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
-            _fail(str(exc), 2)
         except SyncdError as exc:
-            _fail(str(exc))
+            _fail(str(exc), _exit_code(exc))
+        except Exception as exc:
+            if "sqlalchemy" not in sys.modules:
+                raise
+            from sqlalchemy.exc import SQLAlchemyError
+
+            if not isinstance(exc, SQLAlchemyError):
+                raise
+            from syncd.store.db import store_error
+
+            obj = ctx.find_object(_Ctx)
+            error = store_error(exc, obj.store_url if obj is not None else "")
+            _fail(str(error), _exit_code(error))
+
+
+_CONFIG_HELP = "Config file (default: $SYNCD_CONFIG, else /etc/syncd/config.toml)."
+
+
+def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(_Ctx).config_path = value
+
+
+def _set_level(level: str) -> Callable[[click.Context, click.Parameter, bool], None]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if not value:
+            return
+        obj = ctx.ensure_object(_Ctx)
+        if obj.level not in (None, level):
+            raise click.UsageError("give -v or -q, not both")
+        obj.level = level
+
+    return callback
+
+
+def _common(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--config, -v and -q, taken after the command's name too: `syncd status --config PATH -v`."""
+    command = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_level("warning"),
+                           help="Log warnings and errors only; no progress lines.")(command)
+    command = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_level("debug"),
+                           help="Log at debug level (also each schema migration step).")(command)
+    return click.option("--config", type=click.Path(dir_okay=False), expose_value=False, callback=_set_config,
+                        help=_CONFIG_HELP)(command)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="syncd")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="Config file (default: $SYNCD_CONFIG, else /etc/syncd/config.toml).",
-)
+@_common
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None) -> None:
-    """syncd keeps CRM activities and calendars (CalDAV, Exchange) in step."""
-    ctx.obj = _Ctx(config_path)
+def main(ctx: click.Context) -> None:
+    """syncd keeps CRM activities and calendars (CalDAV, Exchange) in step.
+
+    Exit codes: 0 done, 1 failed (a pass, a check, a command), 2 config or usage error, 3 sync ran
+    with item errors, 75 the store cannot be reached (temporary)."""
+    ctx.ensure_object(_Ctx)
+
+
+def _no_bindings(config: Config) -> str:
+    """Why there is nothing to sync."""
+    from syncd.config import no_file_found
+
+    if not config.from_file:
+        return no_file_found()
+    if config.bindings:
+        return f"every binding in {config.source} is disabled (enabled = false)"
+    return f"no bindings in {config.source}: add a [[bindings]] table (see config.example.toml)"
+
+
+def _selected(config: Config, names: tuple[str, ...]) -> list[Binding]:
+    """The named bindings, or all of them; a usage error when there is none to act on."""
+    if not config.from_file:
+        _fail(_no_bindings(config), EXIT_USAGE)
+    bindings = [config.binding(n) for n in names] if names else list(config.bindings)
+    if not bindings:
+        _fail(_no_bindings(config), EXIT_USAGE)
+    return bindings
 
 
 # -- db --------------------------------------------------------------------------------------------
 
 
 @main.group()
+@_common
 def db() -> None:
     """The store's schema."""
 
 
 @db.command("upgrade")
+@_common
 @pass_ctx
 def db_upgrade(obj: _Ctx) -> None:
-    """Create the store or bring its schema up to date (safe to run again)."""
-    from syncd.store.db import current_revision, upgrade
+    """Create the store or bring its schema up to date (safe to run again; -v shows each step)."""
+    from syncd.store.db import make_engine, safe_url, schema_revision, upgrade
 
     url = obj.config.store.url
-    upgrade(url)
-    click.echo(f"store at schema revision {current_revision(url)}")
+    engine = make_engine(url)
+    try:
+        before = schema_revision(engine)
+        upgrade(url)
+        after = schema_revision(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        click.echo(f"store {safe_url(url)}: at schema revision {after}, up to date")
+    else:
+        click.echo(f"store {safe_url(url)}: upgraded from schema revision {before or 'none (a new store)'} to {after}")
 
 
 @db.command("prune")
+@_common
 @pass_ctx
 def db_prune(obj: _Ctx) -> None:
     """Drop change-log entries every binding has read (older than [store] change_log_days) and old passes."""
@@ -109,7 +230,7 @@ def db_prune(obj: _Ctx) -> None:
         prune_passes,
     )
 
-    app = obj.app()
+    app = obj.app(create=False)
     with app.session() as session:
         pruned = prune_change_log(session, [b.name for b in app.config.bindings], app.config.store.change_log_days)
         passes = prune_passes(session)
@@ -120,34 +241,61 @@ def db_prune(obj: _Ctx) -> None:
 
 
 @main.group()
+@_common
 def users() -> None:
     """CRM users (the people whose calendars are synced)."""
+
+
+def _timezone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from syncd.mapping.timezones import is_iana
+
+    # The name the mapping will look up for every floating time of this user: refused now, not at a pass.
+    if not is_iana(value):
+        raise click.BadParameter(f"{value!r} is not an IANA time zone name, e.g. Europe/Amsterdam or America/New_York")
+    return value
 
 
 @users.command("add")
 @click.argument("email")
 @click.option("--name", help="Display name.")
-@click.option("--timezone", "tz", help="IANA time zone, e.g. Europe/Amsterdam.")
+@click.option("--timezone", "tz", callback=_timezone, help="IANA time zone, e.g. Europe/Amsterdam.")
+@_common
 @pass_ctx
 def users_add(obj: _Ctx, email: str, name: str | None, tz: str | None) -> None:
-    """Add a CRM user, or update their name and time zone."""
+    """Add a CRM user, or update an existing user's name and time zone (an option not given is kept)."""
+    from sqlalchemy import func, literal, select
+
     from syncd.model import CrmUser
     from syncd.store import repository
+    from syncd.store.models import UserRow
 
+    if "@" not in email:
+        raise click.BadParameter(f"{email!r} is not an e-mail address", param_hint="EMAIL")
     app = obj.app()
     with app.session() as session:
-        repository.add_user(session, CrmUser(email, name, tz))
+        # Matched as the repository matches e-mails: lower() on both sides, in the database.
+        row = session.scalar(select(UserRow).where(func.lower(UserRow.email) == func.lower(literal(email))))
+        if row is None:
+            repository.add_user(session, CrmUser(email, name, tz))
+            done = "added"
+        else:
+            row.name = name if name is not None else row.name
+            row.timezone = tz if tz is not None else row.timezone
+            done, email = "updated", row.email
         session.commit()
-    click.echo(f"user {email} saved")
+    click.echo(f"user {email} {done}")
 
 
 @users.command("list")
+@_common
 @pass_ctx
 def users_list(obj: _Ctx) -> None:
     """List CRM users."""
     from syncd.store import repository
 
-    app = obj.app()
+    app = obj.app(create=False)
     with app.session() as session:
         for user in repository.list_users(session):
             click.echo(f"{user.email}\t{user.name or ''}\t{user.timezone or ''}")
@@ -157,12 +305,14 @@ def users_list(obj: _Ctx) -> None:
 
 
 @main.group()
+@_common
 def activities() -> None:
     """Import and export activities as JSON Lines (one activity per line)."""
 
 
 @activities.command("import")
 @click.argument("file", type=click.File("r", encoding="utf-8"))
+@_common
 @pass_ctx
 def activities_import(obj: _Ctx, file: Any) -> None:
     """Upsert the activities in FILE by id. One bad line rejects the whole file."""
@@ -181,12 +331,13 @@ def activities_import(obj: _Ctx, file: Any) -> None:
 
 
 @activities.command("export")
+@_common
 @pass_ctx
 def activities_export(obj: _Ctx) -> None:
     """Write every activity to standard output, ordered by id."""
     from syncd.store.importer import export_activities
 
-    app = obj.app()
+    app = obj.app(create=False)
     with app.session() as session:
         export_activities(session, sys.stdout)
 
@@ -213,10 +364,21 @@ def _summary(report: Any) -> str:
     return line
 
 
-#: `syncd sync` exit codes, documented in README.md: every pass ran and every item synced; a pass
-#: failed as a whole (or was skipped, or stopped by a guard); a config or usage error; every pass ran
-#: but some items failed in them (recorded, retried, shown by `syncd status --binding NAME`).
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ITEM_ERRORS = 0, 1, 2, 3
+def _report_json(report: Any, dry_run: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "binding": report.binding,
+        "pass_id": report.pass_id,
+        "result": report.result,
+        "item_errors": report.partial,
+        "counts": dict(sorted(report.counts.items())),
+        "errors": list(report.errors),
+        "items_in_error": report.items_in_error,
+        "error": report.error,
+        "seconds": round(report.seconds, 3),
+    }
+    if dry_run:
+        row["plan"] = list(report.plan)
+    return row
 
 
 #: A plan this large gets progress output (a first sync of a full calendar takes a while).
@@ -233,47 +395,66 @@ def _progress(name: str) -> Iterator[Callable[[int, int], None]]:
 
         yield plain
         return
-    from rich.progress import Progress
+    from contextlib import ExitStack
 
-    with Progress(transient=True) as bar:
-        task = None
+    with ExitStack() as stack:
+        bar: Any = None
 
-        def rich_progress(done: int, total: int) -> None:
-            nonlocal task
+        def bar_progress(done: int, total: int) -> None:
+            nonlocal bar
             if total < PROGRESS_FROM:
                 return
-            if task is None:
-                task = bar.add_task(name, total=total)
-            bar.update(task, completed=done)
+            if bar is None:
+                # click's bar needs its length up front; the plan's size is known at the first call.
+                bar = stack.enter_context(click.progressbar(length=total, label=name))
+            bar.update(max(0, done - bar.pos))
 
-        yield rich_progress
+        yield bar_progress
 
 
 @main.command()
 @click.option("--binding", "names", multiple=True, help="Only this binding (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show what a pass would do, change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: one report per binding.")
+@_common
 @pass_ctx
-def sync(obj: _Ctx, names: tuple[str, ...], dry_run: bool) -> None:
-    """Run one pass of every binding (or the named ones) and print a summary."""
-    app = obj.app()
+def sync(obj: _Ctx, names: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """Run one pass of every enabled binding (or the named ones) and print a summary.
+
+    Exit code 0: every pass ran and every item synced; 3: some items failed; 1: a pass failed."""
+    config = obj.config
+    if not config.from_file:
+        _fail(_no_bindings(config), EXIT_USAGE)
+    app = obj.app(schema=False)
     bindings = app.bindings(names)
     if not bindings:
-        _fail("no bindings in the config: add a [[bindings]] table (see config.example.toml)", 2)
+        _fail(_no_bindings(config), EXIT_USAGE)
+    app.ensure_schema()
     from syncd.service.leases import holding, worker_id
 
     failed = partial = False
+    reports: list[dict[str, Any]] = []
     for binding in bindings:
         # The binding's lease, as a daemon worker would take it: never two passes of one binding at once.
         with holding(app.engine, worker_id(), binding.name, app.config.daemon.lease_ttl) as held:
             if not held:
-                click.echo(f"{binding.name}: skipped: a running syncd worker is syncing it (see `syncd status`)")
+                why = "a running syncd worker is syncing it (see `syncd status`)"
+                if as_json:
+                    reports.append({"binding": binding.name, "result": "skipped", "error": why})
+                else:
+                    click.echo(f"{binding.name}: skipped: {why}")
                 failed = True
                 continue
-            with _progress(binding.name) as progress:
-                report = app.run_pass(binding, dry_run=dry_run, progress=progress)
+            if as_json or obj.level == "warning":
+                report = app.run_pass(binding, dry_run=dry_run)
+            else:
+                with _progress(binding.name) as progress:
+                    report = app.run_pass(binding, dry_run=dry_run, progress=progress)
         failed |= report.failed
         partial |= report.partial
-        if dry_run:
+        if as_json:
+            reports.append(_report_json(report, dry_run))
+        elif dry_run:
             click.echo(f"{binding.name}: plan of {len(report.plan)} actions")
             for line in report.plan:
                 click.echo(f"  {line}")
@@ -281,38 +462,50 @@ def sync(obj: _Ctx, names: tuple[str, ...], dry_run: bool) -> None:
                 click.echo(f"  error: {report.error}")
         else:
             click.echo(_summary(report))
+    if as_json:
+        click.echo(json.dumps(reports, indent=2, default=str))
     sys.exit(EXIT_FAILED if failed else EXIT_ITEM_ERRORS if partial else EXIT_OK)
 
 
 @main.command()
+@_common
 @pass_ctx
 def run(obj: _Ctx) -> None:
     """Run as a service: every binding on its schedule, /healthz and /metrics, systemd notify.
 
     SIGHUP reloads the config; SIGTERM stops after the passes under way. Several `syncd run` on one
-    PostgreSQL store share the bindings."""
+    PostgreSQL store share the bindings. A store that cannot be reached at start exits 75, which
+    the systemd unit restarts on."""
+    config = obj.config
+    if not config.bindings:
+        # An idle daemon with nothing to do looks healthy to every check; say why it will not start.
+        _fail(_no_bindings(config), EXIT_USAGE)
     from syncd.service.daemon import serve
 
-    sys.exit(serve(obj.config, obj.config_path))
+    sys.exit(serve(config, obj.config_path))
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--binding", "name", help="Only this binding, with every item in error and why.")
+@_common
 @pass_ctx
 def status(obj: _Ctx, as_json: bool, name: str | None) -> None:
     """Each binding: last pass, result, counts, pending conflicts, items in error, and why it fails."""
     from syncd.engine.status import binding_status
 
-    app = obj.app()
-    bindings = [app.config.binding(name)] if name else app.config.bindings
+    config = obj.config
+    if not config.from_file:
+        _fail(_no_bindings(config), EXIT_USAGE)
+    bindings = [config.binding(name)] if name else config.bindings
+    app = obj.app(create=False)
     with app.session() as session:
         rows = [binding_status(session, b, all_errors=bool(name)) for b in bindings]
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     if not rows:
-        click.echo("no bindings configured")
+        click.echo(f"no bindings configured in {config.source}")
     for row in rows:
         state = row["state"]
         click.echo(
@@ -343,17 +536,20 @@ def status(obj: _Ctx, as_json: bool, name: str | None) -> None:
 
 
 @main.group()
+@_common
 def conflicts() -> None:
     """Conflicts kept for a decision (bindings with conflict = "manual") and how others were settled."""
 
 
 @conflicts.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Also conflicts already settled.")
+@_common
 @pass_ctx
 def conflicts_list(obj: _Ctx, show_all: bool) -> None:
+    """Pending conflicts (with --all, settled ones too), each with both versions of the fields."""
     from syncd.engine.status import list_conflicts
 
-    app = obj.app()
+    app = obj.app(create=False)
     with app.session() as session:
         rows = list_conflicts(session, pending_only=not show_all)
     if not rows:
@@ -370,27 +566,36 @@ def conflicts_list(obj: _Ctx, show_all: bool) -> None:
 @conflicts.command("resolve")
 @click.argument("conflict_id", type=int)
 @click.option("--keep", type=click.Choice(["crm", "remote"]), required=True, help="Which version wins.")
+@_common
 @pass_ctx
 def conflicts_resolve(obj: _Ctx, conflict_id: int, keep: str) -> None:
     """Settle a pending conflict; the next pass writes the kept version to the other side."""
     from syncd.engine.status import resolve_conflict
 
-    app = obj.app()
+    app = obj.app(create=False)
     with app.session() as session:
         binding = resolve_conflict(session, conflict_id, keep)
     click.echo(f"conflict #{conflict_id} settled: keep {keep}; the next pass of {binding} applies it")
 
 
 @main.command()
+@click.option("--binding", "names", multiple=True, help="Only this binding (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_common
 @pass_ctx
-def check(obj: _Ctx) -> None:
-    """Validate the config and test every binding's connection and permissions."""
-    app = obj.app()
-    bad = False
-    for binding in app.config.bindings:
-        with app.session() as session:
-            from syncd.errors import SyncdError
+def check(obj: _Ctx, names: tuple[str, ...], as_json: bool) -> None:
+    """Validate the config, reach the store, and test every binding's connection and permissions.
 
+    Exit code 0: all good; 1: a binding fails; 2: config error; 75: the store cannot be reached."""
+    from syncd.errors import SyncdError
+    from syncd.store.db import SCHEMA_HEAD, safe_url
+
+    config = obj.config
+    bindings = _selected(config, names)
+    app = obj.app(create=False)
+    results: list[dict[str, Any]] = []
+    for binding in bindings:
+        with app.session() as session:
             try:
                 connector = app.connector(binding, app.context(session, binding))
                 try:
@@ -399,10 +604,24 @@ def check(obj: _Ctx) -> None:
                     connector.close()
             except SyncdError as exc:
                 problems = [str(exc)]
-        bad |= bool(problems)
-        click.echo(f"{binding.name}: " + ("ok" if not problems else "FAILING: " + "; ".join(problems)))
-    click.echo(f"config ok: {len(app.config.bindings)} bindings" if not bad else "some bindings fail")
-    sys.exit(1 if bad else 0)
+        results.append({"binding": binding.name, "enabled": binding.enabled, "ok": not problems,
+                        "problems": list(problems)})
+    failing = [r for r in results if not r["ok"]]
+    if as_json:
+        click.echo(json.dumps({
+            "config": config.source,
+            "store": {"url": safe_url(config.store.url), "schema_revision": SCHEMA_HEAD},
+            "bindings": results,
+            "ok": not failing,
+        }, indent=2))
+    else:
+        click.echo(f"config {config.source}: ok, {len(config.bindings)} bindings")
+        click.echo(f"store {safe_url(config.store.url)}: ok, schema revision {SCHEMA_HEAD}")
+        for row in results:
+            state = "ok" if row["ok"] else "FAILING: " + "; ".join(row["problems"])
+            click.echo(f"{row['binding']}: {state}" + ("" if row["enabled"] else " (disabled)"))
+        click.echo(f"{len(failing)} of {len(results)} bindings fail" if failing else f"all {len(results)} bindings ok")
+    sys.exit(EXIT_FAILED if failing else EXIT_OK)
 
 
 @main.command()

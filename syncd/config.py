@@ -2,13 +2,20 @@
 
 Where the file is: ``--config PATH``, else ``$SYNCD_CONFIG``, else ``/etc/syncd/config.toml``. Secrets
 are given inline, as ``*_file`` (systemd's ``LoadCredential=`` puts them in ``$CREDENTIALS_DIRECTORY``,
-which may be written in the path) or as ``*_env``; only the resolved value is kept, as a
-:class:`pydantic.SecretStr` that never prints.
+which may be written in the path) or as ``*_env``, each a :class:`pydantic.SecretStr` that never
+prints. A ``*_file`` or ``*_env`` secret is read when a command talks to that remote, not when the
+config is read: ``syncd status`` from an admin's shell, where ``$CREDENTIALS_DIRECTORY`` is not set,
+needs none of them.
+
+A relative SQLite path in ``[store] url`` is taken from the config file's folder, so a command run
+from any directory finds the same store; the embedded default (no ``url`` written) stays in the
+working directory, which the systemd unit sets to its state directory.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,6 +26,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -29,26 +37,75 @@ from syncd.model import SYNCED_KINDS, Kind
 
 DEFAULT_PATH = Path("/etc/syncd/config.toml")
 DEFAULT_STORE_URL = "sqlite:///syncd.sqlite3"
+#: ``Config.source`` when no config file was found.
+DEFAULTS_SOURCE = "defaults"
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _resolve_secret(owner: str, inline: SecretStr | None, file: str | None, env: str | None) -> SecretStr | None:
+#: ``$NAME`` or ``${NAME}`` left in a path after :func:`os.path.expandvars`: a variable that is not set.
+_UNSET_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class DeferredSecret(SecretStr):
+    """A secret named by ``*_file`` or ``*_env``, read each time it is used.
+
+    Reading it at use lets every command that never talks to the remote run where the secret is not
+    readable, and a rotated credential file is picked up by the next pass. Each value read is
+    handed to the log scrubber before anyone can print it."""
+
+    def __init__(self, key: str, file: str | None, env: str | None) -> None:
+        super().__init__("")
+        self.key, self.file, self.env = key, file, env
+        self.where = ""
+        """Whose secret it is, e.g. ``binding 'anna': ``; set once the bindings are known."""
+
+    def get_secret_value(self) -> str:
+        value = _read_secret(self.where, self.key, self.file, self.env)
+        from syncd import logging as log_setup
+
+        log_setup.register_secrets([value])
+        return value
+
+    def _display(self) -> str:
+        return "**********"
+
+    def __len__(self) -> int:
+        return len(self.get_secret_value())
+
+    # Two configs are compared (a reload) without reading any secret: same source, same secret.
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DeferredSecret) and (self.file, self.env) == (other.file, other.env)
+
+    def __hash__(self) -> int:
+        return hash((self.file, self.env))
+
+
+def _read_secret(where: str, key: str, file: str | None, env: str | None) -> str:
+    if file:
+        expanded = os.path.expandvars(file)
+        if unset := _UNSET_VARIABLE.search(expanded):
+            hint = (" (systemd sets it for the service, from LoadCredential=)"
+                    if unset.group(1) == "CREDENTIALS_DIRECTORY" else "")
+            raise ConfigError(f"{where}{key}_file {file!r} names ${unset.group(1)}, which is not set{hint}")
+        try:
+            return Path(expanded).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"{where}{key}_file {expanded!r} cannot be read: {exc.strerror}") from None
+    assert env
+    if env not in os.environ:
+        raise ConfigError(f"{where}{key}_env names the environment variable {env!r}, which is not set")
+    return os.environ[env]
+
+
+def _defer_secret(key: str, inline: SecretStr | None, file: str | None, env: str | None) -> SecretStr | None:
     given = [name for name, value in (("", inline), ("_file", file), ("_env", env)) if value]
     if len(given) > 1:
-        raise ValueError(f"give only one of {owner}, {owner}_file, {owner}_env")
-    if file:
-        path = Path(os.path.expandvars(file))
-        try:
-            return SecretStr(path.read_text(encoding="utf-8").rstrip("\r\n"))
-        except OSError as exc:
-            raise ValueError(f"{owner}_file {str(path)!r} cannot be read: {exc.strerror}") from None
-    if env:
-        if env not in os.environ:
-            raise ValueError(f"{owner}_env names the environment variable {env!r}, which is not set")
-        return SecretStr(os.environ[env])
+        raise ValueError(f"give only one of {key}, {key}_file, {key}_env")
+    if file or env:
+        return DeferredSecret(key, file, env)
     return inline
 
 
@@ -59,9 +116,15 @@ class _WithPassword(_Section):
 
     @model_validator(mode="after")
     def _password(self) -> _WithPassword:
-        resolved = _resolve_secret("password", self.password, self.password_file, self.password_env)
-        object.__setattr__(self, "password", resolved)
+        deferred = _defer_secret("password", self.password, self.password_file, self.password_env)
+        object.__setattr__(self, "password", deferred)
         return self
+
+    @field_serializer("password", when_used="json")
+    def _masked(self, value: SecretStr | None) -> str | None:
+        # pydantic's own masking reads the value (to show "" for an empty one): a deferred secret
+        # would be read, or fail, for a dump.
+        return None if value is None else "**********"
 
 
 class CalDavRemote(_WithPassword):
@@ -105,9 +168,13 @@ class ExchangeRemote(_WithPassword):
     max_backoff: float = Field(60.0, ge=0)
     """How long a pass waits out Exchange throttling (ErrorServerBusy) before failing."""
 
+    @field_serializer("client_secret", when_used="json")
+    def _masked_client_secret(self, value: SecretStr | None) -> str | None:
+        return None if value is None else "**********"
+
     @model_validator(mode="after")
     def _auth(self) -> ExchangeRemote:
-        secret = _resolve_secret("client_secret", self.client_secret, self.client_secret_file, self.client_secret_env)
+        secret = _defer_secret("client_secret", self.client_secret, self.client_secret_file, self.client_secret_env)
         object.__setattr__(self, "client_secret", secret)
         if self.auth_type == "oauth2":
             missing = [k for k in ("client_id", "tenant_id") if not getattr(self, k)]
@@ -219,7 +286,16 @@ class Config(_Section):
             if binding.name in seen:
                 raise ValueError(f"binding name {binding.name!r} is used twice")
             seen.add(binding.name)
+            for attr in ("password", "client_secret"):
+                secret = getattr(binding.remote, attr, None)
+                if isinstance(secret, DeferredSecret):
+                    secret.where = f"binding {binding.name!r}: "
         return self
+
+    @property
+    def from_file(self) -> bool:
+        """False when no config file was found and the embedded defaults apply."""
+        return self.source != DEFAULTS_SOURCE
 
     def binding(self, name: str) -> Binding:
         for binding in self.bindings:
@@ -227,14 +303,23 @@ class Config(_Section):
                 return binding
         raise ConfigError(f"no binding named {name!r} in {self.source or 'the config'}")
 
-    def secrets(self) -> list[str]:
-        """Every resolved secret, so logging can scrub them from anything it prints."""
+    def secrets(self, read: bool = False) -> list[str]:
+        """Every inline secret, so logging can scrub them from anything it prints (a secret from a
+        file or the environment is handed to logging when it is read). With ``read``, also those of
+        files and environment variables that can be read now; one that cannot is left to fail its
+        binding when a pass needs it."""
         found = []
         for binding in self.bindings:
             for attr in ("password", "client_secret"):
                 value = getattr(binding.remote, attr, None)
-                if value is not None and value.get_secret_value():
-                    found.append(value.get_secret_value())
+                if value is None or (isinstance(value, DeferredSecret) and not read):
+                    continue
+                try:
+                    secret = value.get_secret_value()
+                except ConfigError:
+                    continue
+                if secret:
+                    found.append(secret)
         return found
 
 
@@ -265,6 +350,24 @@ def find_path(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
     return DEFAULT_PATH, False
 
 
+def no_file_found() -> str:
+    """What to tell a user whose command found no config file."""
+    return (f"no config file found: tried {DEFAULT_PATH} (give --config PATH or set $SYNCD_CONFIG; "
+            "config.example.toml shows every key)")
+
+
+def _anchor_sqlite(url: str, folder: Path) -> str:
+    """``url`` with a relative SQLite path made absolute against ``folder``; other URLs as given.
+    (Plain string work: sqlalchemy is not imported to read a config.)"""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or not scheme.startswith("sqlite"):
+        return url
+    path, question, query = rest.partition("?")
+    if not path or path == ":memory:" or path.startswith("file:") or os.path.isabs(path):
+        return url
+    return f"{scheme}:///{folder / path}{question}{query}"
+
+
 def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate the config. Without a file anywhere, the embedded defaults apply."""
     path, named = find_path(explicit)
@@ -273,7 +376,7 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
     except FileNotFoundError:
         if named:
             raise ConfigError(f"{path}: no such config file") from None
-        config = parse({}, source="defaults")
+        config = parse({}, source=DEFAULTS_SOURCE)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
     else:
@@ -281,6 +384,9 @@ def load(explicit: str | os.PathLike[str] | None = None) -> Config:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        store = data.get("store")
+        if isinstance(store, dict) and isinstance(store.get("url"), str):
+            data = {**data, "store": {**store, "url": _anchor_sqlite(store["url"], path.resolve().parent)}}
         config = parse(data, source=str(path))
     override = os.environ.get("SYNCD_STORE_URL")
     if override:

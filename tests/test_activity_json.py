@@ -35,6 +35,8 @@ from syncd.model import (
 )
 
 CET = timezone(timedelta(hours=1))
+#: Any text the store can keep: all but NUL (PostgreSQL refuses it) and lone surrogates (not text).
+TEXT = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
 
 
 def rich() -> Activity:
@@ -118,7 +120,7 @@ class TestRoundTrip:
         a = activity_from_json({"id": "T", "kind": "task", "owner": "anna@example.com"})
         assert a == Activity("T", Kind.TASK, "", "anna@example.com")
 
-    @given(st.text(), st.text(), st.lists(st.text(min_size=1), max_size=3))
+    @given(st.text(TEXT), st.text(TEXT), st.lists(st.text(TEXT, min_size=1).filter(str.strip), max_size=3))
     def test_any_text_survives(self, subject: str, description: str, names: list[str]) -> None:
         """Including line separators (U+2028, U+0085) that must not split a line."""
         a = Activity("X", Kind.CALL, subject, "o@example.com", description=description,
@@ -175,6 +177,33 @@ class TestErrors:
     def test_wrong_field(self, fields: dict, message: str) -> None:
         [found] = errors(line(**fields))
         assert found.startswith(f"line 1: {message}")
+
+    @pytest.mark.parametrize(
+        ("fields", "message"),
+        [
+            ({"subject": "a\u0000b"}, 'field "subject": must not contain a NUL character (U+0000)'),
+            ({"description": "\ud800"}, 'field "description": is not valid Unicode text (it holds a lone surrogate)'),
+            ({"id": "x" * 256}, 'field "id": is longer than 255 characters'),
+            ({"participants": [{"kind": "external"}]}, 'field "participants[0]": needs an "email" or a "name"'),
+            ({"participants": [{"kind": "external", "name": " "}]}, 'field "participants[0]": needs an "email" or a "name"'),
+            ({"participants": [{"kind": "contact", "email": " jan@klant.nl"}]}, 'field "participants[0].email": must not start or end with white space'),
+            ({"participants": [{"kind": "contact", "email": "jan@klant.nl\nBcc: x"}]}, 'field "participants[0].email": must not contain control characters'),
+            ({"regarding": [{"kind": "account", "id": " "}]}, 'field "regarding[0].id": must not be empty'),
+            ({"reminder_minutes": 2**31}, 'field "reminder_minutes": must be at most 2147483647'),
+            ({"completed_at": "0001-01-01T00:00:00+09:00"}, 'field "completed_at": is outside the years 1 to 9999 in UTC'),
+            ({"start": "2026-03-02T10:00:00Z", "recurrence": {"rrule": "FREQ=DAILY", "overrides": [
+                {"recurrence_id": "2026-03-03T10:00:00Z", "start": "2026-03-03T11:00:00Z", "end": "2026-03-03T10:30:00Z"}]}},
+             'field "recurrence.overrides[0].end": is before "recurrence.overrides[0].start"'),
+        ],
+    )
+    def test_what_the_store_cannot_keep(self, fields: dict, message: str) -> None:
+        """The rules every path shares (syncd.store.rules), named by line and field here."""
+        [found] = errors(line(**fields))
+        assert found.startswith(f"line 1: {message}")
+
+    def test_an_empty_email_is_no_email(self) -> None:
+        [a] = read_jsonl(line(participants=[{"kind": "contact", "email": "", "name": "Jan"}]))
+        assert a.participants == (Participant(ParticipantKind.CONTACT, None, "Jan"),)
 
     def test_every_problem_of_every_line(self) -> None:
         text = "\n".join([line(all_day="yes", colour="red"), "nope", line(id="B"), line(id="B")])

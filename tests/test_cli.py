@@ -22,8 +22,8 @@ def syncd(*args: str, config: Path | None = None, env: dict[str, str] | None = N
         command += ["--config", str(config)]
     import os
 
-    return subprocess.run(command + list(args), capture_output=True, text=True, timeout=120, input=stdin,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(command + list(args), check=False, capture_output=True, text=True, timeout=120,
+                          input=stdin, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture
@@ -46,7 +46,8 @@ def test_version_does_not_load_the_heavy_libraries() -> None:
              "try:\n    syncd.cli.main()\nexcept SystemExit:\n    pass\n"
              "heavy = [m for m in ('exchangelib', 'caldav', 'sqlalchemy', 'icalendar') if m in sys.modules]\n"
              "print('HEAVY', heavy)")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True,
+                         timeout=60).stdout
     assert "HEAVY []" in out
 
 
@@ -114,8 +115,10 @@ def test_secrets_come_from_a_file_or_the_environment(tmp_path: Path) -> None:
     parsed = config_module.parse({"bindings": [{**base, "remote": {**remote, "password_file": str(secret)}}]})
     assert parsed.bindings[0].remote.password.get_secret_value() == "from-a-file"
     assert "from-a-file" not in repr(parsed)
-    with pytest.raises(ConfigError, match="password_env names the environment variable 'SYNCD_NOPE'"):
-        config_module.parse({"bindings": [{**base, "remote": {**remote, "password_env": "SYNCD_NOPE"}}]})
+    # Read when used, not when the config is read: the error comes from the binding that needs it.
+    unset = config_module.parse({"bindings": [{**base, "remote": {**remote, "password_env": "SYNCD_NOPE"}}]})
+    with pytest.raises(ConfigError, match="binding 'a': password_env names the environment variable 'SYNCD_NOPE'"):
+        unset.bindings[0].remote.password.get_secret_value()
     with pytest.raises(ConfigError, match="give only one of password, password_file, password_env"):
         config_module.parse({"bindings": [{**base, "remote": {**remote, "password": "x", "password_env": "X"}}]})
 

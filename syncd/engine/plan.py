@@ -126,9 +126,15 @@ def _unlinked(item: ItemInput, policy: Policy) -> Action | None:
         if not policy.pull or not item.importable:
             return None
         return PullCreate(item.key, remote.activity.replace(owner=policy.owner), remote)
-    if crm is not None and item.crm_in_scope and item.crm_in_window and policy.push:
+    if crm is not None and item.crm_in_scope and item.crm_in_window and policy.push and _placeable(crm):
         return PushCreate(item.key, crm)
     return None
+
+
+def _placeable(activity: Activity) -> bool:
+    """An appointment or call without a start is valid in the CRM (not yet planned) but has no place
+    in a calendar: it is not created there, as a mailing is not, rather than refused on every pass."""
+    return not activity.is_event or activity.start is not None
 
 
 def _linked(item: ItemInput, link: Link, policy: Policy) -> Action | None:

@@ -60,6 +60,7 @@ from syncd.errors import (
 )
 from syncd.logging import get_logger
 from syncd.model import EVENT_KINDS, Activity, Kind, ParticipantKind, Response
+from syncd.store.rules import check_activity
 
 log = get_logger("syncd.engine")
 
@@ -614,6 +615,10 @@ class Runner:
                 report.counts["crm_created"] += 1
             case Write(result=result, remote=remote, link=link, save_crm=save_crm, push=push, conflict=conflict):
                 written: WriteResult | RemoteItem = remote
+                if not save_crm:
+                    # A merge the CRM will not store is not written anywhere, nor kept as the merge
+                    # base (which must load again): it becomes this item's error.
+                    check_activity(result)
                 if push:
                     written = self.connector.update(remote.ref, remote.etag, result, remote.raw)
                     report.counts["remote_updated"] += 1

@@ -35,7 +35,7 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,8 +46,10 @@ from exchangelib.errors import UnknownTimeZone
 from exchangelib.ewsdatetime import EWSDate, EWSDateTime, EWSTimeZone
 from exchangelib.properties import Attendee, Body, HTMLBody, Mailbox
 from exchangelib.recurrence import TaskRecurrence
+from exchangelib.util import safe_xml_value
 
 from syncd.errors import ItemError
+from syncd.mapping.accepted import storable
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ews_props import (
     dump_extra,
@@ -104,6 +106,8 @@ _RESPONSE_IN = {
 }
 _DIRECTION_CATEGORY = {Direction.INBOUND: "Inbound", Direction.OUTBOUND: "Outbound"}
 _SUBJECT_MAX = 255  # EWS Subject limit
+_ADDRESS_MAX = 255
+_CATEGORY_MAX = 255  # exchangelib refuses a longer category (a ValueError, not the item's error)
 
 
 @dataclass(frozen=True)
@@ -214,8 +218,8 @@ def _event_fields(activity: Activity, options: MappingOptions, zone_name: str) -
         start_dt = _aware(activity.start, activity.id, "start")
         end_dt = _aware(activity.end, activity.id, "end") if activity.end is not None else start_dt
         start_v, end_v = _ews_datetime(start_dt, tz), _ews_datetime(end_dt, tz)
-    required = [_attendee(p) for p in activity.participants if p.email and p.role == Role.REQUIRED]
-    optional = [_attendee(p) for p in activity.participants if p.email and p.role == Role.OPTIONAL]
+    required = [_attendee(p) for p in activity.participants if _is_attendee(p) and p.role == Role.REQUIRED]
+    optional = [_attendee(p) for p in activity.participants if _is_attendee(p) and p.role == Role.OPTIONAL]
     target = options.status_target(activity.status)
     recurrence = None
     if activity.recurrence is not None:
@@ -281,7 +285,7 @@ def _extra(activity: Activity) -> dict[str, Any]:
         "all_day": activity.all_day,
         "rrule": activity.recurrence.rrule if activity.recurrence else None,
         "regarding": [{"kind": str(r.kind), "id": r.id, "name": r.name} for r in activity.regarding],
-        "participants": [_participant_json(p, full=not activity.is_event or not p.email) for p in activity.participants],
+        "participants": [_participant_json(p, full=not activity.is_event or not _is_attendee(p)) for p in activity.participants],
     }
     if activity.is_event and activity.all_day:
         extra["end"] = moment_to_json(activity.effective_end)
@@ -303,6 +307,12 @@ def _participant_json(p: Participant, full: bool) -> dict[str, Any]:
     return {"email": p.email, "kind": str(p.kind), "name": p.name, "role": str(p.role), "response": str(p.response)}
 
 
+def _is_attendee(p: Participant) -> bool:
+    """Exchange can invite it: exchangelib takes addresses up to 255 characters (the CRM keeps 320);
+    a longer one rides in the blob like a participant without e-mail."""
+    return p.email is not None and len(p.email) <= _ADDRESS_MAX
+
+
 def _attendee(p: Participant) -> Attendee:
     return Attendee(mailbox=Mailbox(email_address=p.email, name=p.name), response_type=_RESPONSE_OUT[p.response])
 
@@ -314,10 +324,16 @@ def _managed_categories(
     if kind == Kind.CALL:
         cats.append(options.call_category)
     if type_:
-        cats.append(options.type_category(type_))
+        cats.append(_type_category(type_, options))
     if direction and options.direction_categories:
         cats.append(_DIRECTION_CATEGORY[direction])
     return list(dict.fromkeys(cats))
+
+
+def _type_category(type_: str, options: MappingOptions) -> str:
+    """The category shown for a CRM type, as Exchange keeps it: cut to length, characters XML cannot
+    carry replaced the way exchangelib does. The exact type rides in the blob."""
+    return safe_xml_value(options.type_category(type_))[:_CATEGORY_MAX]
 
 
 def _user_categories(item: CalendarItem | Task, options: MappingOptions) -> list[str]:
@@ -380,7 +396,7 @@ def from_ews(
         if isinstance(item, CalendarItem):
             fields = _event_in(item, ctx, extra, carried, occurrences)
         else:
-            fields = _task_in(item, options, extra, carried)
+            fields = _task_in(item, options, extra, carried, ctx.default_timezone)
     except (ValueError, TypeError, KeyError) as exc:
         raise ItemError(ref, None, f"unreadable: {exc}") from exc
     activity = Activity(
@@ -400,6 +416,7 @@ def from_ews(
         created_at=_utc(item.datetime_created),
         **fields,
     )
+    activity = storable(activity, ref)
     return ParsedEwsItem(
         item_id=item.id,
         changekey=item.changekey,
@@ -523,8 +540,12 @@ def _rule_in(rec: Any, start: Moment, zone: ZoneInfo, extra: dict[str, Any], ref
     return rule
 
 
-def _task_in(item: Task, options: MappingOptions, extra: dict[str, Any], carried: bool) -> dict[str, Any]:
-    zone = ZoneInfo(_str(extra.get("tz")) or "UTC") if carried else ZoneInfo("UTC")
+def _task_in(
+    item: Task, options: MappingOptions, extra: dict[str, Any], carried: bool, default_zone: str
+) -> dict[str, Any]:
+    # The zone the dates were written in (see _fields): the activity's, else the calendar owner's.
+    zone = ZoneInfo(_ews_zone_quiet(_str(extra.get("tz")) or default_zone).key) if carried else ZoneInfo("UTC")
+    all_day = bool(extra.get("all_day")) if carried else True
     shown_status = item.status
     status = _carried_or_shown(
         carried,
@@ -533,8 +554,13 @@ def _task_in(item: Task, options: MappingOptions, extra: dict[str, Any], carried
         lambda v: options.status_target(v).ews_task_status,
         options.status_inbound.ews_task_status,
     )
-    due = _task_date_in(item.due_date, extra.get("due") if carried else None, zone)
-    start = _task_date_in(item.start_date, extra.get("start") if carried else None, zone)
+    due = _task_date_in(item.due_date, extra.get("due") if carried else None, zone, timed=not all_day)
+    start = _task_date_in(item.start_date, extra.get("start") if carried else None, zone, timed=not all_day)
+    end = moment_from_json(extra.get("end")) if carried else None
+    if end is not None and start is not None and (
+        isinstance(end, datetime) != isinstance(start, datetime) or end < start  # type: ignore[operator]
+    ):
+        end = None  # Outlook moved the start past the CRM's end, which it does not show
     unchanged_status = carried and options.status_target(_str(extra.get("status"))).ews_task_status == shown_status
     if unchanged_status:
         completed_at = moment_from_json(extra.get("completed_at"))
@@ -549,11 +575,10 @@ def _task_in(item: Task, options: MappingOptions, extra: dict[str, Any], carried
         if anchor is None:
             raise ItemError(_ref(item), "Recurrence", "a recurring task without start or due date")
         recurrence = Recurrence(rrule=_rule_in(item.recurrence, anchor, zone, extra, _ref(item)))
-    all_day = bool(extra.get("all_day")) if carried else True
     return {
         "kind": Kind.TASK,
         "start": start,
-        "end": moment_from_json(extra.get("end")) if carried else None,
+        "end": end,
         "due": due,
         "all_day": all_day,
         "timezone": _str(extra.get("tz")) if carried else None,
@@ -565,13 +590,19 @@ def _task_in(item: Task, options: MappingOptions, extra: dict[str, Any], carried
     }
 
 
-def _task_date_in(shown: date | None, carried_json: object, zone: ZoneInfo) -> Moment | None:
+def _task_date_in(shown: date | None, carried_json: object, zone: ZoneInfo, timed: bool) -> Moment | None:
+    """The CRM's value while Outlook still shows its date; else the shown date, at the CRM's time of
+    day for a timed task (a date alone would break the rule that a timed task has times)."""
     carried = moment_from_json(carried_json)
     if shown is None:
         return None
-    if carried is not None and _local_date(carried, zone) == shown:
+    if carried is not None and _local_date(carried, zone) == shown and isinstance(carried, datetime) == timed:
         return carried
-    return date(shown.year, shown.month, shown.day)
+    day = date(shown.year, shown.month, shown.day)
+    if not timed:
+        return day
+    clock = carried.astimezone(zone).time() if isinstance(carried, datetime) else time()
+    return datetime.combine(day, clock, tzinfo=zone)
 
 
 def _task_reminder_in(item: Task, extra: dict[str, Any], carried: bool, anchor: Moment | None, zone: ZoneInfo) -> int | None:
@@ -606,17 +637,22 @@ def _participants_in(item: CalendarItem | None, ctx: MappingContext | None, extr
         if not isinstance(entry, dict):
             continue
         kind = _enum(ParticipantKind, entry.get("kind")) or ParticipantKind.EXTERNAL
-        email = _str(entry.get("email"))
+        email = (_str(entry.get("email")) or "").strip() or None
         if email and "role" not in entry:
             found = attendees.pop(email.casefold(), None)
             if found is not None:  # else removed in Outlook
                 result.append(Participant(kind, found.email, found.name, found.role, found.response))
             continue
+        name = _str(entry.get("name"))
+        if email is None and not (name or "").strip():
+            continue  # names no one: the CRM's rules could not keep it, and it carries nothing
+        if email is None and kind is ParticipantKind.USER:
+            kind = ParticipantKind.EXTERNAL  # users are known by e-mail
         result.append(
             Participant(
                 kind=kind,
                 email=email,
-                name=_str(entry.get("name")),
+                name=name,
                 role=_enum(Role, entry.get("role")) or Role.REQUIRED,
                 response=_enum(Response, entry.get("response")) or Response.NEEDS_ACTION,
             )
@@ -638,7 +674,7 @@ def _owner(item: CalendarItem | Task, ctx: MappingContext, extra: dict[str, Any]
 def _type_in(categories: Sequence[str], options: MappingOptions, extra: dict[str, Any], carried: bool) -> str | None:
     shown = {c.casefold() for c in categories}
     carried_type = _str(extra.get("type")) if carried else None
-    if carried_type and options.type_category(carried_type).casefold() in shown:
+    if carried_type and _type_category(carried_type, options).casefold() in shown:
         return carried_type
     return options.type_from_categories(list(categories))
 
@@ -707,6 +743,13 @@ def _ews_zone(name: str, item: str) -> EWSTimeZone:
         return EWSTimeZone("UTC")
 
 
+def _ews_zone_quiet(name: str) -> EWSTimeZone:
+    try:
+        return EWSTimeZone(name)
+    except UnknownTimeZone:
+        return EWSTimeZone("UTC")
+
+
 def _zone_ms_id(name: str) -> str | None:
     try:
         return EWSTimeZone(name).ms_id
@@ -721,8 +764,9 @@ def _aware(value: Moment, item: str, field: str) -> datetime:
 
 
 def _ews_datetime(value: datetime, tz: EWSTimeZone) -> EWSDateTime:
+    # Whole seconds: Exchange keeps no fractions, and exchangelib cannot read back a time written with them.
     local = value.astimezone(ZoneInfo(tz.key))
-    return EWSDateTime(local.year, local.month, local.day, local.hour, local.minute, local.second, local.microsecond, tzinfo=tz)
+    return EWSDateTime(local.year, local.month, local.day, local.hour, local.minute, local.second, tzinfo=tz)
 
 
 def _as_date(value: Moment) -> date:
@@ -784,11 +828,11 @@ def _all_day_end(shown: date | None, carried: Moment | None, zone: ZoneInfo) -> 
 
 
 def _instant(value: datetime) -> datetime:
-    return _plain(value).astimezone(timezone.utc)
+    return _plain(value).astimezone(UTC)
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    return _plain(value).astimezone(timezone.utc) if value is not None else None
+    return _plain(value).astimezone(UTC) if value is not None else None
 
 
 _TAG = re.compile(r"<[^>]+>")

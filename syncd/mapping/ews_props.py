@@ -11,6 +11,7 @@ write them.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import date, datetime
 from typing import Any
@@ -88,9 +89,15 @@ def moment_from_json(value: object) -> Moment | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+#: What XML cannot carry and JSON leaves as it is (JSON escapes C0 itself): exchangelib would send "?".
+_NOT_IN_XML = re.compile("[\x7f-\x84\x86-\x9f\ufdd0-\ufddf\ufffe\uffff]")
+
+
 def dump_extra(extra: dict[str, Any]) -> str:
     # sort_keys: the same activity always gives the same string, so an unchanged item is not rewritten.
-    return json.dumps(extra, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(extra, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    # Only inside JSON strings can such characters occur, where \uXXXX means the same character.
+    return _NOT_IN_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def load_extra(raw: str | None) -> dict[str, Any] | None:

@@ -42,13 +42,18 @@ from __future__ import annotations
 import calendar
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
-from dateutil.rrule import rrulestr
 from exchangelib.ewsdatetime import EWSDate
-from exchangelib.fields import EXTRA_WEEKDAY_OPTIONS, MONTHS, WEEK_NUMBERS, WEEKDAY_NAMES, WEEKDAYS
+from exchangelib.fields import (
+    EXTRA_WEEKDAY_OPTIONS,
+    MONTHS,
+    WEEK_NUMBERS,
+    WEEKDAY_NAMES,
+    WEEKDAYS,
+)
 from exchangelib.recurrence import (
     AbsoluteMonthlyPattern,
     AbsoluteYearlyPattern,
@@ -65,6 +70,13 @@ from exchangelib.recurrence import (
 )
 
 from syncd.errors import ItemError
+from syncd.mapping.occurrences import (
+    MAX_INSTANCES,
+    Budget,
+    BudgetSpent,
+    dtstart_is_instance,
+    rule_instances,
+)
 from syncd.model import Activity, Moment, Override
 from syncd.model import Recurrence as DomainRecurrence
 
@@ -146,12 +158,13 @@ def _unsupported(rule: str, reason: str) -> UnsupportedRecurrence:
 def _to_ews(rule: str, dtstart: Moment, zone: ZoneInfo, task: bool) -> Recurrence:
     try:
         parts = parse_rrule(rule)
-        occurrences = rrulestr(rule, dtstart=_dateutil_start(dtstart, zone))
-        first = next(iter(occurrences), None)
+        # Not next(iter(rrulestr(...))): a rule that never produces (BYMONTH=2;BYMONTHDAY=30) would
+        # search up to the year 9999 for that first instance.
+        starts_series = dtstart_is_instance(rule, _dateutil_start(dtstart, zone))
     except (ValueError, TypeError) as exc:
         raise _unsupported(rule, f"malformed rule ({exc})") from None
     start = local_start(dtstart, zone)
-    if first != _dateutil_start(dtstart, zone):
+    if not starts_series:
         raise _unsupported(rule, "DTSTART is not an occurrence of the rule (RFC 5545 counts it, EWS would not)")
     unknown = set(parts) - _SUPPORTED_PARTS
     if unknown:
@@ -314,7 +327,7 @@ def _parse_until(value: str, zone: ZoneInfo) -> datetime | date:
     if len(value) == 8:
         return datetime.strptime(value, "%Y%m%d").date()
     if value.endswith("Z"):
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     return datetime.strptime(value, "%Y%m%dT%H%M%S").replace(tzinfo=zone)
 
 
@@ -363,7 +376,7 @@ def from_ews_recurrence(rec: Recurrence, dtstart: Moment, zone: ZoneInfo, *, ite
         start = local_start(dtstart, zone)
         if isinstance(start, datetime):
             until = datetime.combine(end, start.timetz().replace(tzinfo=None), tzinfo=zone)
-            rule.append("UNTIL=" + until.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+            rule.append("UNTIL=" + until.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
         else:
             rule.append("UNTIL=" + end.strftime("%Y%m%d"))
     return ";".join(rule)
@@ -471,7 +484,7 @@ def occurrence_changes(activity: Activity, current: DomainRecurrence | None = No
     if rec is None or activity.start is None:
         return []
     zone = ZoneInfo(activity.timezone or "UTC")
-    starts = _pattern_starts(rec.rrule, activity.start, zone, rec.exdates, rec.overrides)
+    starts = _pattern_starts(rec.rrule, activity.start, zone, rec.exdates, rec.overrides, activity.id)
     have_deleted = set(current.exdates) if current else set()
     have_modified = set(current.overrides) if current else set()
     changes: list[OccurrenceChange] = []
@@ -508,24 +521,34 @@ def _override_change(override: Override, index: int) -> OccurrenceChange:
 
 def _key(moment: Moment) -> object:
     # Aware datetimes compare by instant; dates by value.
-    return moment.astimezone(timezone.utc) if isinstance(moment, datetime) else moment
+    return moment.astimezone(UTC) if isinstance(moment, datetime) else moment
 
 
 def _pattern_starts(
-    rule: str, dtstart: Moment, zone: ZoneInfo, exdates: Sequence[Moment], overrides: Sequence[Override]
+    rule: str, dtstart: Moment, zone: ZoneInfo, exdates: Sequence[Moment], overrides: Sequence[Override], item: str
 ) -> dict[object, int]:
-    """1-based index of each occurrence up to the last exdate/override that needs one."""
+    """1-based index of each occurrence up to the last exdate/override that needs one.
+
+    Exchange numbers occurrences from the series' start, so they are counted from there, at most
+    :data:`~syncd.mapping.occurrences.MAX_INSTANCES` of them: an exception further out (or a rule that
+    stops producing before it) refuses the item rather than leave that exception out on Exchange."""
     wanted = {_key(m) for m in exdates} | {_key(o.recurrence_id) for o in overrides}
     found: dict[object, int] = {}
     if not wanted:
         return found
-    horizon = max(wanted, key=lambda k: k if isinstance(k, datetime) else datetime.combine(k, time(), timezone.utc))
-    for i, occ in enumerate(rrulestr(rule, dtstart=_dateutil_start(dtstart, zone)), start=1):
-        key: object = occ.astimezone(timezone.utc) if isinstance(dtstart, datetime) else occ.date()
-        if key in wanted:
-            found[key] = i
-        if len(found) == len(wanted) or _after(key, horizon):
-            break
+    horizon = max(wanted, key=lambda k: k if isinstance(k, datetime) else datetime.combine(k, time(), UTC))
+    try:
+        for i, occ in enumerate(rule_instances(rule, _dateutil_start(dtstart, zone), Budget()), start=1):
+            key: object = occ.astimezone(UTC) if isinstance(dtstart, datetime) else occ.date()
+            if key in wanted:
+                found[key] = i
+            if len(found) == len(wanted) or _after(key, horizon):
+                break
+    except BudgetSpent:
+        raise ItemError(
+            item, "EXDATE", f"an exception of the series lies beyond its first {MAX_INSTANCES} occurrences (or steps "
+            f"of its rule {rule[:80]!r}); syncd cannot number it for Exchange, so the item is not written",
+        ) from None
     return found
 
 

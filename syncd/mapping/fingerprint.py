@@ -4,6 +4,12 @@ It is computed on the domain object, after mapping, so everything a server rewri
 meaning (DTSTAMP, LAST-MODIFIED, PRODID, SEQUENCE, property order, VTIMEZONE spelling, an equivalent
 UTC offset, attendee order, e-mail case) is already gone. Times are compared as instants; all-day
 dates as dates.
+
+Nothing an activity holds may make it raise: the engine fingerprints every item of every pass, before
+any rule has looked at it, so lists are sorted on keys that never compare ``None`` with text, and
+instants that UTC cannot show (year 1 east of Greenwich) or an all-day end past 9999-12-31 still get
+a stable form. For every value that sorted and formatted before, the result is unchanged (existing
+links keep their fingerprints).
 """
 
 from __future__ import annotations
@@ -15,17 +21,46 @@ from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from syncd.model import CONTENT_FIELDS, Activity, Override, Participant, Recurrence, Regarding
+from syncd.model import (
+    CONTENT_FIELDS,
+    Activity,
+    Moment,
+    Override,
+    Participant,
+    Recurrence,
+    Regarding,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _moment(value: date | datetime | None) -> str | None:
-    if value is None:
-        return None
+def _moment(value: date | datetime | str | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
     if isinstance(value, datetime):
-        if value.tzinfo is None:
+        if value.tzinfo is None or value.utcoffset() is None:
             return "floating:" + value.isoformat()
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except OverflowError:
+            # Aware subtraction never builds an out-of-range datetime; only such instants get this form.
+            since = value - _EPOCH
+            return f"epoch{since.days:+d}d{since.seconds}s"
     return value.isoformat()
+
+
+def _order(row: list[Any]) -> list[tuple[bool, Any]]:
+    """A sort key for a row of text-or-None: None first, never compared with text.
+
+    Rows whose values compared before compare the same way, so the order (and the hash) is unchanged."""
+    return [(value is not None, "" if value is None else value) for value in row]
+
+
+def _end(activity: Activity) -> Moment | str | None:
+    try:
+        return activity.effective_end
+    except OverflowError:  # an all-day 9999-12-31 with end == start: its exclusive end has no date
+        return f"{activity.end}+1d"
 
 
 def _text(value: str | None) -> str | None:
@@ -44,8 +79,30 @@ def _regarding(r: Regarding) -> list[Any]:
     return [r.kind.value, r.id, _text(r.name)]
 
 
-def _override(o: Override) -> list[Any]:
-    return [_moment(o.recurrence_id), _moment(o.start), _moment(o.end), _text(o.subject), _text(o.description),
+def _series_span(activity: Activity) -> timedelta | None:
+    start, end = activity.start, _end(activity) if activity.is_event else None
+    if not isinstance(start, date) or not isinstance(end, date) or isinstance(start, datetime) != isinstance(end, datetime):
+        return None
+    try:
+        return end - start
+    except (TypeError, OverflowError):  # naive beside aware: no series length to compare with
+        return None
+
+
+def _override(o: Override, series: timedelta | None) -> list[Any]:
+    # An override that moves an occurrence may or may not spell out what it keeps of the series: a
+    # start equal to the occurrence's own, an end one series length after its start. Calendars
+    # differ in which they write back, so both spellings are one content.
+    start = None if o.start is not None and _moment(o.start) == _moment(o.recurrence_id) else o.start
+    end = o.end
+    begin = o.start if o.start is not None else o.recurrence_id
+    if end is not None and series is not None and isinstance(end, datetime) == isinstance(begin, datetime):
+        try:
+            if end - begin == series:  # type: ignore[operator]
+                end = None
+        except (TypeError, OverflowError):
+            pass
+    return [_moment(o.recurrence_id), _moment(start), _moment(end), _text(o.subject), _text(o.description),
             _text(o.location), o.status]
 
 
@@ -54,10 +111,11 @@ def _rrule(rule: str) -> str:
     return ";".join(p for p in parts if p not in {"INTERVAL=1", "WKST=MO"})
 
 
-def _recurrence(r: Recurrence | None) -> Any:
+def _recurrence(r: Recurrence | None, series: timedelta | None) -> Any:
     if r is None:
         return None
-    return [_rrule(r.rrule), sorted({_moment(d) or "" for d in r.exdates}), sorted(_override(o) for o in r.overrides)]
+    overrides = [_override(o, series) for o in r.overrides]
+    return [_rrule(r.rrule), sorted({_moment(d) or "" for d in r.exdates}), sorted(overrides, key=_order)]
 
 
 def canonical(activity: Activity, fields: Iterable[str] = CONTENT_FIELDS) -> dict[str, Any]:
@@ -66,15 +124,15 @@ def canonical(activity: Activity, fields: Iterable[str] = CONTENT_FIELDS) -> dic
     for name in fields:
         value = getattr(activity, name)
         if name == "end":
-            value = activity.effective_end
+            value = _end(activity)
         if name in {"start", "end", "due", "completed_at"}:
             out[name] = _moment(value)
         elif name == "participants":
-            out[name] = sorted(_participant(p) for p in value)
+            out[name] = sorted(map(_participant, value), key=_order)
         elif name == "regarding":
-            out[name] = sorted(_regarding(r) for r in value)
+            out[name] = sorted(map(_regarding, value), key=_order)
         elif name == "recurrence":
-            out[name] = _recurrence(value)
+            out[name] = _recurrence(value, _series_span(activity))
         elif name == "owner":
             out[name] = value.casefold()
         elif isinstance(value, Enum):
@@ -90,7 +148,8 @@ def canonical(activity: Activity, fields: Iterable[str] = CONTENT_FIELDS) -> dic
 
 def fingerprint(activity: Activity, fields: Iterable[str] = CONTENT_FIELDS) -> str:
     data = json.dumps(canonical(activity, fields), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(data.encode()).hexdigest()[:32]
+    # A lone surrogate (JSON import can carry one) is no UTF-8; it must still hash, not raise.
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def changed_fields(a: Activity, b: Activity, fields: Iterable[str] = CONTENT_FIELDS) -> list[str]:

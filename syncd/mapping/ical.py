@@ -26,6 +26,7 @@ occurrence, with a warning (the later occurrences keep the series' values).
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,12 +39,17 @@ from icalendar import Calendar, Component, Event, Todo, vText
 from syncd.activity_json import format_moment, parse_moment
 from syncd.errors import ItemError
 from syncd.mapping import identity
+from syncd.mapping.accepted import storable
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ical_alarms import read_reminder, write_alarms
-from syncd.mapping.ical_people import read_owner, read_participants, read_regarding, write_people
+from syncd.mapping.ical_people import (
+    read_owner,
+    read_participants,
+    read_regarding,
+    write_people,
+)
 from syncd.mapping.ical_props import (
     X_CLOSE_REASON,
-    X_TASK_END,
     X_DIRECTION,
     X_ID,
     X_KIND,
@@ -51,6 +57,7 @@ from syncd.mapping.ical_props import (
     X_PRIORITY,
     X_PROJECT,
     X_STATUS,
+    X_TASK_END,
     X_TYPE,
     X_URL,
     all_values,
@@ -58,7 +65,14 @@ from syncd.mapping.ical_props import (
     x_text,
 )
 from syncd.mapping.ical_recurrence import canonical_rrule, series_span, write_schedule
-from syncd.mapping.ical_time import TimeReader, add_duration, add_timezones, align, in_zone, span
+from syncd.mapping.ical_time import (
+    TimeReader,
+    add_duration,
+    add_timezones,
+    align,
+    in_zone,
+    span,
+)
 from syncd.mapping.options import crm_value, priority_value
 from syncd.mapping.timezones import iana_for_tzid
 from syncd.model import Activity, Direction, Kind, Moment, Override, Recurrence
@@ -101,6 +115,9 @@ def to_ical(activity: Activity, ctx: MappingContext, base: bytes | None = None) 
     """The activity as a whole VCALENDAR; ``base`` (the server's previous text) keeps foreign data."""
     if activity.kind not in (Kind.APPOINTMENT, Kind.CALL, Kind.TASK):
         raise ItemError(activity.id, None, f"a {activity.kind} is not a calendar item")
+    if activity.is_event and activity.start is None:
+        # The CRM may keep an appointment not yet planned; a VEVENT without DTSTART reads back as nothing.
+        raise ItemError(activity.id, "DTSTART", "an appointment or call without a start cannot be shown in a calendar")
     previous = _parse_base(base, activity.id)
     factory = Event if activity.is_event else Todo
     base_master, base_overrides = _base_components(previous, factory.name)
@@ -132,7 +149,7 @@ def _parse_base(base: bytes | None, item: str) -> Calendar | None:
         return None
     try:
         return Calendar.from_ical(base)
-    except Exception as exc:  # a broken previous version must not block the CRM's write
+    except Exception as exc:  # noqa: BLE001 - a broken previous version must not block the CRM's write
         log.warning("previous version unreadable; written without it", item=item, error=str(exc))
         return None
 
@@ -302,7 +319,12 @@ def _override_component(
     start = align(override.start, activity.start, zone) if override.start is not None else rid
     component.add("DTSTART", in_zone(start, zone))
     if activity.is_event:
-        end = override.end if override.end is not None else add_duration(start, series_span(activity))
+        end = override.end
+        if end is None:
+            try:
+                end = add_duration(start, series_span(activity))
+            except OverflowError:
+                end = start  # past 9999-12-31 there is no end to write; DTSTART alone is one day (or an instant)
         if not (activity.all_day and end == start):
             component.add("DTEND", in_zone(end, zone))
     _write_texts(
@@ -356,13 +378,21 @@ def from_ical(data: bytes | str, ctx: MappingContext, ref: str) -> ParsedItem:
         return _from_ical(data, ctx, ref, cursor)
     except ItemError:
         raise
-    except Exception as exc:  # icalendar and dateutil raise many types on odd input
+    except Exception as exc:  # noqa: BLE001 - icalendar and dateutil raise many types on odd input
         raise ItemError(cursor.item, cursor.prop, f"unreadable ({type(exc).__name__}: {exc})") from None
 
 
 def _decode(data: bytes | str, item: str) -> str:
     if isinstance(data, str):
-        return data
+        return data.removeprefix("\ufeff")
+    # A byte order mark says what the text is; Windows tools export UTF-16 with one.
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16").removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            pass
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -397,7 +427,8 @@ def _from_ical(data: bytes | str, ctx: MappingContext, ref: str, cursor: _Cursor
         floating = iana_for_tzid(str(x_wr)) or floating
     reader = TimeReader(calendar, cursor.item, floating)
 
-    crm_id = x_text(master, X_ID) or identity.activity_id_from_uid(uid)
+    # A blank id names nothing (the CRM's rules refuse it): the item is then one made on the calendar.
+    crm_id = _named(x_text(master, X_ID)) or _named(identity.activity_id_from_uid(uid))
     activity_id = crm_id or identity.activity_id_for_uid(uid or ref)
     activity, categories = _read_master(master, ctx, reader, cursor, activity_id)
     if overrides:
@@ -409,12 +440,17 @@ def _from_ical(data: bytes | str, ctx: MappingContext, ref: str, cursor: _Cursor
             with cursor.at(name):
                 modified = _utc(master[name].dt)
             break
+    activity = storable(activity, cursor.item)
     return ParsedItem(uid=uid, crm_id=crm_id, activity=activity, modified_at=modified, categories=categories)
+
+
+def _named(ident: str | None) -> str | None:
+    return ident if ident and ident.strip() else None
 
 
 def _utc(value: Any) -> datetime:
     if not isinstance(value, datetime):
-        raise ValueError("not a date-time")
+        raise TypeError("not a date-time")
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
@@ -450,7 +486,7 @@ def _read_times(
         with cursor.at("DURATION"):
             duration = component["DURATION"].dt
             if not isinstance(duration, timedelta):
-                raise ValueError("not a duration")
+                raise TypeError("not a duration")
             end = add_duration(start, duration)
     elif is_event and not isinstance(start, datetime):
         end = start
@@ -595,6 +631,11 @@ def _read_recurrence(
     rule = rules[0]
     if not hasattr(rule, "to_ical") or type(rule).__name__ == "vBroken":
         raise ItemError(cursor.item, "RRULE", "is not a valid recurrence rule")
+    if not rule.to_ical().strip():
+        # "RRULE:" (or only parts icalendar cannot read): no rule at all; clients write it when a
+        # series is turned back into one event.
+        log.warning("empty RRULE read as no recurrence", item=cursor.item)
+        return None
     series_zone = zone or (reader.floating_zone if not isinstance(start, datetime) else None)
     rrule = canonical_rrule(rule.to_ical().decode("utf-8"), not isinstance(start, datetime), series_zone)
     rrule_text = rrule.to_ical().decode("ascii")

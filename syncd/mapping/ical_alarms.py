@@ -54,8 +54,9 @@ def alarm_minutes(alarm: Any, start: Moment | None, end: Moment | None, zone: st
     if isinstance(value, timedelta):
         related_end = str(trigger.params.get("RELATED", "START")).upper() == "END"
         anchor = end if related_end and end is not None else ref
-        fires = _instant(anchor, zone) + value
-    elif isinstance(value, datetime):
+        # Relative to the anchor, never via the instant it fires: 15 minutes before 0001-01-01 is no datetime.
+        return round(((_instant(ref, zone) - _instant(anchor, zone)) - value).total_seconds() / 60)
+    if isinstance(value, datetime):
         fires = value if value.tzinfo else value.replace(tzinfo=timezones.zone(zone) if zone else UTC)
     elif isinstance(value, date):
         fires = _instant(value, zone)

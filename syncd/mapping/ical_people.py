@@ -9,20 +9,41 @@
   each a JSON object in a TEXT value; a participant's JSON carries its position (``at``) so the order
   of the participant list survives the split into two property kinds.
 * Inbound, an attendee's kind is its ``X-SYNCD-KIND`` parameter if valid, else the CRM directory's
-  (case-insensitive e-mail match), else external.
+  (case-insensitive e-mail match), else external. What the CRM's rules (:mod:`syncd.store.rules`) cannot
+  keep is read as the nearest thing they can: an attendee without e-mail and name (``urn:uuid:...``, no
+  CN) is named by its address; one that says "user" but has no e-mail is external (users are known by
+  e-mail); an ``X-SYNCD-PARTICIPANT`` naming no one carries nothing and is left out.
+* A CN cannot hold control characters (RFC 5545 3.1, QSAFE-CHAR): written as is, icalendar drops the
+  whole ATTENDEE on reading, or refuses the item. They are left out of the CN.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import structlog
 from icalendar import vCalAddress, vText
 
 from syncd.errors import ItemError
 from syncd.mapping.context import MappingContext
-from syncd.mapping.ical_props import P_KIND, X_PARTICIPANT, X_REGARDING, all_values, unescape
-from syncd.model import Activity, Participant, ParticipantKind, Regarding, RegardingKind, Response, Role
+from syncd.mapping.ical_props import (
+    P_KIND,
+    X_PARTICIPANT,
+    X_REGARDING,
+    all_values,
+    unescape,
+)
+from syncd.model import (
+    Activity,
+    Participant,
+    ParticipantKind,
+    Regarding,
+    RegardingKind,
+    Response,
+    Role,
+)
 
 _PARTSTAT = {
     Response.ACCEPTED: "ACCEPTED",
@@ -31,6 +52,10 @@ _PARTSTAT = {
     Response.NEEDS_ACTION: "NEEDS-ACTION",
 }
 _RESPONSE = {v: k for k, v in _PARTSTAT.items()}
+#: What a parameter value cannot hold: C0 controls but TAB, LF, CR (icalendar writes line ends as ^n), DEL.
+_NOT_IN_PARAM = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+log = structlog.get_logger(__name__)
 #: Attendee parameters syncd sets; all others on a returning attendee are kept.
 _OWNED_PARAMS = ("CN", "ROLE", "PARTSTAT", "RSVP", P_KIND)
 
@@ -68,8 +93,9 @@ def write_people(component: Any, activity: Activity, ctx: MappingContext, base: 
     for p in attendees:
         assert p.email is not None
         address = _address(p.email, previous.get(p.email.casefold()))
-        if p.name:
-            address.params["CN"] = p.name
+        name = _NOT_IN_PARAM.sub("", p.name or "")
+        if name:
+            address.params["CN"] = name
         address.params["ROLE"] = "OPT-PARTICIPANT" if p.role is Role.OPTIONAL else "REQ-PARTICIPANT"
         address.params["PARTSTAT"] = _PARTSTAT[p.response]
         if p.response is Response.NEEDS_ACTION:
@@ -97,7 +123,11 @@ def read_owner(component: Any, ctx: MappingContext) -> str:
 def read_participants(component: Any, ctx: MappingContext, item: str) -> tuple[Participant, ...]:
     result: list[Participant] = []
     for attendee in all_values(component, "ATTENDEE"):
-        result.append(_attendee(attendee, ctx))
+        participant = _attendee(attendee, ctx)
+        if participant is None:
+            log.warning("attendee without address or name left out", item=item)
+        else:
+            result.append(participant)
     for payload in _json_values(component, X_PARTICIPANT, item):
         try:
             participant = Participant(
@@ -109,11 +139,16 @@ def read_participants(component: Any, ctx: MappingContext, item: str) -> tuple[P
             at = int(payload.get("at", len(result)))
         except (KeyError, ValueError, TypeError) as exc:
             raise ItemError(item, X_PARTICIPANT, f"unreadable participant: {exc}") from None
+        if not isinstance(participant.name, str) or not participant.name.strip():
+            log.warning("participant without name left out", item=item, prop=X_PARTICIPANT)
+            continue
+        if participant.kind is ParticipantKind.USER:
+            participant = Participant(ParticipantKind.EXTERNAL, None, participant.name, participant.role, participant.response)
         result.insert(min(max(at, 0), len(result)), participant)
     return tuple(result)
 
 
-def _attendee(attendee: Any, ctx: MappingContext) -> Participant:
+def _attendee(attendee: Any, ctx: MappingContext) -> Participant | None:
     params = getattr(attendee, "params", {})
     email = email_of(attendee)
     kind_param = str(params.get(P_KIND, "")).casefold()
@@ -123,8 +158,17 @@ def _attendee(attendee: Any, ctx: MappingContext) -> Participant:
         kind = ctx.directory.classify(email) if email else ParticipantKind.EXTERNAL
     role = Role.OPTIONAL if str(params.get("ROLE", "")).upper() in ("OPT-PARTICIPANT", "NON-PARTICIPANT") else Role.REQUIRED
     response = _RESPONSE.get(str(params.get("PARTSTAT", "NEEDS-ACTION")).upper(), Response.NEEDS_ACTION)
-    name = params.get("CN")
-    return Participant(kind=kind, email=email, name=str(name) if name else None, role=role, response=response)
+    cn = params.get("CN")
+    name = str(cn) if cn else None
+    if email is None:
+        kind = ParticipantKind.EXTERNAL if kind is ParticipantKind.USER else kind
+        if not (name or "").strip():
+            uri = str(attendee).strip()
+            # urn:uuid:..., a room or resource: its address is all there is; an empty mailto: is nothing
+            name = None if uri[:7].casefold() == "mailto:" else uri or None
+            if name is None:
+                return None
+    return Participant(kind=kind, email=email, name=name, role=role, response=response)
 
 
 def read_regarding(component: Any, item: str) -> tuple[Regarding, ...]:

@@ -157,14 +157,51 @@ def add_timezones(calendar: Calendar, moments: list[Moment]) -> None:
     times = [m for m in moments if isinstance(m, datetime)]
     if not times:
         return
-    first = min(times).year - 1
-    last = max(max(times).year + 2, first + 20)
+    spans = _year_spans(sorted({t.year for t in times}))
     position = len(calendar.timezones)
     for tzid in sorted(calendar.get_missing_tzids()):
-        vtimezone = _vtimezone(tzid, date(first, 1, 1), date(last, 1, 1))
+        vtimezone = _merged_vtimezone(tzid, spans)
         if vtimezone is not None:  # a zone icalendar cannot describe is left out, as it does itself
             calendar.subcomponents.insert(position, vtimezone)
             position += 1
+
+
+def _year_spans(years: list[int]) -> tuple[tuple[date, date], ...]:
+    """The years to describe, as few ranges as fit: a task due 9999-12-31 (a CRM's "never") beside a
+    start this year needs two short ranges, not eight thousand years of transitions (a 266 KB item)."""
+    spans: list[list[int]] = []
+    for year in years:
+        first, last = max(year - 1, 1), min(year + 2, 9999)
+        if spans and first <= spans[-1][1] + 20:
+            spans[-1][1] = max(spans[-1][1], last)
+        else:
+            spans.append([first, last])
+    if len(spans) == 1:
+        # One range of at least 20 years, as before: a series' later occurrences keep their observances.
+        spans[0][1] = min(max(spans[0][1], spans[0][0] + 20), 9999)
+    # date(10000, 1, 1) does not exist.
+    return tuple((date(first, 1, 1), date(last, 1, 1) if last < 9999 else _LAST_DAY) for first, last in spans)
+
+
+_LAST_DAY = date(9999, 12, 31)
+
+
+def _merged_vtimezone(tzid: str, spans: tuple[tuple[date, date], ...]) -> Timezone | None:
+    """One VTIMEZONE (RFC 5545 allows one per TZID) holding the observances of every range."""
+    parts = [_vtimezone(tzid, first, last) for first, last in spans]
+    found = [part for part in parts if part is not None]
+    if len(found) <= 1:
+        return found[0] if found else None
+    merged = Timezone()
+    merged.add("TZID", tzid)
+    seen: set[bytes] = set()
+    for part in found:
+        for observance in part.subcomponents:
+            text = observance.to_ical()
+            if text not in seen:
+                seen.add(text)
+                merged.add_component(observance)
+    return merged
 
 
 @lru_cache(maxsize=128)
@@ -172,7 +209,12 @@ def _vtimezone(tzid: str, first: date, last: date) -> Timezone | None:
     """The VTIMEZONE of ``tzid`` over [first, last). Building one walks decades of transitions (~4 ms),
     and a push writes the same few zones thousands of times; the component is shared read-only
     (only serialized) between the calendars it is inserted into."""
-    try:
-        return Timezone.from_tzid(tzid, first_date=first, last_date=last)
-    except ValueError:
-        return None
+    for _ in range(12):
+        try:
+            return Timezone.from_tzid(tzid, first_date=first, last_date=last)
+        except ValueError:
+            return None
+        except OverflowError:
+            # icalendar looks past the last date for the next change; in 9999 there is no room for that.
+            last -= timedelta(days=31)
+    return None

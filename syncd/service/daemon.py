@@ -8,6 +8,7 @@ thread with ``sigtimedwait``, which also paces systemd's watchdog.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -16,18 +17,20 @@ import time
 
 import structlog
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import config as config_module
 from syncd import logging as log_setup
 from syncd.app import App
 from syncd.config import Config
-from syncd.errors import ConfigError
+from syncd.errors import ConfigError, SyncdError
 from syncd.logging import get_logger
 from syncd.service.health import HealthServer
 from syncd.service.leases import Leases, worker_id
 from syncd.service.metrics import Metrics
 from syncd.service.notify import Notifier, watchdog_period
 from syncd.service.scheduler import Scheduler
+from syncd.store.db import store_error
 
 log = get_logger("syncd.service")
 
@@ -37,8 +40,10 @@ _TICK = 1.0
 
 
 def _register_secrets(config: Config) -> None:
+    # The service can read its secrets: handing them to the scrubber here, before any pass thread
+    # starts, spares the threads from growing the scrubber's set while others iterate it.
     store_password = make_url(config.store.url).password
-    log_setup.register_secrets([*config.secrets(), *([str(store_password)] if store_password else [])])
+    log_setup.register_secrets([*config.secrets(read=True), *([str(store_password)] if store_password else [])])
 
 
 class Daemon:
@@ -57,14 +62,26 @@ class Daemon:
         return self.app.config
 
     def run(self) -> bool:
-        """Serve until SIGTERM/SIGINT; True when every pass finished before the deadline."""
+        """Serve until SIGTERM/SIGINT; True when every pass finished before the deadline.
+
+        Raises before serving when the store cannot be used (the driver's error) or the listen
+        address cannot be had (:class:`ConfigError`); nothing has started then."""
+        _register_secrets(self.config)
+        # Both before the signals are blocked: a SIGTERM while a slow store is being reached ends
+        # syncd at once, and a taken port is found before any lease is.
+        self.app.ensure_schema()
+        self.http = self._bind()
         # Before any thread starts, so that every thread inherits the mask.
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-        _register_secrets(self.config)
-        self.app.ensure_schema()
-        self.scheduler.start()
-        if self.config.daemon.listen:
-            self.http = HealthServer(self.config.daemon.listen, self.scheduler.health, self.metrics.render)
+        try:
+            self.scheduler.start()
+        except BaseException:
+            if self.http is not None:
+                # socketserver's shutdown() waits for a serve loop that never ran: start one to stop it.
+                self.http.start()
+                self.http.stop()
+            raise
+        if self.http is not None:
             self.http.start()
         host, port = self.http.address if self.http else ("", 0)
         log.info("syncd running", bindings=len(self.config.bindings), listen=f"{host}:{port}" if port else None,
@@ -81,6 +98,17 @@ class Daemon:
         else:
             log.warning("stopped with passes still running; they are repeated by the next pass")
         return clean
+
+    def _bind(self) -> HealthServer | None:
+        listen = self.config.daemon.listen
+        if not listen:
+            return None
+        try:
+            return HealthServer(listen, self.scheduler.health, self.metrics.render)
+        except OSError as exc:
+            hint = (" (another process listens there, perhaps another syncd run: stop it, choose another "
+                    'port, or set listen = "" to turn the listener off)') if exc.errno == errno.EADDRINUSE else ""
+            raise ConfigError(f"[daemon] listen = {listen!r}: cannot listen there: {exc.strerror or exc}{hint}") from None
 
     def _serve(self) -> None:
         watchdog = watchdog_period()
@@ -136,7 +164,17 @@ def serve(config: Config, config_path: str | None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     daemon = Daemon(config, config_path)
     structlog.contextvars.bind_contextvars(worker=daemon.worker)
-    clean = daemon.run()
+    try:
+        clean = daemon.run()
+    except SQLAlchemyError as exc:
+        # The store cannot be reached (exit 75: systemd starts syncd again after RestartSec) or
+        # fails; the command line prints the line, systemctl status shows it.
+        error = store_error(exc, config.store.url)
+        daemon.notifier.status(f"not started: {error}")
+        raise error from None
+    except SyncdError as exc:
+        daemon.notifier.status(f"not started: {exc}")
+        raise
     if not clean:
         # Passes still running hold worker threads the interpreter would wait for at exit.
         logging.shutdown()

@@ -5,10 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+
+from syncd.errors import ConfigError, SyncdError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -18,6 +27,22 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: How long a SQLite writer waits for another one before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
+#: Seconds to wait for a PostgreSQL server to accept a connection (``?connect_timeout=`` in the URL wins).
+PG_CONNECT_TIMEOUT = 10
+
+
+class StoreUnreachable(SyncdError):
+    """The store's server cannot be reached (down, restarting, network): a temporary failure, which
+    the commands report with exit code 75 (EX_TEMPFAIL) so that systemd starts ``syncd run`` again."""
+
+
+def safe_url(url: str) -> str:
+    """The store URL as it may be shown: the password, if any, as ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return "(a malformed URL)"
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for a store URL: ``sqlite:///path.db`` or ``postgresql+psycopg://user:pw@host/db``.
@@ -25,13 +50,68 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     SQLite connections get foreign keys on (the cascades the triggers rely on), WAL (readers do not
     block the writer) and a busy timeout (two syncd processes may write at once).
     """
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, **kwargs)
-        in_memory = parsed.database in (None, "", ":memory:")
-        event.listen(engine, "connect", lambda conn, _record: _sqlite_pragmas(conn, wal=not in_memory))
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("[store] url is not a database URL; expected e.g. sqlite:///syncd.sqlite3 or "
+                          "postgresql+psycopg://syncd@db.example.com/crm") from None
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(url, **kwargs)
+            in_memory = parsed.database in (None, "", ":memory:")
+            event.listen(engine, "connect", lambda conn, _record: _sqlite_pragmas(conn, wal=not in_memory))
+        else:
+            if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+                # libpq waits for an unanswered connect as long as the kernel retries (minutes): a
+                # store behind a dropped route is reported, and syncd restarted, in seconds instead.
+                kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT, **kwargs.get("connect_args", {})}
+            engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        # A PostgreSQL driver is an extra (syncd[postgres]); name it instead of showing an import error.
+        raise ConfigError(f"[store] url {safe_url(url)}: no database driver for it is installed ({exc}); "
+                          "for PostgreSQL: pip install 'syncd[postgres]'") from None
+    event.listen(engine, "handle_error", _mark_connect_failure)
+    return engine
+
+
+def _mark_connect_failure(context: Any) -> None:
+    # Only here can a failure to open a connection be told from a statement's: the driver raises
+    # the same class for both (psycopg's OperationalError), and the wording is the server's own,
+    # in its language.
+    if context.connection is None and context.sqlalchemy_exception is not None:
+        context.sqlalchemy_exception.syncd_connect_failed = True
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The error is one of reaching the store (opening or losing the connection), not of a statement."""
+    if getattr(exc, "syncd_connect_failed", False):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, DisconnectionError | PoolTimeout)
+
+
+def store_error(exc: SQLAlchemyError, url: str) -> SyncdError:
+    """What a command says for a database error that reached it: one line naming the store.
+
+    A server that cannot be reached is :class:`StoreUnreachable` (temporary); a SQLite file that
+    cannot be opened is a :class:`ConfigError` (its folder is missing or not writable, which no
+    restart cures); anything else is a plain :class:`SyncdError`."""
+    reason = _first_line(exc)
+    where = safe_url(url)
+    if unreachable(exc):
+        if url.startswith("sqlite"):
+            return ConfigError(f"the store {where} cannot be opened: {reason} "
+                               "(does its folder exist, and may syncd write there?)")
+        return StoreUnreachable(f"the store {where} cannot be reached: {reason} "
+                                "(a temporary failure: try again when the database server answers)")
+    return SyncdError(f"the store {where} failed: {reason}")
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text_ = str(orig if orig is not None else exc).strip()
+    return (text_.splitlines() or [type(exc).__name__])[0].strip()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, *, wal: bool) -> None:
@@ -61,7 +141,8 @@ def alembic_config() -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the store at ``url`` to ``revision`` (``syncd db upgrade``)."""
+    """Bring the store at ``url`` to ``revision`` (``syncd db upgrade``). Alembic reports each step
+    at INFO level on the ``alembic`` logger; the command line shows them with ``-v`` only."""
     from alembic import command
 
     engine = make_engine(url)
@@ -80,12 +161,14 @@ SCHEMA_HEAD = "0004"
 
 
 def schema_revision(engine: Engine) -> str | None:
-    """The store's revision by a plain query (no alembic import); ``None`` for an empty database."""
-    try:
-        with engine.connect() as connection:
-            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except DBAPIError:
-        return None
+    """The store's revision by a plain query (no alembic import); ``None`` for an empty database.
+
+    A store that cannot be reached raises: it must never read as an empty one, which would send
+    the user to ``syncd db upgrade`` for a database server that is down."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def current_revision(url: str) -> str | None:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, literal, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from syncd.activity_json import (
@@ -51,7 +51,7 @@ from syncd.store.models import (
 )
 from syncd.store.rules import (
     DEFAULT_COMPLETED_STATUSES,
-    activity_problems,
+    check_activity,
     is_completed,
 )
 
@@ -86,8 +86,15 @@ def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
 
 
 def _ci(column: Any, value: str) -> Any:
-    """Case-insensitive e-mail match; the unique indexes are on ``lower(email)`` too."""
-    return func.lower(column) == value.lower()
+    """Case-insensitive e-mail match; the unique indexes are on ``lower(email)`` too.
+
+    The database lowers both sides: SQLite's lower() (and PostgreSQL's in the C locale) folds only
+    ASCII, so Python's ``ZOË@…``.lower() would never match the row ``ZOË@…`` it stands for."""
+    return func.lower(column) == func.lower(literal(value))
+
+
+def _ci_in(column: Any, values: Sequence[str]) -> Any:
+    return func.lower(column).in_([func.lower(literal(v)) for v in values])
 
 
 # ------------------------------------------------------------------------------- rows -> domain
@@ -112,15 +119,30 @@ def _with_children(query: Select[Any]) -> Select[Any]:
 
 
 def _participant(row: ParticipantRow) -> Participant:
-    # A CRM writing plain SQL may only set the foreign key; the linked record then fills in.
+    # A CRM writing plain SQL may only set the foreign key; the linked record then fills in. A row
+    # that names someone keeps its own (even empty) name: syncd saved it so, and filling it in would
+    # read back other than what was saved, a change the next pass would see.
     linked = row.user or row.contact or row.account
+    names_nobody = row.email is None and row.name is None
     return Participant(
-        kind=ParticipantKind(row.kind),
+        kind=_enum(ParticipantKind, row.kind, row, "participants.kind"),
         email=row.email if row.email is not None else (linked.email if linked else None),
-        name=row.name if row.name is not None else (linked.name if linked else None),
-        role=Role(row.role),
-        response=Response(row.response),
+        name=linked.name if names_nobody and linked else row.name,
+        role=_enum(Role, row.role, row, "participants.role"),
+        response=_enum(Response, row.response, row, "participants.response"),
     )
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _enum(enum: type[E], value: str, row: Any, name: str) -> E:
+    """A stored code as its enum; a value no version of syncd wrote is the row's fault, said so."""
+    try:
+        return enum(value)
+    except ValueError:
+        ident = getattr(row, "activity_id", None) or getattr(row, "id", "?")
+        raise ValidationError(f'activity "{ident}": stored {name} "{value}" is none of syncd\'s values') from None
 
 
 def _recurrence(row: ActivityRow) -> Recurrence | None:
@@ -129,7 +151,7 @@ def _recurrence(row: ActivityRow) -> Recurrence | None:
     try:
         exdates = tuple(parse_moment(text) for text in row.exdates or ())
         overrides = tuple(override_from_json(obj, all_day=row.all_day) for obj in row.overrides or ())
-    except (ValueError, ValidationError) as exc:
+    except (ValueError, TypeError, AttributeError, ValidationError) as exc:
         raise ValidationError(f'activity "{row.id}": stored recurrence is malformed: {exc}') from exc
     return Recurrence(row.rrule, exdates, overrides)
 
@@ -144,7 +166,7 @@ def to_activity(row: ActivityRow) -> Activity:
         start, end, due = row.start_at, row.end_at, row.due_at
     return Activity(
         id=row.id,
-        kind=Kind(row.kind),
+        kind=_enum(Kind, row.kind, row, "kind"),
         subject=row.subject,
         owner=row.owner.email,
         description=row.description,
@@ -157,14 +179,14 @@ def to_activity(row: ActivityRow) -> Activity:
         status=row.status,
         type=row.type,
         priority=row.priority,
-        direction=Direction(row.direction) if row.direction else None,
+        direction=_enum(Direction, row.direction, row, "direction") if row.direction else None,
         location=row.location,
         place=row.place,
         project=row.project.name if row.project else None,
         reminder_minutes=row.reminder_minutes,
         recurrence=_recurrence(row),
         participants=tuple(_participant(p) for p in row.participants),
-        regarding=tuple(Regarding(RegardingKind(g.kind), g.ref_id, g.name) for g in row.regarding),
+        regarding=tuple(Regarding(_enum(RegardingKind, g.kind, g, "regarding.kind"), g.ref_id, g.name) for g in row.regarding),
         parent_id=row.parent_id,
         close_reason=row.close_reason,
         updated_at=row.updated_at,
@@ -315,7 +337,7 @@ def activity_ids_for_user(session: Session, email: str, kinds: Collection[Kind],
 
 
 def concerned_users(session: Session, ids: Iterable[str]) -> dict[str, frozenset[str]]:
-    """For each existing id, the lower-cased e-mails of the users whose calendars show it."""
+    """For each existing id, the casefolded e-mails of the users whose calendars show it."""
     found: dict[str, set[str]] = {}
     for batch in _chunks(ids):
         owners = select(ActivityRow.id, UserRow.email).join(ActivityRow.owner).where(ActivityRow.id.in_(batch))
@@ -326,7 +348,7 @@ def concerned_users(session: Session, ids: Iterable[str]) -> dict[str, frozenset
         )
         for ident, email in session.execute(owners.union_all(takers)):
             if email:
-                found.setdefault(ident, set()).add(email.lower())
+                found.setdefault(ident, set()).add(email.casefold())
     return {ident: frozenset(emails) for ident, emails in found.items()}
 
 
@@ -417,20 +439,22 @@ class People:
     created_contacts: list[str] = field(default_factory=list)
 
     def load(self, activities: Sequence[Activity]) -> None:
-        user_emails = {a.owner.lower() for a in activities}
+        # Looked up as spelled, the database lowering both sides (see _ci): a row the unique index
+        # says is this e-mail must be found, or inserting it again breaks that index.
+        user_emails = {a.owner for a in activities}
         other_emails: set[str] = set()
         for a in activities:
             for p in a.participants:
                 if p.email:
-                    (user_emails if p.kind is ParticipantKind.USER else other_emails).add(p.email.lower())
+                    (user_emails if p.kind is ParticipantKind.USER else other_emails).add(p.email)
         projects = {a.project for a in activities if a.project}
         for batch in _chunks(sorted(user_emails)):
-            for u in self.session.scalars(select(UserRow).where(func.lower(UserRow.email).in_(batch))):
+            for u in self.session.scalars(select(UserRow).where(_ci_in(UserRow.email, batch))):
                 self.users[u.email.lower()] = u
         for batch in _chunks(sorted(other_emails)):
-            for c in self.session.scalars(select(ContactRow).where(func.lower(ContactRow.email).in_(batch))):
+            for c in self.session.scalars(select(ContactRow).where(_ci_in(ContactRow.email, batch))):
                 self.contacts[(c.email or "").lower()] = c
-            for acc in self.session.scalars(select(AccountRow).where(func.lower(AccountRow.email).in_(batch))):
+            for acc in self.session.scalars(select(AccountRow).where(_ci_in(AccountRow.email, batch))):
                 self.accounts.setdefault((acc.email or "").lower(), acc)
         for batch in _chunks(sorted(projects)):
             for pr in self.session.scalars(select(ProjectRow).where(ProjectRow.name.in_(batch))):
@@ -475,13 +499,6 @@ class People:
 
 def _content(activity: Activity) -> tuple[object, ...]:
     return tuple(getattr(activity, name) for name in CONTENT_FIELDS)
-
-
-def check_activity(activity: Activity) -> None:
-    """ValidationError naming every rule ``activity`` breaks (end before start, all-day dates, ...)."""
-    problems = activity_problems(activity)
-    if problems:
-        raise ValidationError("\n".join(f'activity "{activity.id}": {p}' for p in problems))
 
 
 def _fill_participants(row: ActivityRow, participants: Sequence[Participant], people: People) -> None:

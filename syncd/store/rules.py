@@ -1,14 +1,44 @@
-"""The CRM's rules for an activity, as pure checks shared by the exchange format and the repository."""
+"""The CRM's rules for an activity: the one set of checks every path applies.
+
+What an activity must be to be stored is decided here and nowhere else. The exchange format
+(:mod:`syncd.activity_json`, also the engine's stored merge bases), the repository (on save, and the
+engine on each row a CRM wrote with its own SQL) and the calendar mappings (:mod:`syncd.mapping.ical`,
+:mod:`syncd.mapping.ews`, which refuse with an ItemError what these rules refuse) all call
+:func:`activity_problems`, so whatever one path accepts, every other path accepts and reads back.
+
+The rules include the store's physical limits (column lengths, no NUL in text, 32-bit integers,
+instants UTC can show) so SQLite refuses exactly what PostgreSQL would, with a message instead of a
+driver error.
+"""
 
 from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 
-from syncd.model import EVENT_KINDS, Activity, Moment
+from dateutil.rrule import rrulestr  # type: ignore[import-untyped]
+
+from syncd.errors import ValidationError
+from syncd.model import (
+    EVENT_KINDS,
+    Activity,
+    Kind,
+    Moment,
+    Override,
+    Participant,
+    ParticipantKind,
+    Recurrence,
+    Regarding,
+)
+
+#: Column limits of syncd/store/models.py (PostgreSQL enforces them, SQLite does not).
+ID_MAX = 255
+EMAIL_MAX = 320
+ZONE_MAX = 64
+INT_MAX = 2**31 - 1
 
 #: Statuses that mark an activity as done; configurable because each CRM names its own list.
 DEFAULT_COMPLETED_STATUSES = frozenset({"done", "completed", "succeeded"})
@@ -39,7 +69,7 @@ def _is_timed(value: Moment) -> bool:
 
 
 def moment_problem(name: str, value: Moment | None, all_day: bool) -> Problem | None:
-    """A date where a date belongs (all-day), an aware datetime everywhere else."""
+    """A date where a date belongs (all-day), an aware datetime everywhere else, UTC able to show it."""
     if value is None:
         return None
     if all_day and _is_timed(value):
@@ -48,22 +78,202 @@ def moment_problem(name: str, value: Moment | None, all_day: bool) -> Problem | 
         if not _is_timed(value):
             return Problem(name, "must be a date and time with a UTC offset because all_day is false")
         assert isinstance(value, datetime)
-        if value.tzinfo is None or value.utcoffset() is None:
-            return Problem(name, "needs a UTC offset (for example +02:00 or Z)")
+        return instant_problem(name, value)
     return None
 
 
+def instant_problem(name: str, value: datetime) -> Problem | None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        return Problem(name, "needs a UTC offset (for example +02:00 or Z)")
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        # Year 1 east of Greenwich is year 0 in UTC: no store column or calendar can hold it.
+        return Problem(name, "is outside the years 1 to 9999 in UTC")
+    return None
+
+
+def text_problem(name: str, value: str | None, *, required: bool = False, limit: int | None = None) -> Problem | None:
+    """Text the store keeps as it is: no NUL (PostgreSQL refuses it), no lone surrogate (not text)."""
+    if value is None:
+        return Problem(name, "is required") if required else None
+    if required and not value.strip():
+        return Problem(name, "must not be empty")
+    if limit is not None and len(value) > limit:
+        return Problem(name, f"is longer than {limit} characters")
+    if "\x00" in value:
+        return Problem(name, "must not contain a NUL character (U+0000)")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return Problem(name, "is not valid Unicode text (it holds a lone surrogate)")
+    return None
+
+
+def _texts(problems: list[Problem], path: str, **values: str | None) -> None:
+    for key, value in values.items():
+        problem = text_problem(_join(path, key), value)
+        if problem:
+            problems.append(problem)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def email_problem(name: str, email: str) -> Problem | None:
+    if not email.strip():
+        return Problem(name, "must not be empty (leave it out for none)")
+    if email != email.strip():
+        return Problem(name, "must not start or end with white space")
+    if any(ord(c) < 32 or ord(c) == 127 for c in email):
+        return Problem(name, "must not contain control characters such as line breaks")
+    return text_problem(name, email, limit=EMAIL_MAX)
+
+
+def participant_problems(p: Participant, path: str) -> list[Problem]:
+    problems: list[Problem] = []
+    if p.email is not None:
+        problem = email_problem(_join(path, "email"), p.email)
+        if problem:
+            problems.append(problem)
+    elif p.kind is ParticipantKind.USER:
+        problems.append(
+            Problem(_join(path, "email"), "is required for a participant of kind user (users are known by e-mail)")
+        )
+    _texts(problems, path, name=p.name)
+    if p.email is None and not (p.name or "").strip():
+        problems.append(Problem(path, 'needs an "email" or a "name"'))
+    return problems
+
+
+def regarding_problems(g: Regarding, path: str) -> list[Problem]:
+    problems = [p for p in (text_problem(_join(path, "id"), g.id, required=True, limit=ID_MAX),) if p]
+    _texts(problems, path, name=g.name)
+    return problems
+
+
+def rrule_problem(rule: str, start: Moment | None) -> Problem | None:
+    message = _rrule_message(rule, isinstance(start, datetime) and start.tzinfo is not None)
+    return Problem("recurrence.rrule", message) if message else None
+
+
+@lru_cache(maxsize=4096)
+def _rrule_message(rule: str, aware: bool) -> str | None:
+    """Why ``rule`` is no RRULE value dateutil (and so the occurrence expansion) accepts, if it is not.
+
+    Only whether DTSTART is aware changes the verdict (UNTIL must then be UTC), so the answer is cached
+    on that: every load of an activity checks its rule again."""
+    if not rule.strip():
+        return "must not be empty"
+    problem = text_problem("", rule)
+    if problem:
+        return problem.message
+    parts = {part.split("=", 1)[0].strip().upper() for part in rule.split(";")}
+    if "\n" in rule or ":" in rule:
+        return "must be one RRULE value such as FREQ=WEEKLY;BYDAY=MO"
+    if "FREQ" not in parts:
+        return "needs FREQ (for example FREQ=WEEKLY)"
+    if {"COUNT", "UNTIL"} <= parts:
+        return "must not have both COUNT and UNTIL (RFC 5545)"
+    dtstart = datetime(2000, 1, 1, tzinfo=UTC) if aware else datetime(2000, 1, 1)
+    try:
+        rrulestr(rule, dtstart=dtstart)
+    except (ValueError, TypeError, OverflowError) as exc:
+        return f"is not a valid RFC 5545 RRULE: {exc}"
+    return None
+
+
+def override_problems(o: Override, path: str, all_day: bool) -> list[Problem]:
+    problems = [
+        p
+        for p in (
+            moment_problem(_join(path, "recurrence_id"), o.recurrence_id, all_day),
+            moment_problem(_join(path, "start"), o.start, all_day),
+            moment_problem(_join(path, "end"), o.end, all_day),
+        )
+        if p
+    ]
+    if not problems and o.start is not None and o.end is not None and _before(o.end, o.start):
+        problems.append(Problem(_join(path, "end"), f'is before "{_join(path, "start")}"'))
+    _texts(problems, path, subject=o.subject, description=o.description, location=o.location, status=o.status)
+    return problems
+
+
+def recurrence_problems(rec: Recurrence, start: Moment | None, all_day: bool) -> list[Problem]:
+    problems: list[Problem] = []
+    problem = rrule_problem(rec.rrule, start)
+    if problem:
+        problems.append(problem)
+    for i, moment in enumerate(rec.exdates):
+        problem = moment_problem(f"recurrence.exdates[{i}]", moment, all_day)
+        if problem:
+            problems.append(problem)
+    for i, override in enumerate(rec.overrides):
+        problems += override_problems(override, f"recurrence.overrides[{i}]", all_day)
+    return problems
+
+
+def zone_problem(zone: str | None) -> Problem | None:
+    if zone is None:
+        return None
+    if not known_zone(zone):
+        shown = zone if len(zone) <= 40 else zone[:37] + "..."
+        return Problem("timezone", f"is not an IANA time zone name (such as Europe/Amsterdam): \"{shown}\"")
+    return None
+
+
+@lru_cache(maxsize=1024)
+def known_zone(name: str) -> bool:
+    if not name or len(name) > ZONE_MAX or text_problem("", name):
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 def activity_problems(activity: Activity) -> list[Problem]:
-    """Every rule ``activity`` breaks; empty when it is fine to store."""
+    """Every rule ``activity`` breaks; empty when it is fine to store (and so to read back)."""
+    problems: list[Problem] = []
+    a = activity
+    for problem in (
+        text_problem("id", a.id, required=True, limit=ID_MAX),
+        text_problem("owner", a.owner, required=True, limit=EMAIL_MAX),
+        text_problem("subject", a.subject),
+        text_problem("parent_id", a.parent_id, limit=ID_MAX),
+        zone_problem(a.timezone),
+    ):
+        if problem:
+            problems.append(problem)
+    _texts(problems, "", description=a.description, status=a.status, type=a.type, priority=a.priority,
+           location=a.location, place=a.place, project=a.project, close_reason=a.close_reason)
+    for i, p in enumerate(a.participants):
+        problems += participant_problems(p, f"participants[{i}]")
+    for i, g in enumerate(a.regarding):
+        problems += regarding_problems(g, f"regarding[{i}]")
+    if a.reminder_minutes is not None and a.reminder_minutes < 0:
+        problems.append(Problem("reminder_minutes", "must not be negative"))
+    elif a.reminder_minutes is not None and a.reminder_minutes > INT_MAX:
+        problems.append(Problem("reminder_minutes", f"must be at most {INT_MAX}"))
+    problems += _schedule_problems(a)
+    return problems
+
+
+def _schedule_problems(activity: Activity) -> list[Problem]:
     problems: list[Problem] = []
     for name in ("start", "end", "due"):
         problem = moment_problem(name, getattr(activity, name), activity.all_day)
         if problem:
             problems.append(problem)
-    if activity.completed_at is not None:
-        problem = moment_problem("completed_at", activity.completed_at, all_day=False)
-        if problem:
-            problems.append(problem)
+    for name in ("completed_at", "updated_at", "created_at"):
+        value = getattr(activity, name)
+        if value is not None:
+            problem = moment_problem(name, value, all_day=False)
+            if problem:
+                problems.append(problem)
     if problems:
         return problems
     if activity.end is not None and activity.start is None:
@@ -72,24 +282,17 @@ def activity_problems(activity: Activity) -> list[Problem]:
         problems.append(Problem("start", f"is required for an all-day {activity.kind}"))
     if activity.start is not None and activity.end is not None and _before(activity.end, activity.start):
         problems.append(Problem("end", 'is before "start"'))
-    if activity.recurrence is not None and activity.start is None:
-        problems.append(Problem("recurrence", 'needs "start" (the first occurrence)'))
-    if not activity.owner:
-        problems.append(Problem("owner", "is required"))
-    if activity.reminder_minutes is not None and activity.reminder_minutes < 0:
-        problems.append(Problem("reminder_minutes", "must not be negative"))
-    if activity.timezone is not None and not known_zone(activity.timezone):
-        problems.append(Problem("timezone", f"{activity.timezone!r} is not an IANA time zone (such as Europe/Amsterdam)"))
+    if (
+        activity.kind is Kind.TASK and activity.start is not None and activity.due is not None
+        and _before(activity.due, activity.start)
+    ):
+        # A VTODO's DUE must not precede its DTSTART (RFC 5545 3.8.2.3): no calendar would take it back.
+        problems.append(Problem("due", 'is before "start"'))
+    if activity.recurrence is not None:
+        if activity.start is None:
+            problems.append(Problem("recurrence", 'needs "start" (the first occurrence)'))
+        problems += recurrence_problems(activity.recurrence, activity.start, activity.all_day)
     return problems
-
-
-@lru_cache(maxsize=1024)
-def known_zone(name: str) -> bool:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        return False
-    return True
 
 
 def _before(a: Moment, b: Moment) -> bool:
@@ -100,3 +303,8 @@ def _before(a: Moment, b: Moment) -> bool:
     return False
 
 
+def check_activity(activity: Activity) -> None:
+    """ValidationError naming every rule ``activity`` breaks (end before start, all-day dates, ...)."""
+    problems = activity_problems(activity)
+    if problems:
+        raise ValidationError("\n".join(f'activity "{activity.id}": {p}' for p in problems))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +15,16 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 #: trigger needs to tell a real update from a no-op one (``OLD.* IS DISTINCT FROM NEW.*``).
 JsonValue = JSON().with_variant(JSONB(), "postgresql")
 
-#: How UTC instants are written to SQLite: fixed width, so text order is time order.
+#: How UTC instants are written to SQLite: fixed width, so text order is time order. The year is
+#: padded by hand (see :func:`sqlite_text`): glibc's ``%Y`` writes year 1 as ``1``, not ``0001``.
 SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+#: A year of fewer than four digits, as earlier versions wrote years before 1000.
+_SHORT_YEAR = re.compile(r"^(\d{1,3})-")
+
+
+def sqlite_text(utc: datetime) -> str:
+    """``utc`` in :data:`SQLITE_FORMAT`, four-digit year included for years 1 to 999."""
+    return f"{utc.year:04d}-{utc:%m-%d %H:%M:%S.%f}"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -42,14 +51,14 @@ class UtcDateTime(TypeDecorator[datetime]):
             raise ValueError(f"naive datetime {value.isoformat()} cannot be stored; give it a timezone")
         utc = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            return utc.strftime(SQLITE_FORMAT)
+            return sqlite_text(utc)
         return utc
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if isinstance(value, str):
-            value = datetime.fromisoformat(value)
+            value = datetime.fromisoformat(_SHORT_YEAR.sub(lambda m: m.group(1).zfill(4) + "-", value))
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)

@@ -11,7 +11,7 @@ from world import World, meeting, uid
 
 def run(world: World, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "syncd", "--config", str(world.config_file()), *args],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
 
 
 def test_sync_prints_a_summary_and_fails_when_a_binding_fails(world: World) -> None:
@@ -89,3 +89,25 @@ def test_sync_leaves_a_binding_alone_while_another_worker_holds_it(world: World)
     assert run(world, "sync").returncode == 0
     assert list(phone.items()) == [uid("l1")]
     assert world.sql("SELECT lease_owner FROM sync_bindings") == [(None,)]  # given back after the pass
+
+
+def test_sync_and_check_speak_json_and_quiet_sync_prints_no_progress(world: World) -> None:
+    world.bind("anna")
+    world.bind("broken", remote={"password": "wrong-password-123"})
+    world.save(*(meeting(f"j{i:02d}", days=1 + i % 20) for i in range(60)))
+    checked = run(world, "check", "--json", "--binding", "anna")
+    assert checked.returncode == 0, checked.stderr
+    doc = json.loads(checked.stdout)
+    assert doc["ok"] is True and doc["bindings"] == [{"binding": "anna", "enabled": True, "ok": True, "problems": []}]
+    both = json.loads(run(world, "check", "--json").stdout)
+    assert [(b["binding"], b["ok"]) for b in both["bindings"]] == [("anna", True), ("broken", False)]
+
+    synced = run(world, "sync", "--json", "--binding", "anna")
+    assert synced.returncode == 0, synced.stderr
+    [report] = json.loads(synced.stdout)  # the whole output is the document: no progress lines in it
+    assert report["binding"] == "anna" and report["result"] == "ok" and report["item_errors"] is False
+    assert report["counts"]["remote_created"] == 60 and report["errors"] == [] and report["error"] is None
+
+    world.save(*(meeting(f"q{i:02d}", days=1 + i % 20) for i in range(60)))
+    quiet = run(world, "sync", "-q", "--binding", "anna")
+    assert quiet.returncode == 0 and "actions" not in quiet.stdout and "60 created" in quiet.stdout

@@ -32,6 +32,7 @@ from syncd.model import (
     Response,
     Role,
 )
+from syncd.store.rules import participant_problems
 
 AMS = ZoneInfo("Europe/Amsterdam")
 CTX = MappingContext(
@@ -148,11 +149,17 @@ def test_task_round_trips_with_status_dates_and_reminder():
 
 
 def test_task_changed_in_outlook_follows_outlook():
-    """A task reopened and re-dated in Outlook reads with Outlook's status and date, not the old CRM ones."""
+    """A task reopened and re-dated in Outlook reads with Outlook's status and date, not the old CRM ones.
+    Outlook shows a task's dates only: a timed task keeps its time of day on the new date (a bare date
+    in a timed task is what the store refuses, so the pull could never be saved)."""
     item = reparse(to_ews(TASK.replace(recurrence=None), CTX))
     item.status, item.percent_complete, item.due_date = "InProgress", 50, date(2030, 4, 9)
     back = from_ews(item, CTX).activity
-    assert (back.status, back.due, back.completed_at) == ("in-progress", date(2030, 4, 9), None)
+    assert (back.status, back.due, back.completed_at) == ("in-progress", datetime(2030, 4, 9, 17, tzinfo=AMS), None)
+    all_day = reparse(to_ews(TASK.replace(recurrence=None, all_day=True, timezone=None, start=date(2030, 3, 30),
+                                          due=date(2030, 4, 2), completed_at=None), CTX))
+    all_day.due_date = date(2030, 4, 9)
+    assert from_ews(all_day, CTX).activity.due == date(2030, 4, 9)
 
 
 def test_cancelled_meeting_reads_as_cancelled_and_many_to_one_status_round_trips():
@@ -291,7 +298,7 @@ def activities(draw):
         name=st.one_of(st.none(), text),
         role=st.sampled_from(list(Role)),
         response=st.sampled_from(list(Response)),
-    ), max_size=4, unique_by=lambda p: p.key))
+    ).filter(lambda p: not participant_problems(p, "")), max_size=4, unique_by=lambda p: p.key))  # what the store keeps
     rule = draw(st.one_of(st.none(), st.sampled_from(RULES)))
     if rule and all_day:
         rule = rule.replace("T000000Z", "")  # RFC 5545: UNTIL is a DATE when DTSTART is

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import recurring_ical_events
 from dateutil.rrule import rrulestr
-from hypothesis import assume, HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar
 
@@ -31,6 +31,7 @@ from syncd.model import (
     Response,
     Role,
 )
+from syncd.store.rules import participant_problems
 
 CTX = MappingContext(owner=CrmUser("owner@example.com", "Owner", "Europe/Amsterdam"))
 ZONES = [None, "Europe/Amsterdam", "America/New_York", "Asia/Jerusalem", "Europe/Warsaw", "Australia/Sydney"]
@@ -112,14 +113,18 @@ def activities(draw: st.DrawFn) -> Activity:
         recurrence = Recurrence(normalize_rrule(rule), exdates, tuple(overrides))
     n_people = draw(st.integers(0, 4))
     participants = tuple(
-        Participant(
-            kind=draw(st.sampled_from(list(ParticipantKind))),
-            email=EMAILS[i] if draw(st.booleans()) else None,
-            name=draw(st.one_of(st.none(), texts)),
-            role=draw(st.sampled_from(list(Role))),
-            response=draw(st.sampled_from(list(Response))),
+        p
+        for p in (
+            Participant(
+                kind=draw(st.sampled_from(list(ParticipantKind))),
+                email=EMAILS[i] if draw(st.booleans()) else None,
+                name=draw(st.one_of(st.none(), texts)),
+                role=draw(st.sampled_from(list(Role))),
+                response=draw(st.sampled_from(list(Response))),
+            )
+            for i in range(n_people)
         )
-        for i in range(n_people)
+        if not participant_problems(p, "")  # what the store keeps (a user needs an e-mail, anyone a name or one)
     )
     is_task = kind is Kind.TASK
     return Activity(
