@@ -19,6 +19,8 @@ Only this module and :mod:`syncd.connectors.exchange` import exchangelib (it cos
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -57,6 +59,7 @@ from exchangelib.errors import (
     EWSError,
     RateLimitError,
     ResponseMessageError,
+    TransportError,
     UnauthorizedError,
     UnknownTimeZone,
 )
@@ -236,9 +239,106 @@ def close_account(account: Account) -> None:
             del Protocol[protocol.config]
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it came from. exchangelib re-raises a connection failure as a new exception
+    inside its handler (ErrorTimeoutExpired, then ErrorServerBusy, then "No valid version headers"
+    while it guesses the server's version), so the cause is in ``__context__``; requests and urllib3
+    keep theirs in ``args`` and ``reason``."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo and len(seen) < 32:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        todo += [e for e in linked if isinstance(e, BaseException)]
+
+
+def _connection_failure(exc: BaseException) -> str | None:
+    """What went wrong when no HTTP answer came at all, in a few words; None for anything else."""
+    if isinstance(exc, UnauthorizedError) or not isinstance(
+        exc, TransportError | requests.exceptions.RequestException | OSError
+    ):
+        return None
+    chain = list(_chain(exc))
+    for e in chain:
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return f"TLS certificate verify failed: {e.verify_message or e.reason}"
+    for e in chain:
+        if isinstance(e, ssl.SSLError | requests.exceptions.SSLError):
+            reason = getattr(e, "reason", None)
+            return f"TLS failed: {reason}" if isinstance(reason, str) and reason else "TLS handshake failed"
+    for e in chain:
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, socket.gaierror):
+            return "host name not found"
+        if isinstance(e, requests.exceptions.ConnectTimeout):
+            return "connection timed out"
+        if isinstance(e, requests.exceptions.Timeout | socket.timeout | TimeoutError):
+            return "timed out waiting for an answer"
+        if isinstance(e, ConnectionResetError | requests.exceptions.ChunkedEncodingError):
+            return "connection reset by the server"
+    if any(isinstance(e, requests.exceptions.ConnectionError) for e in chain):
+        return "connection failed"
+    # The cause's text alone, where a library dropped the exception itself: only with urllib3's or
+    # exchangelib's wrapping words, as a server's own ErrorTimeoutExpired ("The request timed out")
+    # is an answer, not a failure to connect.
+    text = " ".join(str(e) for e in chain)
+    if any(marker in text for marker in _TRANSPORT_MARKERS):
+        for needle, reason in _CONNECTION_WORDS:
+            if needle in text:
+                return reason
+    return None
+
+
+def _url(names: Who, exc: BaseException) -> str:
+    if not names.endpoint.startswith("("):
+        return names.endpoint
+    # Autodiscover: the endpoint it tried, as the failed request names it.
+    for e in _chain(exc):
+        url = getattr(getattr(e, "request", None), "url", None)
+        if isinstance(url, str) and url:
+            return url
+    return f"Exchange (autodiscover for {names.mailbox})"
+
+
+_TRANSPORT_MARKERS = ("Reraised from", "Max retries exceeded", "HTTPConnectionPool", "HTTPSConnectionPool")
+_CONNECTION_WORDS = (
+    ("CERTIFICATE_VERIFY_FAILED", "TLS certificate verify failed"),
+    ("certificate verify failed", "TLS certificate verify failed"),
+    ("SSLError", "TLS handshake failed"),
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "host name not found"),
+    ("nodename nor servname", "host name not found"),
+    ("timed out", "timed out"),
+)
+
+
+@contextmanager
+def _unreachable(names: Who) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        reason = _connection_failure(exc)
+        if reason is None:
+            raise
+        # exchangelib's own text for this is ~1,000 characters of nested reprs, different on every
+        # attempt (object addresses): one line, the same each time, so `check` says it once.
+        raise RemoteError(f"cannot connect to {_url(names, exc)}: {reason}") from None
+
+
 @contextmanager
 def translate(names: Who, ref: str | None = None) -> Iterator[None]:
     """exchangelib's exceptions -> syncd's: for one item when ``ref`` is given, else for the binding."""
+    with _exchange_errors(names, ref), _unreachable(names):
+        yield
+
+
+@contextmanager
+def _exchange_errors(names: Who, ref: str | None) -> Iterator[None]:
     try:
         yield
     except UnauthorizedError:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from syncd.errors import RemoteError, SafetyStop, SyncdError
-from syncd.logging import get_logger
+from syncd.logging import get_logger, scrub_text
 
 log = get_logger("syncd.engine")
 
@@ -73,13 +73,14 @@ class Isolation:
             # A bug, not bad data: the traceback is what a developer needs to fix it.
             log.error("item failed with an internal error", binding=self.binding, item=key, step=step,
                       exc_info=exc)
-        fault = ItemFault(key, step, reason or type(exc).__name__, bug)
+        # The reason is printed and stored for `syncd status`: no secret a message carries.
+        fault = ItemFault(key, step, scrub_text(reason or type(exc).__name__), bug)
         self.faults.setdefault(key, fault)
         return fault
 
     def fail(self, key: str, step: str, reason: str) -> None:
         """An item refused for a reason found without an exception (an unreadable calendar item)."""
-        self.faults.setdefault(key, ItemFault(key, step, reason))
+        self.faults.setdefault(key, ItemFault(key, step, scrub_text(reason)))
 
     @contextmanager
     def guard(self, key: str, step: str) -> Iterator[None]:

@@ -58,7 +58,7 @@ from syncd.errors import (
     SafetyStop,
     SyncdError,
 )
-from syncd.logging import get_logger
+from syncd.logging import get_logger, scrub_text
 from syncd.model import EVENT_KINDS, Activity, Kind, ParticipantKind, Response
 from syncd.store.rules import check_activity
 
@@ -434,11 +434,12 @@ class Runner:
                 self.state.save_binding_state(bstate)
         except SyncdError as exc:
             report.result = "stopped" if isinstance(exc, SafetyStop) else "failed"
-            report.error = str(exc)
+            report.error = scrub_text(str(exc))
             bound.error("pass failed", error=report.error, kind=type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - a bug must fail this binding's pass, not the daemon
             report.result = "failed"
-            report.error = f"internal error: {type(exc).__name__}: {exc}"
+            # The report is printed and stored for `syncd status`: no secret a message carries.
+            report.error = scrub_text(f"internal error: {type(exc).__name__}: {exc}")
             bound.exception("pass failed with an internal error")
         finally:
             report.seconds = time.monotonic() - started

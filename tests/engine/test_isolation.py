@@ -3,6 +3,7 @@ and the pass goes on with the others and saves its state. Against a real Radical
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from world import OWNER, World, meeting, soon, uid
 
+from syncd import logging as log_setup
 from syncd.engine import runner as runner_module
 from syncd.engine.isolation import MAX_BACKOFF, Isolation, next_attempt
 from syncd.errors import ItemError, RemoteError
@@ -132,7 +134,7 @@ def test_unreadable_calendar_items_cost_only_themselves(world: World) -> None:
 
 
 def test_an_unexpected_exception_in_one_item_is_logged_with_its_traceback_and_costs_that_item(
-    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug (here: the window check failing for one activity) is isolated like bad data, and
     reported at error level with the traceback a developer needs."""
@@ -146,14 +148,17 @@ def test_an_unexpected_exception_in_one_item_is_logged_with_its_traceback_and_co
         return real(activity, start, end)
 
     monkeypatch.setattr(runner_module, "in_window", in_window)
+    stream = io.StringIO()
+    log_setup.configure("info", "json", stream)
     report = world.sync()
     assert report.result == "ok"
     assert report.errors == ["trips-a-bug: internal error while gathering: KeyError: 'simulated bug'"]
     assert [f.bug for f in report.faults] == [True]
     assert set(phone.items()) == {uid("fine")}
-    err = capsys.readouterr()
-    assert "item failed with an internal error" in err.out + err.err
-    assert "Traceback" in err.out + err.err and "simulated bug" in err.out + err.err
+    [record] = [json.loads(line) for line in stream.getvalue().splitlines()
+                if json.loads(line)["event"] == "item failed with an internal error"]
+    assert record["level"] == "error" and record["item"] == "trips-a-bug"
+    assert "Traceback" in record["exception"] and "simulated bug" in record["exception"]
 
 
 def test_an_item_in_error_backs_off_and_is_retried_at_once_when_it_changes(world: World) -> None:
