@@ -132,9 +132,11 @@ def in_window(activity: Activity, start: datetime, end: datetime) -> bool:
     if first is None:
         return True
     if activity.recurrence is not None:
-        from syncd.mapping.occurrences import occurrences
+        from syncd.mapping.occurrences import has_occurrence
 
-        return bool(occurrences(activity, start, end))
+        # Stops at the first occurrence in the window: a rule that expands forever costs what the
+        # window holds (and a documented cap), never what the rule says.
+        return has_occurrence(activity, start, end)
     last = activity.effective_end or first
     return _instant(first) < end and _instant(last) >= start
 
@@ -278,12 +280,14 @@ class Runner:
         if first:
             retry = bstate.retry - deferred
             uncovered = self._uncovered(bstate, links) - seen.keys()
-            refetch = {
-                links[k].ref: k for k in keys | uncovered
-                if k in links and k not in seen and links[k].ref
-                and (k in retry or k in uncovered
-                     or links[k].status in (LinkStatus.RESOLVE_CRM, LinkStatus.RESOLVE_REMOTE))
-            }
+            refetch: dict[str, str] = {}
+            for k in keys | uncovered:
+                known_ref = links[k].ref if k in links else None
+                if known_ref and k not in seen and (
+                    k in retry or k in uncovered
+                    or links[k].status in (LinkStatus.RESOLVE_CRM, LinkStatus.RESOLVE_REMOTE)
+                ):
+                    refetch[known_ref] = k
             for ref in retry:
                 if ref.startswith(REMOTE_KEY):
                     refetch.setdefault(ref.removeprefix(REMOTE_KEY), ref)
@@ -292,7 +296,7 @@ class Runner:
                 key = link.activity_id if link else (item.crm_id or f"{REMOTE_KEY}{item.ref}")
                 remote_for[key], seen[key] = item, Seen.CHANGED
                 keys.add(key)
-            for ref, key in refetch.items():
+            for key in refetch.values():
                 if key in uncovered and key not in seen:
                     seen[key] = Seen.DELETED
                     keys.add(key)

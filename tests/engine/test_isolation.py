@@ -243,3 +243,25 @@ def test_a_task_due_later_enters_the_window_too(world: World) -> None:
     assert uid("later-task") not in phone.items()
     world.sync(clock=lambda: start + timedelta(days=6))
     assert uid("later-task") in phone.items()
+
+
+def test_a_runaway_rule_on_the_calendar_costs_what_the_window_holds(world: World) -> None:
+    """One event repeating every second, a million times, beside ordinary items: the pass imports it
+    quickly (its window check stops at its first occurrence in the window), and the next is quiet."""
+    phone = world.bind()
+    world.save(meeting("crm-2"))
+    start = soon(1, 9).astimezone(UTC)
+    body = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:runaway@phone\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start:%Y%m%dT%H%M%SZ}\r\n"
+        "DURATION:PT1S\r\nSUMMARY:Every second\r\nRRULE:FREQ=SECONDLY\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+    assert phone.put("runaway@phone", body) == 201
+    phone.create_event("fine@phone", "Lunch", soon(2, 12))
+    report = world.sync()
+    assert report.result == "ok", report.error
+    assert report.seconds < 60  # a guard against hanging, not a speed target (bench/runaway.py has those)
+    assert {a.subject for a in world.all()} == {"Kick-off", "Lunch", "Every second"}
+    assert uid("crm-2") in phone.items()
+    again = world.sync()
+    assert again.result == "ok" and not again.errors and sum(again.counts.values()) == 0
