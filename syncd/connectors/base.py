@@ -38,6 +38,28 @@ class RemoteItem:
     """Connector-private form of the item, handed back on update so unknown properties survive."""
 
 
+class Parsed(Protocol):
+    """What a mapping reads from one calendar item (``ParsedItem``, ``ParsedEwsItem``)."""
+
+    @property
+    def uid(self) -> str | None: ...
+    @property
+    def crm_id(self) -> str | None: ...
+    @property
+    def activity(self) -> Activity: ...
+    @property
+    def modified_at(self) -> datetime | None: ...
+    @property
+    def categories(self) -> tuple[str, ...]: ...
+
+
+def remote_item(ref: str, etag: str | None, parsed: Parsed, raw: object) -> RemoteItem:
+    return RemoteItem(
+        ref=ref, etag=etag, uid=parsed.uid, crm_id=parsed.crm_id, activity=parsed.activity,
+        modified_at=parsed.modified_at, categories=parsed.categories, raw=raw,
+    )
+
+
 def item_failure(ref: str, exc: Exception, step: str) -> SyncdError:
     """What one item's exception inside a connector becomes: syncd's own errors and a value the
     mapping refused say what is wrong; anything else is a bug, logged with its traceback. Either way it

@@ -22,7 +22,13 @@ from typing import Protocol
 from icalendar import Calendar
 
 from syncd.connectors import caldav_protocol as dav
-from syncd.connectors.base import RemoteChanges, RemoteItem, WriteResult, read_isolated
+from syncd.connectors.base import (
+    RemoteChanges,
+    RemoteItem,
+    WriteResult,
+    read_isolated,
+    remote_item,
+)
 from syncd.connectors.caldav_collection import (
     DavCollection,
     InvalidSyncToken,
@@ -248,16 +254,7 @@ class CalDavConnector:
                 if cut is not None:
                     raise ItemError(raw.path, None, cut) from None
                 raise
-            return RemoteItem(
-                ref=raw.path,
-                etag=raw.etag,
-                uid=parsed.uid,
-                crm_id=parsed.crm_id,
-                activity=parsed.activity,
-                modified_at=parsed.modified_at,
-                categories=parsed.categories,
-                raw=raw.data,
-            )
+            return remote_item(raw.path, raw.etag, parsed, raw.data)
 
         return read_isolated(raw.path, raw.etag, parse, raw=raw.data)
 
