@@ -500,8 +500,8 @@ def split_jsonl(text: str) -> tuple[list[tuple[int, Activity]], list[str]]:
     first_line_of: dict[str, int] = {}
     # Only "\n" ends a line: str.splitlines() would also split at U+2028, U+0085 and others, which
     # json.dumps(ensure_ascii=False) leaves unescaped inside strings.
-    for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
-        raw = raw.removesuffix("\r")
+    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
+        raw = line.removesuffix("\r")
         if not raw.strip():
             continue
         try:
@@ -515,7 +515,8 @@ def split_jsonl(text: str) -> tuple[list[tuple[int, Activity]], list[str]]:
             messages.extend(exc.messages)
             continue
         if activity.id in first_line_of:
-            messages.append(f'line {number}: field "id": "{activity.id}" is already on line {first_line_of[activity.id]}')
+            first = first_line_of[activity.id]
+            messages.append(f'line {number}: field "id": "{activity.id}" is already on line {first}')
             continue
         first_line_of[activity.id] = number
         result.append((number, activity))

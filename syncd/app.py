@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -18,6 +19,9 @@ from syncd.connectors.base import Connector
 from syncd.errors import ConfigError, SyncdError
 from syncd.mapping.context import MappingContext
 from syncd.model import CrmUser
+
+if TYPE_CHECKING:
+    from syncd.engine.runner import PassReport
 
 
 def _missing_sqlite_file(url: str) -> Path | None:
@@ -103,7 +107,7 @@ class App:
             return CalDavConnector(remote, ctx)
         if remote.type == "exchange":
             try:
-                from syncd.connectors.exchange import ExchangeConnector  # type: ignore[import-not-found]
+                from syncd.connectors.exchange import ExchangeConnector
             except ModuleNotFoundError as exc:
                 if (exc.name or "syncd").partition(".")[0] == "syncd":
                     raise  # a module of syncd's own missing is a bug, not an install choice
@@ -124,7 +128,7 @@ class App:
     def run_pass(
         self, binding: Binding, dry_run: bool = False, progress: Callable[[int, int], None] | None = None,
         clock: Callable[[], datetime] | None = None,
-    ):  # -> PassReport
+    ) -> PassReport:
         from syncd.engine.crm_store import SqlCrmSide
         from syncd.engine.runner import PassReport, Runner
         from syncd.engine.sqlstate import SqlSyncState

@@ -521,7 +521,9 @@ def status(obj: _Ctx, as_json: bool, name: str | None) -> None:
             click.echo(f"  held by worker {row['lease_owner']} (lease until {row['lease_expires']:%H:%M:%S})")
         if row["last_error"]:
             failures = row["consecutive_failures"]
-            click.echo(f"  why: {row['last_error']} ({failures} failed passes in a row, the last by {row['last_worker']})")
+            click.echo(
+                f"  why: {row['last_error']} ({failures} failed passes in a row, the last by {row['last_worker']})"
+            )
         for error in row["errors"]:
             click.echo(
                 f"  item {error['item']}: {error['message']} (failed {error['failures']} passes in a row"
@@ -576,6 +578,24 @@ def conflicts_resolve(obj: _Ctx, conflict_id: int, keep: str) -> None:
     with app.session() as session:
         binding = resolve_conflict(session, conflict_id, keep)
     click.echo(f"conflict #{conflict_id} settled: keep {keep}; the next pass of {binding} applies it")
+
+
+@main.command()
+@click.option("--binding", "name", required=True, help="The binding to start over.")
+@_common
+@pass_ctx
+def forget(obj: _Ctx, name: str) -> None:
+    """Forget what a binding synced (links, cursors, item errors, pending conflicts), as after its
+    calendar was changed: the next pass starts over, pairing by content what both sides hold.
+    Neither the CRM nor any calendar is changed."""
+    from syncd.engine.status import forget_binding
+
+    app = obj.app(create=False)
+    binding = app.config.binding(name)
+    with app.session() as session:
+        links = forget_binding(session, binding.name)
+    click.echo(f"{binding.name}: forgot {links} links; the next pass starts over with {binding.remote.type} "
+               "calendar as configured")
 
 
 @main.command()

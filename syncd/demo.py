@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
@@ -34,6 +35,9 @@ from syncd.model import (
     Role,
 )
 
+if TYPE_CHECKING:
+    from syncd.engine.runner import PassReport
+
 ZONE = "Europe/Amsterdam"
 OWNER = "anna@example.com"
 
@@ -44,7 +48,10 @@ def sample_activities(now: datetime) -> list[Activity]:
     monday = (now.astimezone(tz) - timedelta(days=now.astimezone(tz).weekday())).replace(
         hour=9, minute=0, second=0, microsecond=0
     ) + timedelta(days=7)
-    at = lambda days, hour, minute=0: (monday + timedelta(days=days)).replace(hour=hour, minute=minute)  # noqa: E731
+
+    def at(days: int, hour: int, minute: int = 0) -> datetime:
+        return (monday + timedelta(days=days)).replace(hour=hour, minute=minute)
+
     weekly_start = at(0, 9)
     return [
         Activity(
@@ -97,6 +104,8 @@ def _ask_server(url: str, user: str, password: str, method: str, path: str, body
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
+    if parts.hostname is None:
+        raise ValueError(f"no host in {url!r}")
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     auth = b64encode(f"{user}:{password}".encode()).decode()
     conn.request(method, path, body=body, headers={"Authorization": f"Basic {auth}", **(headers or {})})
@@ -139,7 +148,7 @@ def _phone_edits(calendar_url: str, user: str, password: str) -> None:
                 {"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"})
 
 
-def _show(app: App, title: str, report) -> None:  # noqa: ANN001
+def _show(app: App, title: str, report: PassReport) -> None:
     from syncd.cli import _summary
 
     click.secho(title, bold=True)
@@ -147,6 +156,12 @@ def _show(app: App, title: str, report) -> None:  # noqa: ANN001
 
 
 def run_demo(keep: bool = False, workdir: str | None = None) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("radicale") is None:
+        # The demo's server is an extra: an install for production does not carry it.
+        click.echo("syncd: the demo needs Radicale, which is not installed: pip install 'syncd[demo]'", err=True)
+        return 2
     from syncd import logging as log_setup
     from syncd.connectors.radicale_embedded import EmbeddedRadicale
     from syncd.store import repository
@@ -189,13 +204,15 @@ def run_demo(keep: bool = False, workdir: str | None = None) -> int:
             with app.session() as session:
                 call = repository.get_activity(session, "demo-2")
                 lunch = [a for a in repository.iter_activities(session) if a.subject == "Lunch with a prospect"]
-            if call is not None and call.start is not None:
+            if call is not None and isinstance(call.start, datetime):
                 click.echo(f"   CRM now: {call.subject!r} at {call.start.astimezone(ZoneInfo(ZONE)):%a %d %b %H:%M}")
             for activity in lunch:
                 click.echo(f"   CRM now: new {activity.kind} {activity.subject!r} (id {activity.id})")
             _show(app, "4. Sync again: nothing changed, nothing to do", app.run_pass(binding))
             if keep:
-                click.echo(f"Radicale keeps running at {calendar_url} (user anna, password {password}); Ctrl-C stops it")
+                click.echo(
+                    f"Radicale keeps running at {calendar_url} (user anna, password {password}); Ctrl-C stops it"
+                )
                 try:
                     while True:
                         import time

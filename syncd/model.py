@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 
 class Kind(StrEnum):
@@ -154,7 +155,9 @@ class Activity:
     updated_at: datetime | None = None
     created_at: datetime | None = None
 
-    def replace(self, **changes: object) -> Activity:
+    # Any, not object: dataclasses.replace's signature is the fields' own, which one ``**changes`` can't
+    # spell; it still refuses an unknown field at run time.
+    def replace(self, **changes: Any) -> Activity:
         return dataclasses.replace(self, **changes)
 
     @property

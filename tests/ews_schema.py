@@ -1,7 +1,8 @@
 """Where the EWS schemas are, and a compiled validator for EWS message payloads (shared by EWS tests).
 
-``SYNCD_EWS_SCHEMA`` names the folder of Microsoft's schemas (default: ``shared/ews-schema`` beside the
-repository, as CI lays it out); its ``validation/`` subfolder holds the copies lxml compiles offline. Validate one SOAP body payload
+The schemas ship with the tests, in ``tests/data/ews-schema`` (``tests/data/README.md`` says where they
+come from); ``SYNCD_EWS_SCHEMA`` names another folder of the same layout, to try a newer copy. Its
+``validation/`` subfolder holds the copies lxml compiles offline. Validate one SOAP body payload
 (``m:CreateItem``, ``m:GetItemResponse``, ...) as its own document.
 """
 
@@ -13,13 +14,13 @@ from pathlib import Path
 
 from lxml import etree
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+_BUNDLED = Path(__file__).resolve().parent / "data" / "ews-schema"
 
 
 def schema_dir() -> Path:
     """The schema folder (services.wsdl, messages.xsd, types.xsd and validation/)."""
     configured = os.environ.get("SYNCD_EWS_SCHEMA")
-    return Path(configured) if configured else (_REPO_ROOT.parent / "shared" / "ews-schema").resolve()
+    return Path(configured) if configured else _BUNDLED
 
 
 def validation_dir() -> Path:

@@ -11,13 +11,15 @@ tests/conftest.py re-exports the fixtures: ``from pg import empty_store_url, pg_
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+import sqlalchemy.exc
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from syncd.store.db import upgrade
@@ -50,10 +52,24 @@ def fresh_pg_database(admin_url: str, template: str | None = None) -> Iterator[s
         try:
             yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
         finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            _drop(admin, name)
     finally:
         admin.dispose()
+
+
+def _drop(admin: Engine, name: str) -> None:
+    """Drop a test database. FORCE ends the test's leftover connections, but may not end a server
+    process of another role (autovacuum on a loaded machine): then wait for it a little; a database
+    left behind costs nothing on a throw-away cluster, a failed teardown would fail a passing test."""
+    for attempt in range(20):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except sqlalchemy.exc.ProgrammingError:
+            time.sleep(0.25 * (attempt + 1))
+        except sqlalchemy.exc.OperationalError:
+            time.sleep(0.25 * (attempt + 1))
 
 
 @pytest.fixture(scope="session")

@@ -146,4 +146,10 @@ class Connector(Protocol):
         """Probe the connection and permissions; returns problems in words an admin understands."""
         ...
 
+    @property
+    def location(self) -> str:
+        """Where the items live (collection URLs, a mailbox), without credentials: the engine keeps
+        it, so that a binding pointed at another calendar is not taken for one that lost its items."""
+        ...
+
     def close(self) -> None: ...

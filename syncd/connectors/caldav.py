@@ -35,7 +35,7 @@ from syncd.connectors.caldav_collection import (
     RawItem,
     SyncUnsupported,
 )
-from syncd.connectors.caldav_transport import DavTransport, TruncatedReply
+from syncd.connectors.caldav_transport import DavTransport, TruncatedReply, strip_userinfo
 from syncd.errors import ItemError, NotFound, PreconditionFailed, RemoteError
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ical import from_ical, to_ical
@@ -328,6 +328,10 @@ class CalDavConnector:
             if info.privileges is not None and not info.privileges & _WRITE_PRIVILEGES:
                 problems.append(f"{collection.url}: the user may read but not write this calendar")
         return problems
+
+    @property
+    def location(self) -> str:
+        return " + ".join(strip_userinfo(c.url) for c in self._collections)
 
     def close(self) -> None:
         self._transport.close()

@@ -167,7 +167,7 @@ class DavCollection:
 
     def get(self, path: str) -> RawItem | None:
         reply = self._http.request("GET", self._url(path), None, {"Accept": "text/calendar"})
-        if reply.status == 404 or reply.status == 410:
+        if reply.status in (404, 410):
             return None
         if reply.status != 200:
             raise RemoteError(f"GET {self._url(path)}: HTTP {reply.status}")

@@ -95,7 +95,7 @@ class DavTransport:
             password=password,
             # Without a scheme DAVClient answers the server's first 401 challenge (basic or digest).
             auth_type=auth,
-            timeout=timeout,  # type: ignore[arg-type]  # the HTTP library takes float seconds
+            timeout=timeout,  # type: ignore[arg-type]  # caldav says int; niquests, which gets it, takes floats
             ssl_verify_cert=verify_tls,
             enable_rfc6764=False,
             headers={"User-Agent": f"syncd/{__version__}"},

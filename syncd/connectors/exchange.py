@@ -52,6 +52,7 @@ from syncd.connectors.base import (
     WriteResult,
     item_failure,
     read_isolated,
+    remote_item,
 )
 from syncd.connectors.exchange_session import (
     ExchangeSettings,
@@ -102,6 +103,7 @@ class ExchangeConnector:
     def __init__(self, settings: ExchangeSettings, ctx: MappingContext) -> None:
         register_extended_properties()
         self._ctx = ctx
+        self._mailbox = settings.primary_smtp_address.casefold()
         self._who = who(settings)
         self._invitations = SEND_TO_ALL_AND_SAVE_COPY if settings.send_invitations else SEND_TO_NONE
         self._version_configured = bool(settings.version)
@@ -222,16 +224,7 @@ class ExchangeConnector:
     def _parse(self, item: CalendarItem | Task, exceptions: Sequence[CalendarItem]) -> RemoteItem:
         def parse() -> RemoteItem:
             parsed = from_ews(item, self._ctx, occurrences=exceptions)
-            return RemoteItem(
-                ref=item.id,
-                etag=item.changekey,
-                uid=parsed.uid,
-                crm_id=parsed.crm_id,
-                activity=parsed.activity,
-                modified_at=parsed.modified_at,
-                categories=parsed.categories,
-                raw=_Fetched(item, parsed.activity),
-            )
+            return remote_item(item.id, item.changekey, parsed, _Fetched(item, parsed.activity))
 
         return read_isolated(
             item.id, item.changekey, parse, uid=getattr(item, "uid", None),
@@ -285,7 +278,9 @@ class ExchangeConnector:
             for index, answer in zip(indexes, created, strict=True):
                 activity = activities[index]
                 if isinstance(answer, Exception):
-                    results[index] = ItemError(activity.id, None, f"Exchange refused the item ({type(answer).__name__}: {answer})")
+                    results[index] = ItemError(
+                        activity.id, None, f"Exchange refused the item ({type(answer).__name__}: {answer})"
+                    )
                     continue
                 item = built[index]
                 item.account, item.folder = self._account, self._folders[folder]
@@ -383,6 +378,10 @@ class ExchangeConnector:
                 if str(exc) not in problems:  # a 401 fails both folders alike: say it once
                     problems.append(str(exc))
         return problems
+
+    @property
+    def location(self) -> str:
+        return f"the calendar and tasks of mailbox {self._mailbox}"
 
     def close(self) -> None:
         close_account(self._account)

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from typing import Any
 from typing import Protocol as TypingProtocol
 
 import requests
@@ -128,7 +129,7 @@ class Who:
 class _RetryPolicy(FaultTolerance):
     """FaultTolerance, except that HTTP 401 means "wrong credentials" at once, not "throttled, wait"."""
 
-    def raise_response_errors(self, response):  # type: ignore[no-untyped-def]
+    def raise_response_errors(self, response: requests.Response) -> None:
         if response.status_code == 401:
             raise UnauthorizedError(f"Invalid credentials for {response.url}")
         return super().raise_response_errors(response)
@@ -136,7 +137,16 @@ class _RetryPolicy(FaultTolerance):
 
 def _protocol_class(verify_tls: bool | str, timeout: float) -> type[Protocol]:
     class _Adapter(requests.adapters.HTTPAdapter):
-        def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):  # type: ignore[no-untyped-def]
+        # Any: requests names the types of these three only in a private module.
+        def send(
+            self,
+            request: requests.PreparedRequest,
+            stream: bool = False,
+            timeout: Any = None,
+            verify: Any = True,
+            cert: Any = None,
+            proxies: dict[str, str] | None = None,
+        ) -> requests.Response:
             chosen = verify if verify_tls is True else verify_tls
             return super().send(request, stream=stream, timeout=timeout, verify=chosen, cert=cert, proxies=proxies)
 
@@ -365,7 +375,9 @@ def _exchange_errors(names: Who, ref: str | None) -> Iterator[None]:
             else "give it Full Access to the mailbox, or Editor rights on its Calendar and Tasks folders "
             "(Add-MailboxPermission / Add-MailboxFolderPermission), or use access_type = \"impersonation\""
         )
-        raise AuthError(f"{names.login} has no access to the mailbox {names.mailbox} (ErrorAccessDenied): {how}") from None
+        raise AuthError(
+            f"{names.login} has no access to the mailbox {names.mailbox} (ErrorAccessDenied): {how}"
+        ) from None
     except RateLimitError as exc:
         raise RemoteError(
             f"Exchange at {names.endpoint} is throttling syncd (ErrorServerBusy) and asked it to wait "

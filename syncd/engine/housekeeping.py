@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from syncd.store.changefeed import current_cursor, prune
+from syncd.store.db import rows_changed
 from syncd.store.sync_models import SyncBindingRow, SyncPassRow
 
 #: Days of finished passes kept in ``sync_passes``.
@@ -34,6 +35,6 @@ def prune_change_log(session: Session, bindings: list[str], keep_days: int, now:
 def prune_passes(session: Session, keep_days: int = PASS_HISTORY_DAYS, now: datetime | None = None) -> int:
     """Drop the record of passes that finished more than ``keep_days`` ago."""
     before = (now or datetime.now(UTC)) - timedelta(days=keep_days)
-    result = session.execute(delete(SyncPassRow).where(SyncPassRow.finished_at < before))
+    removed = rows_changed(session, delete(SyncPassRow).where(SyncPassRow.finished_at < before))
     session.commit()
-    return result.rowcount or 0
+    return removed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from syncd.model import Activity, Kind
 
@@ -31,5 +32,6 @@ class Link:
     """The activity as both sides last agreed on it: the base of a three-way merge."""
     status: LinkStatus = LinkStatus.SYNCED
 
-    def with_(self, **changes: object) -> Link:
+    # Any, not object: see Activity.replace.
+    def with_(self, **changes: Any) -> Link:
         return replace(self, **changes)

@@ -302,7 +302,9 @@ def _conflict(item: ItemInput, link: Link | None, crm: Activity, remote: RemoteI
         clashing = merged.conflicting
     # A conflict settled by hand was recorded when it was detected; the pass only applies it.
     settled = forced in (LinkStatus.RESOLVE_CRM, LinkStatus.RESOLVE_REMOTE)
-    record = None if settled or not clashing else ConflictRecord(item.key, clashing, crm, theirs, base, policy.conflict, resolution)
+    resolved = None
+    if clashing and not settled:
+        resolved = ConflictRecord(item.key, clashing, crm, theirs, base, policy.conflict, resolution)
     return Write(
         item.key,
         result,
@@ -310,6 +312,6 @@ def _conflict(item: ItemInput, link: Link | None, crm: Activity, remote: RemoteI
         link,
         save_crm=bool(changed_fields(crm, result)),
         push=policy.push and _differs(result, theirs, policy),
-        conflict=record,
+        conflict=resolved,
     )
 

@@ -344,7 +344,9 @@ class Runner:
         activity, is that activity (typically both were entered by hand before syncd ran)."""
         def signature(a: Activity) -> tuple[str, str, str, str]:
             def moment(v: date | datetime | None) -> str:
-                return "" if v is None else _instant(v).astimezone(UTC).isoformat() if isinstance(v, datetime) else v.isoformat()
+                if v is None:
+                    return ""
+                return _instant(v).astimezone(UTC).isoformat() if isinstance(v, datetime) else v.isoformat()
             return a.kind.value, (a.subject or "").strip().casefold(), moment(a.start or a.due), moment(a.effective_end)
 
         candidates: dict[tuple[str, str, str, str], str] = {}
@@ -379,6 +381,20 @@ class Runner:
                     "otherwise check the calendar URL and account"
                 )
 
+    def _check_location(self, bstate: BindingState, links: dict[str, Link]) -> None:
+        """A binding whose calendar was changed in the config still has links into the old one:
+        writing through them would keep updating the old calendar, and the new one's missing items
+        would look deleted. Nothing is done until the admin says which calendar is meant."""
+        here = self.connector.location
+        if not links or bstate.remote_location in (None, here):
+            return
+        raise SafetyStop(
+            f"binding {self.binding.name!r} now points at {here}, but its {len(links)} synced items are in "
+            f"{bstate.remote_location}; nothing was changed. Point it back at the old calendar, or run "
+            f"`syncd forget --binding {self.binding.name}` to start over with the new one (its items are "
+            "paired with the CRM's by content or created; the old calendar is left as it is)"
+        )
+
     # -- the pass --------------------------------------------------------------------------------
 
     def run(self, dry_run: bool = False) -> PassReport:
@@ -395,6 +411,7 @@ class Runner:
         try:
             bstate = self.state.binding_state(self.binding.name)
             links = self.state.links(self.binding.name)
+            self._check_location(bstate, links)
             errors = self.state.item_errors(self.binding.name)
             cursor_now = self.crm.cursor()
             read_at = self.clock()
@@ -432,6 +449,7 @@ class Runner:
             bstate.crm_cursor = cursor_now
             bstate.remote_state, bstate.remote_state_at = state, state_at
             bstate.window_start, bstate.window_end = window
+            bstate.remote_location = self.connector.location
             # Items in error are looked at again: at once if a side changes them, else when due.
             bstate.retry = set(self._iso.faults) | (deferred - settled)
             with self.state.transaction():
@@ -488,10 +506,15 @@ class Runner:
     ) -> None:
         actions = [(key, action) for key, action in plan if action is not None]
         create_many = getattr(self.connector, "create_many", None)
-        batched = [(k, a) for k, a in actions if create_many is not None and isinstance(a, PushCreate)]
+        batched: list[tuple[str, PushCreate]] = []
+        single: list[tuple[str, Action]] = []
+        for key, action in actions:
+            if create_many is not None and isinstance(action, PushCreate):
+                batched.append((key, action))
+            else:
+                single.append((key, action))
         # Events and to-dos live in different folders: grouped, a batch goes to one folder in one request.
         batched.sort(key=lambda pair: pair[1].activity.is_event)
-        single = [(k, a) for k, a in actions if create_many is None or not isinstance(a, PushCreate)]
         done = 0
         for key, action in single:
             done += 1
@@ -499,16 +522,21 @@ class Runner:
                 self.progress(done, len(actions))
             with self._iso.guard(key, "writing"):
                 self._execute(action, items[key], report)
+        if create_many is None:
+            return
         for start in range(0, len(batched), BATCH_SIZE):
             chunk = batched[start : start + BATCH_SIZE]
             done += len(chunk)
             if self.progress is not None:
                 self.progress(done, len(actions))
-            self._create_batch(chunk, create_many, items, report)  # type: ignore[arg-type]
+            self._create_batch(chunk, create_many, items, report)
 
     def _create_batch(
-        self, chunk: list[tuple[str, PushCreate]], create_many: Callable[[list[Activity]], list[WriteResult | SyncdError]],
-        items: dict[str, ItemInput], report: PassReport,
+        self,
+        chunk: list[tuple[str, PushCreate]],
+        create_many: Callable[[list[Activity]], list[WriteResult | SyncdError]],
+        items: dict[str, ItemInput],
+        report: PassReport,
     ) -> None:
         """Creates through a connector that batches them (Exchange: one request per hundred items).
 

@@ -50,6 +50,8 @@ class BindingState:
     window_end: datetime | None = None
     """The sync window the CRM side was last searched for: activities time brings into the window
     since then are looked for, at a cost proportional to what enters it."""
+    remote_location: str | None = None
+    """Where the linked items live; a binding pointed elsewhere is refused until told what to do."""
 
 
 class CrmSide(Protocol):

@@ -99,7 +99,7 @@ class SqlSyncState:
             return BindingState(binding)
         return BindingState(
             binding, row.crm_cursor, row.remote_state, row.remote_state_at, set(row.retry or ()),
-            row.window_start, row.window_end,
+            row.window_start, row.window_end, row.remote_location,
         )
 
     def save_binding_state(self, state: BindingState) -> None:
@@ -109,6 +109,7 @@ class SqlSyncState:
         row.remote_state_at = state.remote_state_at
         row.retry = sorted(state.retry)
         row.window_start, row.window_end = state.window_start, state.window_end
+        row.remote_location = state.remote_location
 
     # -- links -----------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from syncd.config import Binding
@@ -40,8 +40,11 @@ def binding_status(session: Session, binding: Binding, all_errors: bool = False)
     )
     # A lease past its expiry belongs to a worker that stopped renewing it (gone, or stuck).
     # A holder on this host whose process is gone holds nothing: the next worker or sync takes it.
-    held = bool(row and row.lease_owner and row.lease_expires and row.lease_expires > datetime.now(UTC)
-                and not holder_gone(row.lease_owner))
+    lease_owner: str | None = None
+    lease_expires: datetime | None = None
+    if (row is not None and row.lease_owner and row.lease_expires and row.lease_expires > datetime.now(UTC)
+            and not holder_gone(row.lease_owner)):
+        lease_owner, lease_expires = row.lease_owner, row.lease_expires
     if not binding.enabled:
         state = "disabled"
     elif row is None or row.last_result is None:
@@ -61,8 +64,8 @@ def binding_status(session: Session, binding: Binding, all_errors: bool = False)
         "last_counts": (row.last_counts or {}) if row else {},
         "last_error": row.last_error if row else None,
         "last_worker": last_worker,
-        "lease_owner": row.lease_owner if held else None,
-        "lease_expires": row.lease_expires if held else None,
+        "lease_owner": lease_owner,
+        "lease_expires": lease_expires,
         "consecutive_failures": failures,
         "links": links or 0,
         "pending_conflicts": pending or 0,
@@ -95,6 +98,23 @@ def list_conflicts(session: Session, pending_only: bool = True) -> list[dict[str
         }
         for row in session.scalars(query)
     ]
+
+
+def forget_binding(session: Session, name: str) -> int:
+    """Drop the binding's links, sync state, item errors and pending conflicts; returns the links
+    dropped. Its pass history and settled conflicts stay as a record."""
+    links = session.scalar(select(func.count()).select_from(SyncLinkRow).where(SyncLinkRow.binding == name)) or 0
+    session.execute(delete(SyncLinkRow).where(SyncLinkRow.binding == name))
+    session.execute(delete(SyncErrorRow).where(SyncErrorRow.binding == name))
+    session.execute(delete(SyncConflictRow).where(SyncConflictRow.binding == name,
+                                                  SyncConflictRow.resolution == "pending"))
+    row = session.get(SyncBindingRow, name)
+    if row is not None:
+        row.crm_cursor = row.remote_state = row.remote_state_at = None
+        row.retry = []
+        row.window_start = row.window_end = row.remote_location = None
+    session.commit()
+    return links
 
 
 def resolve_conflict(session: Session, conflict_id: int, keep: str) -> str:

@@ -174,9 +174,8 @@ def _fields(
         raise ItemError(activity.id, "kind", f"{activity.kind} activities are not synced to Exchange")
     options = ctx.options
     zone_name = activity.timezone or _zone_key(account_tz) or ctx.default_timezone
-    categories = list(keep_categories) + [
-        c for c in _managed_categories(activity.kind, activity.type, activity.direction, options) if c not in keep_categories
-    ]
+    managed = _managed_categories(activity.kind, activity.type, activity.direction, options)
+    categories = list(keep_categories) + [c for c in managed if c not in keep_categories]
     prio = options.priority.get(activity.priority) if activity.priority else None
     fields: dict[str, Any] = {
         "subject": _subject(activity),
@@ -285,7 +284,9 @@ def _extra(activity: Activity) -> dict[str, Any]:
         "all_day": activity.all_day,
         "rrule": activity.recurrence.rrule if activity.recurrence else None,
         "regarding": [{"kind": str(r.kind), "id": r.id, "name": r.name} for r in activity.regarding],
-        "participants": [_participant_json(p, full=not activity.is_event or not _is_attendee(p)) for p in activity.participants],
+        "participants": [
+            _participant_json(p, full=not activity.is_event or not _is_attendee(p)) for p in activity.participants
+        ],
     }
     if activity.is_event and activity.all_day:
         extra["end"] = moment_to_json(activity.effective_end)
@@ -464,7 +465,8 @@ def _event_in(
             lambda v: options.status_target(v).ews_free_busy,
             options.status_inbound.ews_free_busy,
         )
-    kind = Kind.CALL if options.call_category.casefold() in {c.casefold() for c in item.categories or ()} else Kind.APPOINTMENT
+    is_call = options.call_category.casefold() in {c.casefold() for c in item.categories or ()}
+    kind = Kind.CALL if is_call else Kind.APPOINTMENT
     recurrence = None
     if item.recurrence is not None and start is not None:
         rec_zone = ZoneInfo(shown_tz.key) if shown_tz is not None else zone
@@ -504,7 +506,7 @@ def _recurrence_in(
         m for m in (moment(d.start) for d in item.deleted_occurrences or ()) if m is not None
     )
     fetched = {_instant(o.original_start): o for o in occurrences if o.original_start is not None}
-    duration = (end - start) if end is not None else timedelta(0)  # type: ignore[operator]
+    duration = (end - start) if end is not None else timedelta(0)
     overrides: list[Override] = []
     for occ in item.modified_occurrences or ():
         original = moment(occ.original_start)
@@ -517,7 +519,7 @@ def _recurrence_in(
             Override(
                 recurrence_id=original,
                 start=new_start if new_start != original else None,
-                end=new_end if new_end != original + duration else None,  # type: ignore[operator]
+                end=new_end if new_end != original + duration else None,
                 subject=_differs(exc.subject if exc else None, item.subject),
                 description=_differs(_text(exc.body) if exc else None, _text(item.body)),
                 location=_differs(exc.location if exc else None, item.location),
@@ -558,7 +560,7 @@ def _task_in(
     start = _task_date_in(item.start_date, extra.get("start") if carried else None, zone, timed=not all_day)
     end = moment_from_json(extra.get("end")) if carried else None
     if end is not None and start is not None and (
-        isinstance(end, datetime) != isinstance(start, datetime) or end < start  # type: ignore[operator]
+        isinstance(end, datetime) != isinstance(start, datetime) or end < start
     ):
         end = None  # Outlook moved the start past the CRM's end, which it does not show
     unchanged_status = carried and options.status_target(_str(extra.get("status"))).ews_task_status == shown_status
@@ -605,7 +607,9 @@ def _task_date_in(shown: date | None, carried_json: object, zone: ZoneInfo, time
     return datetime.combine(day, clock, tzinfo=zone)
 
 
-def _task_reminder_in(item: Task, extra: dict[str, Any], carried: bool, anchor: Moment | None, zone: ZoneInfo) -> int | None:
+def _task_reminder_in(
+    item: Task, extra: dict[str, Any], carried: bool, anchor: Moment | None, zone: ZoneInfo
+) -> int | None:
     carried_minutes = extra.get("reminder") if carried else None
     if not item.reminder_is_set:
         return None
@@ -617,7 +621,9 @@ def _task_reminder_in(item: Task, extra: dict[str, Any], carried: bool, anchor: 
     return max(0, round((at - item.reminder_due_by).total_seconds() / 60))
 
 
-def _participants_in(item: CalendarItem | None, ctx: MappingContext | None, extra: dict[str, Any]) -> tuple[Participant, ...]:
+def _participants_in(
+    item: CalendarItem | None, ctx: MappingContext | None, extra: dict[str, Any]
+) -> tuple[Participant, ...]:
     attendees: dict[str, Participant] = {}
     if item is not None and ctx is not None:
         for role, group in ((Role.REQUIRED, item.required_attendees), (Role.OPTIONAL, item.optional_attendees)):
@@ -692,7 +698,9 @@ def _priority_in(importance: str | None, options: MappingOptions, extra: dict[st
     return priority_value(options, carried_prio, priority_from_importance(importance))
 
 
-def _direction_in(categories: Sequence[str], options: MappingOptions, extra: dict[str, Any], carried: bool) -> Direction | None:
+def _direction_in(
+    categories: Sequence[str], options: MappingOptions, extra: dict[str, Any], carried: bool
+) -> Direction | None:
     if carried:
         return _enum(Direction, extra.get("direction"))
     if options.direction_categories:
@@ -725,7 +733,8 @@ def _carried_or_shown(carried: bool, value: str | None, shown: Any, forward: Any
 
 
 def _ref(item: Any) -> str:
-    return str(getattr(item, "id", None) or getattr(item, "uid", None) or getattr(item, "syncd_crm_id", None) or "<new item>")
+    ident = getattr(item, "id", None) or getattr(item, "uid", None) or getattr(item, "syncd_crm_id", None)
+    return str(ident or "<new item>")
 
 
 def _zone_key(tz: EWSTimeZone | str | None) -> str | None:

@@ -115,6 +115,12 @@ class _DaySpec:
     week_index: int | None = None
     """Index into WEEK_NUMBERS (0..3 First..Fourth, 4 Last)."""
 
+    def weekday_of_week(self) -> tuple[int, int]:
+        """(weekday, week_number) as EWS's relative patterns count them, from 1."""
+        if self.weekday is None or self.week_index is None:
+            raise TypeError("the day spec names a month day, not a weekday of a week")
+        return self.weekday + 1, self.week_index + 1
+
 
 # --- RRULE -> EWS ------------------------------------------------------------------------------------
 
@@ -231,7 +237,8 @@ def _pattern(rule: str, parts: dict[str, str], start: date) -> Pattern:
             return _monthly(rule, 12 * interval, spec, start, yearly=True)
         if spec.month_day is not None:
             return AbsoluteYearlyPattern(day_of_month=spec.month_day, month=month)
-        return RelativeYearlyPattern(weekday=spec.weekday + 1, week_number=spec.week_index + 1, month=month)
+        weekday, week_number = spec.weekday_of_week()
+        return RelativeYearlyPattern(weekday=weekday, week_number=week_number, month=month)
     raise _unsupported(rule, f"FREQ={freq}")
 
 
@@ -240,7 +247,8 @@ def _monthly(rule: str, interval: int, spec: _DaySpec, start: date, yearly: bool
         if not spec.clamped and spec.month_day > 28 and not yearly:
             raise _unsupported(rule, f"month day {spec.month_day} is skipped in short months by RFC 5545")
         return AbsoluteMonthlyPattern(interval=interval, day_of_month=spec.month_day)
-    return RelativeMonthlyPattern(interval=interval, weekday=spec.weekday + 1, week_number=spec.week_index + 1)
+    weekday, week_number = spec.weekday_of_week()
+    return RelativeMonthlyPattern(interval=interval, weekday=weekday, week_number=week_number)
 
 
 def _limit(rule: str, interval: int, maximum: int) -> None:
@@ -407,7 +415,8 @@ def _rule_parts(pattern: Pattern) -> list[str]:
     if isinstance(pattern, WeeklyPattern):
         days = ",".join(_DAYS[_index(d, WEEKDAY_NAMES)] for d in pattern.weekdays)
         wkst = _DAYS[_index(pattern.first_day_of_week or 1, WEEKDAY_NAMES)]
-        return ["FREQ=WEEKLY", *_interval(pattern.interval), f"BYDAY={days}", *([f"WKST={wkst}"] if wkst != "MO" else [])]
+        week_start = [f"WKST={wkst}"] if wkst != "MO" else []
+        return ["FREQ=WEEKLY", *_interval(pattern.interval), f"BYDAY={days}", *week_start]
     if isinstance(pattern, AbsoluteMonthlyPattern):
         return ["FREQ=MONTHLY", *_interval(pattern.interval), *_month_day(pattern.day_of_month, None)]
     if isinstance(pattern, RelativeMonthlyPattern):
@@ -519,30 +528,30 @@ def _override_change(override: Override, index: int) -> OccurrenceChange:
     )
 
 
-def _key(moment: Moment) -> object:
+def _key(moment: Moment) -> Moment:
     # Aware datetimes compare by instant; dates by value.
     return moment.astimezone(UTC) if isinstance(moment, datetime) else moment
 
 
 def _pattern_starts(
     rule: str, dtstart: Moment, zone: ZoneInfo, exdates: Sequence[Moment], overrides: Sequence[Override], item: str
-) -> dict[object, int]:
+) -> dict[Moment, int]:
     """1-based index of each occurrence up to the last exdate/override that needs one.
 
     Exchange numbers occurrences from the series' start, so they are counted from there, at most
     :data:`~syncd.mapping.occurrences.MAX_INSTANCES` of them: an exception further out (or a rule that
     stops producing before it) refuses the item rather than leave that exception out on Exchange."""
     wanted = {_key(m) for m in exdates} | {_key(o.recurrence_id) for o in overrides}
-    found: dict[object, int] = {}
+    found: dict[Moment, int] = {}
     if not wanted:
         return found
     horizon = max(wanted, key=lambda k: k if isinstance(k, datetime) else datetime.combine(k, time(), UTC))
     try:
         for i, occ in enumerate(rule_instances(rule, _dateutil_start(dtstart, zone), Budget()), start=1):
-            key: object = occ.astimezone(UTC) if isinstance(dtstart, datetime) else occ.date()
+            key: Moment = occ.astimezone(UTC) if isinstance(dtstart, datetime) else occ.date()
             if key in wanted:
                 found[key] = i
-            if len(found) == len(wanted) or _after(key, horizon):
+            if len(found) == len(wanted) or key > horizon:
                 break
     except BudgetSpent:
         raise ItemError(
@@ -550,7 +559,3 @@ def _pattern_starts(
             f"of its rule {rule[:80]!r}); syncd cannot number it for Exchange, so the item is not written",
         ) from None
     return found
-
-
-def _after(key: object, horizon: object) -> bool:
-    return bool(key > horizon)  # type: ignore[operator]

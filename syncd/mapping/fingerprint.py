@@ -81,7 +81,9 @@ def _regarding(r: Regarding) -> list[Any]:
 
 def _series_span(activity: Activity) -> timedelta | None:
     start, end = activity.start, _end(activity) if activity.is_event else None
-    if not isinstance(start, date) or not isinstance(end, date) or isinstance(start, datetime) != isinstance(end, datetime):
+    if not isinstance(start, date) or not isinstance(end, date):
+        return None
+    if isinstance(start, datetime) != isinstance(end, datetime):
         return None
     try:
         return end - start
@@ -98,7 +100,7 @@ def _override(o: Override, series: timedelta | None) -> list[Any]:
     begin = o.start if o.start is not None else o.recurrence_id
     if end is not None and series is not None and isinstance(end, datetime) == isinstance(begin, datetime):
         try:
-            if end - begin == series:  # type: ignore[operator]
+            if end - begin == series:
                 end = None
         except (TypeError, OverflowError):
             pass

@@ -34,7 +34,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from icalendar import Calendar, Component, Event, Todo, vText
+from icalendar import (
+    Calendar,
+    Component,
+    Event,
+    Todo,
+    vDate,
+    vDatetime,
+    vDDDTypes,
+    vDuration,
+    vPeriod,
+    vText,
+    vTime,
+)
 
 from syncd.activity_json import format_moment, parse_moment
 from syncd.errors import ItemError
@@ -181,7 +193,9 @@ def _instant_key(moment: Moment) -> Any:
     return moment
 
 
-def _write_master(component: Component, activity: Activity, ctx: MappingContext, uid: str, base: Component | None) -> None:
+def _write_master(
+    component: Component, activity: Activity, ctx: MappingContext, uid: str, base: Component | None
+) -> None:
     options = ctx.options
     component.add("UID", uid)
     component.add("DTSTAMP", (activity.updated_at or activity.created_at or datetime.now(UTC)).astimezone(UTC))
@@ -253,7 +267,9 @@ def _categories(activity: Activity, ctx: MappingContext, base: Component | None)
         ours.append(options.call_category)
     if options.direction_categories and activity.direction:
         ours.append(_DIRECTION_CATEGORY[activity.direction])
-    managed = {c.casefold() for c in (options.call_category, *options.type_categories.values(), *_DIRECTION_CATEGORY.values())}
+    managed = {
+        c.casefold() for c in (options.call_category, *options.type_categories.values(), *_DIRECTION_CATEGORY.values())
+    }
     if base is not None:
         old_type = x_text(base, X_TYPE)
         if old_type:
@@ -277,7 +293,9 @@ def _keep_foreign(component: Component, base: Component, ctx: MappingContext, de
         if name == "X-ALT-DESC" and description_changed:
             continue  # Outlook shows the HTML copy first; a stale one would hide the CRM's new text
         component[name] = value
-    foreign_links = [r for r in all_values(base, "RELATED-TO") if str(r.params.get("RELTYPE", "PARENT")).upper() != "PARENT"]
+    foreign_links = [
+        r for r in all_values(base, "RELATED-TO") if str(r.params.get("RELTYPE", "PARENT")).upper() != "PARENT"
+    ]
     for link in foreign_links:
         component.add("RELATED-TO", link)
     for sub in base.subcomponents:
@@ -438,7 +456,7 @@ def _from_ical(data: bytes | str, ctx: MappingContext, ref: str, cursor: _Cursor
     for name in ("LAST-MODIFIED", "DTSTAMP"):
         if master.get(name) is not None:
             with cursor.at(name):
-                modified = _utc(master[name].dt)
+                modified = _utc(_time_value(master, name))
             break
     activity = storable(activity, cursor.item)
     return ParsedItem(uid=uid, crm_id=crm_id, activity=activity, modified_at=modified, categories=categories)
@@ -448,16 +466,40 @@ def _named(ident: str | None) -> str | None:
     return ident if ident and ident.strip() else None
 
 
-def _utc(value: Any) -> datetime:
+def _utc(value: object) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError("not a date-time")
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
+#: icalendar's classes of the values that have a ``dt``: dates, date-times, durations, periods, times.
+_TIME_VALUES = (vDDDTypes, vDate, vDatetime, vDuration, vPeriod, vTime)
+
+
+def _time_value(component: Component, name: str) -> object:
+    """The ``dt`` of a property, for the caller to check which of those it is.
+
+    icalendar types every property as the union of all value classes, most of them without ``dt``; a
+    value it could not parse, or a property given twice (a list), is refused here.
+    """
+    value = component[name]
+    if not isinstance(value, _TIME_VALUES):
+        raise TypeError(f"not a date, time or duration: {value!r}")
+    return value.dt
+
+
+def _integer(component: Component, name: str) -> int:
+    """An INTEGER property (PRIORITY) as ``int``; refused as ``int()`` refuses it."""
+    value = component[name]
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"not a number: {value!r}")
+    return int(value)
+
+
 def _read_categories(component: Component | None) -> list[str]:
     if component is None:
         return []
-    result = []
+    result: list[str] = []
     for value in all_values(component, "CATEGORIES"):
         cats = getattr(value, "cats", None)
         result.extend(str(c) for c in (cats if cats is not None else [value]))
@@ -484,7 +526,7 @@ def _read_times(
                 end = align(end, start, zone)
     elif component.get("DURATION") is not None and start is not None:
         with cursor.at("DURATION"):
-            duration = component["DURATION"].dt
+            duration = _time_value(component, "DURATION")
             if not isinstance(duration, timedelta):
                 raise TypeError("not a duration")
             end = add_duration(start, duration)
@@ -510,7 +552,9 @@ def _read_status(component: Component, is_event: bool, ctx: MappingContext) -> s
         shown = "COMPLETED"
     carried = x_text(component, X_STATUS)
     if is_event:
-        return crm_value(carried, shown, lambda v: options.status_target(v).ical_event, options.status_inbound.ical_event)
+        return crm_value(
+            carried, shown, lambda v: options.status_target(v).ical_event, options.status_inbound.ical_event
+        )
     return crm_value(carried, shown, lambda v: options.status_target(v).ical_todo, options.status_inbound.ical_todo)
 
 
@@ -542,7 +586,7 @@ def _read_master(
     with cursor.at("STATUS"):
         status = _read_status(component, is_event, ctx)
     with cursor.at("PRIORITY"):
-        shown_priority = int(component["PRIORITY"]) if component.get("PRIORITY") is not None else None
+        shown_priority = _integer(component, "PRIORITY") if component.get("PRIORITY") is not None else None
         priority = priority_value(options, x_text(component, X_PRIORITY), shown_priority)
     direction = None
     with cursor.at(X_DIRECTION):
@@ -555,7 +599,7 @@ def _read_master(
     completed_at = None
     if not is_event and component.get("COMPLETED") is not None:
         with cursor.at("COMPLETED"):
-            completed_at = _utc(component["COMPLETED"].dt)
+            completed_at = _utc(_time_value(component, "COMPLETED"))
     with cursor.at("VALARM"):
         reminder = read_reminder(component, start, end, zone)
     with cursor.at("RRULE"):
@@ -574,7 +618,7 @@ def _read_master(
     stamps: dict[str, datetime | None] = {}
     for name in ("CREATED", "LAST-MODIFIED"):
         with cursor.at(name):
-            stamps[name] = _utc(component[name].dt) if component.get(name) is not None else None
+            stamps[name] = _utc(_time_value(component, name)) if component.get(name) is not None else None
 
     activity = Activity(
         id=activity_id,
@@ -693,7 +737,8 @@ def _with_overrides(
             )
         )
     overrides.sort(key=lambda o: _instant_key(o.recurrence_id))
-    return activity.replace(recurrence=Recurrence(activity.recurrence.rrule, activity.recurrence.exdates, tuple(overrides)))
+    rule = activity.recurrence
+    return activity.replace(recurrence=Recurrence(rule.rrule, rule.exdates, tuple(overrides)))
 
 
 def _differs(value: str, series: str) -> str | None:

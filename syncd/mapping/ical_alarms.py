@@ -6,7 +6,8 @@ own). The reminder is read as the *earliest* alarm, in minutes before the start 
 when they fire *later* than the reminder (so they do not change what is read back), the one at exactly
 the reminder is kept as it is (with other clients' properties), earlier ones are dropped because the
 CRM moved the reminder past them, and a DISPLAY alarm is added when none sits at the reminder. syncd's
-own alarm (marked ``X-SYNCD-ALARM``) is always replaced. No reminder in the CRM removes every alarm that fires at a time. For a task without a start the reminder is relative to DUE.
+own alarm (marked ``X-SYNCD-ALARM``) is always replaced. No reminder in the CRM removes every alarm that
+fires at a time. For a task without a start the reminder is relative to DUE.
 
 Alarms that never fire at a time are no reminder and are always kept: ``ACTION:NONE`` (RFC 9074), location
 alarms (``PROXIMITY``) and Apple's placeholder ``TRIGGER;VALUE=DATE-TIME:19760401T005545Z``, which Apple

@@ -104,7 +104,9 @@ def write_people(component: Any, activity: Activity, ctx: MappingContext, base: 
         component.add("ATTENDEE", address)
     for at, p in enumerate(activity.participants):
         if not p.email:
-            payload = {"at": at, "kind": p.kind.value, "name": p.name, "role": p.role.value, "response": p.response.value}
+            payload = {
+                "at": at, "kind": p.kind.value, "name": p.name, "role": p.role.value, "response": p.response.value
+            }
             component.add(X_PARTICIPANT, vText(json.dumps(payload, ensure_ascii=False)))
     for r in activity.regarding:
         payload = {"kind": r.kind.value, "id": r.id, "name": r.name}
@@ -143,7 +145,9 @@ def read_participants(component: Any, ctx: MappingContext, item: str) -> tuple[P
             log.warning("participant without name left out", item=item, prop=X_PARTICIPANT)
             continue
         if participant.kind is ParticipantKind.USER:
-            participant = Participant(ParticipantKind.EXTERNAL, None, participant.name, participant.role, participant.response)
+            participant = Participant(
+                ParticipantKind.EXTERNAL, None, participant.name, participant.role, participant.response
+            )
         result.insert(min(max(at, 0), len(result)), participant)
     return tuple(result)
 
@@ -156,7 +160,8 @@ def _attendee(attendee: Any, ctx: MappingContext) -> Participant | None:
         kind = ParticipantKind(kind_param)
     else:
         kind = ctx.directory.classify(email) if email else ParticipantKind.EXTERNAL
-    role = Role.OPTIONAL if str(params.get("ROLE", "")).upper() in ("OPT-PARTICIPANT", "NON-PARTICIPANT") else Role.REQUIRED
+    optional = str(params.get("ROLE", "")).upper() in ("OPT-PARTICIPANT", "NON-PARTICIPANT")
+    role = Role.OPTIONAL if optional else Role.REQUIRED
     response = _RESPONSE.get(str(params.get("PARTSTAT", "NEEDS-ACTION")).upper(), Response.NEEDS_ACTION)
     cn = params.get("CN")
     name = str(cn) if cn else None
@@ -175,7 +180,9 @@ def read_regarding(component: Any, item: str) -> tuple[Regarding, ...]:
     result = []
     for payload in _json_values(component, X_REGARDING, item):
         try:
-            result.append(Regarding(kind=RegardingKind(payload["kind"]), id=str(payload["id"]), name=payload.get("name")))
+            result.append(
+                Regarding(kind=RegardingKind(payload["kind"]), id=str(payload["id"]), name=payload.get("name"))
+            )
         except (KeyError, ValueError, TypeError) as exc:
             raise ItemError(item, X_REGARDING, f"unreadable link: {exc}") from None
     return tuple(result)

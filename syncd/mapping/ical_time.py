@@ -95,6 +95,8 @@ class TimeReader:
 def _custom_zone(vtimezone: bytes) -> tzinfo:
     # Built without icalendar's process-wide TZID cache: two objects may define one TZID differently.
     component = Timezone.from_ical(vtimezone)
+    if not isinstance(component, Timezone):  # icalendar types from_ical as any Component
+        raise ValueError("not a VTIMEZONE")
     return component.to_tz(lookup_tzid=False)
 
 

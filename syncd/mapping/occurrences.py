@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
 from typing import Any, Self
 
-from dateutil.rrule import rrule, rrulestr  # type: ignore[import-untyped]
+from dateutil.rrule import rrule, rrulestr
 from icalendar import vRecur
 
 from syncd.errors import ItemError
@@ -220,7 +220,8 @@ def _fast_forward(
         if freq <= _DAILY:
             target -= timedelta(days=2)
         else:
-            target -= timedelta(hours=1) + (_jumps(near, tz) if tz is not None and near.tzinfo is not None else timedelta())
+            jumps = _jumps(near, tz) if tz is not None and near.tzinfo is not None else timedelta()
+            target -= timedelta(hours=1) + jumps
         start = _period_start(freq, interval, wall, target, _wkst(parts))
     except (OverflowError, ValueError):
         return parsed, dtstart
@@ -385,11 +386,10 @@ def _comparable(*values: _Time) -> list[_Time]:
     zone = next((v.tzinfo for v in values if isinstance(v, datetime) and v.tzinfo is not None), None)
     out: list[_Time] = []
     for value in values:
-        if not isinstance(value, datetime):
-            value = datetime(value.year, value.month, value.day)
-        if value.tzinfo is None and zone is not None:
-            value = value.replace(tzinfo=zone)
-        out.append(value)
+        moment = value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
+        if moment.tzinfo is None and zone is not None:
+            moment = moment.replace(tzinfo=zone)
+        out.append(moment)
     return out
 
 
@@ -434,10 +434,10 @@ class _Window:
         if begin == finish:
             if span_start == span_stop:
                 return begin == span_start
-            return span_start <= begin < span_stop  # type: ignore[operator]
+            return span_start <= begin < span_stop
         if span_start == span_stop:
-            return begin <= span_start < finish  # type: ignore[operator]
-        return begin < span_stop and span_start < finish  # type: ignore[operator]
+            return begin <= span_start < finish
+        return begin < span_stop and span_start < finish
 
 
 @dataclass(frozen=True)
@@ -486,7 +486,7 @@ class _Series:
             recur = rrule_for(skeleton, zone_name)
         exdates = [align(d, anchor, zone_name) for d in rec.exdates] if rec else []
         first_value, last_value = _comparable(start, end)
-        if first_value > last_value:  # type: ignore[operator]
+        if first_value > last_value:
             first_value, last_value = last_value, first_value
         zone = next((v.tzinfo for v in (start, end, *exdates) if isinstance(v, datetime) and v.tzinfo), None)
         first = _as_datetime(first_value, zone)
@@ -507,7 +507,7 @@ class _Series:
         until = series.recur.get("UNTIL")
         if until:
             later, limit = _comparable(first, until[0])
-            series.includes_start = not later > limit  # type: ignore[operator]
+            series.includes_start = not later > limit
         span = series_span(skeleton)
         for order, override in enumerate(rec.overrides if rec else ()):
             rid = align(override.recurrence_id, anchor, zone_name)
@@ -515,7 +515,7 @@ class _Series:
             o_start = in_zone(moved, zone_name)
             o_end = in_zone(override.end or add_duration(moved, span), zone_name)
             o_start, o_end = _comparable(o_start, o_end)
-            if o_start > o_end:  # type: ignore[operator]
+            if o_start > o_end:
                 o_start, o_end = o_end, o_start
             entry = _Override(_ids(rid), o_start, o_end, order)
             for i in entry.ids:
@@ -534,7 +534,7 @@ class _Series:
             span_start, span_stop = _comparable(window.start, window.end)
         except TypeError:
             return
-        if span_start > span_stop:  # type: ignore[operator]
+        if span_start > span_stop:
             return
         returned: set[int] = set()
         if first_only:

@@ -14,7 +14,7 @@ pick the CRM value. So a many-to-one table still round-trips exactly.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,8 @@ IcalEventStatus = Literal["TENTATIVE", "CONFIRMED", "CANCELLED"]
 IcalTodoStatus = Literal["NEEDS-ACTION", "IN-PROCESS", "COMPLETED", "CANCELLED"]
 EwsFreeBusy = Literal["Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData"]
 EwsTaskStatus = Literal["NotStarted", "InProgress", "Completed", "WaitingOnOthers", "Deferred"]
+
+_Shown = TypeVar("_Shown")
 
 
 class _Strict(BaseModel):
@@ -108,7 +110,9 @@ class MappingOptions(_Strict):
     priority: dict[str, int] = Field(default_factory=_default_priority)
     """CRM priority -> RFC 5545 PRIORITY (1 highest .. 9 lowest). EWS Importance follows from it."""
     priority_inbound: dict[int, str] = Field(
-        default_factory=lambda: {1: "high", 2: "high", 3: "high", 4: "high", 5: "normal", 6: "low", 7: "low", 8: "low", 9: "low"}
+        default_factory=lambda: {
+            1: "high", 2: "high", 3: "high", 4: "high", 5: "normal", 6: "low", 7: "low", 8: "low", 9: "low"
+        }
     )
     type_categories: dict[str, str] = Field(default_factory=dict)
     """CRM type -> calendar category; a type not named here is shown as a category of its own name."""
@@ -134,9 +138,9 @@ class MappingOptions(_Strict):
 
 def crm_value(
     carried: str | None,
-    shown: object,
+    shown: _Shown | None,
     forward: Callable[[str | None], object],
-    inbound: Mapping[object, str],
+    inbound: Mapping[_Shown, str],
 ) -> str | None:
     """The CRM value for what a calendar shows now.
 
@@ -161,10 +165,10 @@ def priority_value(options: MappingOptions, carried: str | None, shown: int | No
 
 def importance_from_priority(priority: int | None) -> str:
     """EWS Importance for an RFC 5545 priority: 1-4 High, 5 or unset Normal, 6-9 Low (RFC 5545 3.8.1.9)."""
-    if priority is None or priority == 0 or priority == 5:
+    if priority is None or priority in (0, 5):
         return "Normal"
     return "High" if priority < 5 else "Low"
 
 
 def priority_from_importance(importance: str | None) -> int | None:
-    return {"High": 1, "Low": 9, "Normal": 5}.get(importance or "", None)
+    return {"High": 1, "Low": 9, "Normal": 5}.get(importance or "")

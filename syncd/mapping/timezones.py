@@ -4,7 +4,7 @@ Calendars name zones in several ways (RFC 5545 leaves TZID free-form):
 
 * IANA names (``Europe/Amsterdam``), the norm for Google, Apple, Radicale and syncd itself;
 * Windows names (``W. Europe Standard Time``) from Outlook and Exchange, mapped with the CLDR
-  ``windowsZones`` table that exchangelib ships (``exchangelib.winzone``);
+  ``windowsZones`` table that icalendar ships (``icalendar.timezone.windows_to_olson``);
 * Windows display labels (``(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna``) from older
   Outlook exports: the cities are looked up among IANA zone names and accepted only when the label's
   offset matches the zone's standard offset;
@@ -20,7 +20,10 @@ import zoneinfo
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
 
-_UTC_NAMES = frozenset({"utc", "gmt", "z", "etc/utc", "etc/gmt", "utc+00:00", "(utc) coordinated universal time"})
+# "tzone://Microsoft/Utc" is the id Exchange gives UTC; CLDR's Windows table does not list it.
+_UTC_NAMES = frozenset(
+    {"utc", "gmt", "z", "etc/utc", "etc/gmt", "utc+00:00", "(utc) coordinated universal time", "tzone://microsoft/utc"}
+)
 _LABEL = re.compile(r"^\(\s*(?:UTC|GMT)\s*(?:(?P<sign>[+-])(?P<h>\d{1,2}):?(?P<m>\d{2}))?\s*\)\s*(?P<cities>.+)$", re.I)
 
 
@@ -41,11 +44,12 @@ def _by_city() -> dict[str, list[str]]:
 
 @cache
 def _windows_zones() -> tuple[dict[str, str], dict[str, str]]:
-    """The Windows -> IANA table, as given and case-folded. Imported on first need: importing
-    exchangelib costs ~150 ms and ~15 MB, which a CalDAV-only process with IANA TZIDs never pays."""
-    from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
+    """The Windows -> IANA table, as given and case-folded. icalendar's copy of CLDR's table, not
+    exchangelib's: icalendar is loaded anyway (it imports the table itself), while importing
+    exchangelib costs ~0.8 s and is not installed without the ``exchange`` extra."""
+    from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
-    return dict(MS_TIMEZONE_TO_IANA_MAP), {k.casefold(): v for k, v in MS_TIMEZONE_TO_IANA_MAP.items()}
+    return dict(WINDOWS_TO_OLSON), {k.casefold(): v for k, v in WINDOWS_TO_OLSON.items()}
 
 
 @cache

@@ -108,7 +108,9 @@ class Daemon:
         except OSError as exc:
             hint = (" (another process listens there, perhaps another syncd run: stop it, choose another "
                     'port, or set listen = "" to turn the listener off)') if exc.errno == errno.EADDRINUSE else ""
-            raise ConfigError(f"[daemon] listen = {listen!r}: cannot listen there: {exc.strerror or exc}{hint}") from None
+            raise ConfigError(
+                f"[daemon] listen = {listen!r}: cannot listen there: {exc.strerror or exc}{hint}"
+            ) from None
 
     def _serve(self) -> None:
         watchdog = watchdog_period()

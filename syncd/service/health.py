@@ -68,7 +68,9 @@ class HealthServer:
         self._server.server_close()
 
 
-def _handler(check: HealthCheck, app: _WsgiApp | None, render: Callable[[], bytes] | None) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    check: HealthCheck, app: _WsgiApp | None, render: Callable[[], bytes] | None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "syncd"
 

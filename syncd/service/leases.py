@@ -49,8 +49,9 @@ from syncd.store.sync_models import SyncBindingRow, SyncWorkerRow
 
 log = get_logger("syncd.service")
 
-_bindings: Table = SyncBindingRow.__table__  # type: ignore[assignment]
-_workers: Table = SyncWorkerRow.__table__  # type: ignore[assignment]
+# Through the metadata, which types them as the Tables they are (``__table__`` is any FromClause).
+_bindings = SyncBindingRow.metadata.tables[SyncBindingRow.__tablename__]
+_workers = SyncWorkerRow.metadata.tables[SyncWorkerRow.__tablename__]
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +210,9 @@ class Leases:
         """A clean stop: give every lease back and leave the worker list, so others take over now."""
         with self.engine.begin() as conn:
             conn.execute(
-                update(_bindings).where(_bindings.c.lease_owner == self.worker).values(lease_owner=None, lease_expires=None)
+                update(_bindings)
+                .where(_bindings.c.lease_owner == self.worker)
+                .values(lease_owner=None, lease_expires=None)
             )
             conn.execute(delete(_workers).where(_workers.c.worker == self.worker))
 

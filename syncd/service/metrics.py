@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import datetime
 
 from prometheus_client import (
@@ -49,18 +50,21 @@ class Metrics:
         self.passes = Counter("syncd_passes", "Passes run, by binding and result.", ["binding", "result"], registry=r)
         self.items = Counter("syncd_items", "Items written, by binding, direction and action.",
                              ["binding", "direction", "action"], registry=r)
-        self.conflicts = Counter("syncd_conflicts", "Conflicts met (settled by policy or kept).", ["binding"], registry=r)
+        self.conflicts = Counter("syncd_conflicts", "Conflicts met (settled by policy or kept).", ["binding"],
+                                 registry=r)
         self.errors = Counter("syncd_errors", "Errors: item (one item failed), pass (the pass failed), "
                               "safety (the mass-deletion guard stopped the pass).", ["binding", "kind"], registry=r)
         self.duration = Histogram("syncd_pass_duration_seconds", "Duration of passes.", ["binding"], registry=r,
                                   buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900))
         self.last_success = Gauge("syncd_last_success_timestamp_seconds",
                                   "Unix time of the binding's last successful pass.", ["binding"], registry=r)
-        self.failing = Gauge("syncd_binding_failing", "1 while the binding's passes keep failing.", ["binding"], registry=r)
+        self.failing = Gauge("syncd_binding_failing", "1 while the binding's passes keep failing.", ["binding"],
+                             registry=r)
         self.failures = Gauge("syncd_binding_consecutive_failures", "Failed passes in a row.", ["binding"], registry=r)
         self.in_error = Gauge("syncd_items_in_error", "Items of the binding in error after its last pass "
                               "(`syncd status --binding NAME` lists them).", ["binding"], registry=r)
-        self.lease = Gauge("syncd_lease_held", "1 while this worker holds the binding's lease.", ["binding"], registry=r)
+        self.lease = Gauge("syncd_lease_held", "1 while this worker holds the binding's lease.", ["binding"],
+                           registry=r)
         self.workers = Gauge("syncd_workers_live", "Workers sharing the store's bindings.", registry=r)
         Info("syncd_build", "The running syncd's version.", registry=r).info({"version": __version__})
         ProcessCollector(registry=r)
@@ -109,18 +113,14 @@ class Metrics:
             # values here would keep an alert firing, or fire one, for a binding that is fine.
             for gauge in (self.failing, self.failures, self.in_error):
                 gauge.labels(name).set(0)
-            try:
+            with suppress(KeyError):
                 self.last_success.remove(name)
-            except KeyError:
-                pass
 
     def forget(self, name: str) -> None:
         """A binding gone from the config leaves the gauges (its counters stay until restart)."""
         for gauge in (self.last_success, self.failing, self.failures, self.lease, self.in_error):
-            try:
+            with suppress(KeyError):
                 gauge.remove(name)
-            except KeyError:
-                pass
 
     def render(self) -> bytes:
         """The text format, uncompressed (the HTTP listener serves the registry itself)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -175,7 +176,8 @@ class Scheduler:
                 drop = mine - self._running
             else:
                 excess = max(0, len(mine & set(wanted)) - share)
-                drop = ((mine - set(wanted)) - self._running) | set(random.sample(idle_kept, min(excess, len(idle_kept))))
+                shed = set(random.sample(idle_kept, min(excess, len(idle_kept))))
+                drop = ((mine - set(wanted)) - self._running) | shed
             self._held = mine - drop
             stopping = self._stopping
         if lost:
@@ -208,7 +210,8 @@ class Scheduler:
         for name in sorted(target - jobs):
             info = self.leases.info(name)
             delay = self._delay(wanted[name], info.failures)
-            start = first_run(info.last_pass_at, delay, now) + timedelta(seconds=random.uniform(0, self.config.daemon.jitter))
+            jitter = timedelta(seconds=random.uniform(0, self.config.daemon.jitter))
+            start = first_run(info.last_pass_at, delay, now) + jitter
             self._aps.add_job(self._pass, self._trigger(delay), args=[name], id=_PASS_JOB + name, next_run_time=start)
             self._delays[name], self._failures[name] = delay, info.failures
             self.metrics.held(name, True)
@@ -218,10 +221,8 @@ class Scheduler:
             self._pace(wanted[name], self._failures.get(name, 0))
 
     def _remove_job(self, name: str) -> None:
-        try:
+        with suppress(JobLookupError):
             self._aps.remove_job(_PASS_JOB + name)
-        except JobLookupError:
-            pass
         self._delays.pop(name, None)
         self.metrics.held(name, False)
         log.info("binding released", binding=name)

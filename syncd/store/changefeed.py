@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from syncd.errors import SyncdError
+from syncd.store.db import rows_changed
 from syncd.store.models import ActivityChangeRow
 
 
@@ -77,12 +78,13 @@ def prune(session: Session, read_up_to: int, before: datetime) -> int:
     deleted within ``before`` is recognised as such, not imported again. Returns how many went.
     """
     newest = current_cursor(session)
-    result = session.execute(
+    removed = rows_changed(
+        session,
         delete(ActivityChangeRow).where(
             ActivityChangeRow.seq <= read_up_to,
             ActivityChangeRow.seq < newest,
             ActivityChangeRow.changed_at < before,
-        )
+        ),
     )
     session.commit()
-    return result.rowcount or 0
+    return removed

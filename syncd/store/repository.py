@@ -186,7 +186,9 @@ def to_activity(row: ActivityRow) -> Activity:
         reminder_minutes=row.reminder_minutes,
         recurrence=_recurrence(row),
         participants=tuple(_participant(p) for p in row.participants),
-        regarding=tuple(Regarding(_enum(RegardingKind, g.kind, g, "regarding.kind"), g.ref_id, g.name) for g in row.regarding),
+        regarding=tuple(
+            Regarding(_enum(RegardingKind, g.kind, g, "regarding.kind"), g.ref_id, g.name) for g in row.regarding
+        ),
         parent_id=row.parent_id,
         close_reason=row.close_reason,
         updated_at=row.updated_at,
@@ -544,8 +546,8 @@ def _fill(row: ActivityRow, a: Activity, owner: UserRow, people: People) -> None
     dates, instants = (a.start, a.end, a.due), (None, None, None)
     if not a.all_day:
         dates, instants = instants, dates
-    row.start_date, row.end_date, row.due_date = dates  # type: ignore[assignment]
-    row.start_at, row.end_at, row.due_at = instants  # type: ignore[assignment]
+    row.start_date, row.end_date, row.due_date = dates
+    row.start_at, row.end_at, row.due_at = instants
     row.timezone = a.timezone
     row.completed_at = a.completed_at
     row.status = a.status

@@ -44,6 +44,8 @@ class SyncBindingRow(Base):
     window_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
     window_end: Mapped[datetime | None] = mapped_column(UtcDateTime)
     """The sync window as the last pass saw it: what time brought in since is looked for."""
+    remote_location: Mapped[str | None] = mapped_column(Text)
+    """Where the binding's linked items live (``Connector.location``)."""
     last_pass_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_result: Mapped[str | None] = mapped_column(String(16))

@@ -108,5 +108,7 @@ class MemoryCalendar:
     def check(self) -> list[str]:
         return []
 
+    location = "memory"
+
     def close(self) -> None:
         pass

@@ -65,7 +65,8 @@ def test_bad_crm_rows_on_postgresql(pg_world: World) -> None:
 
 def bad_rows_scenario(world: World) -> None:
     phone = world.bind()
-    world.save(meeting("good-1"), meeting("bad-end"), meeting("bad-zone"), meeting("bad-rule"), meeting("good-2", days=5))
+    world.save(meeting("good-1"), meeting("bad-end"), meeting("bad-zone"), meeting("bad-rule"),
+               meeting("good-2", days=5))
     world.sql("UPDATE activities SET end_at = start_at - INTERVAL '2 hours' WHERE id = 'bad-end'"
               if world.store_url.startswith("postgresql") else
               "UPDATE activities SET end_at = :e WHERE id = 'bad-end'",
@@ -265,3 +266,27 @@ def test_a_runaway_rule_on_the_calendar_costs_what_the_window_holds(world: World
     assert uid("crm-2") in phone.items()
     again = world.sync()
     assert again.result == "ok" and not again.errors and sum(again.counts.values()) == 0
+
+
+def test_a_binding_pointed_at_another_calendar_is_refused_until_told_what_to_do(world: World) -> None:
+    """Changing a binding's calendar URL must not keep writing into the old calendar, nor take the
+    new one's missing items for deletions: the pass is refused with advice; `syncd forget` starts over."""
+    old = world.bind()
+    world.save(meeting("m1"), meeting("m2", days=4))
+    assert world.sync().result == "ok" and set(old.items()) == {uid("m1"), uid("m2")}
+    new_url = world.calendar()
+    world.bindings[0]["remote"]["url"] = new_url
+    world.save(meeting("m1", "Kick-off (moved)"))
+    refused = world.sync()
+    assert refused.result == "stopped"
+    assert "synced items are in" in refused.error and "syncd forget --binding anna" in refused.error
+    assert str(old.items()[uid("m1")].walk("VEVENT")[0]["SUMMARY"]) == "Kick-off"  # the old one untouched
+    assert len(world.all()) == 2  # nothing deleted in the CRM
+    forgot = run_cli(world, "forget", "--binding", "anna")
+    assert forgot.returncode == 0 and "forgot 2 links" in forgot.stdout, forgot.stdout + forgot.stderr
+    report = world.sync()
+    assert report.result == "ok" and report.counts["remote_created"] == 2
+    from world import Phone
+
+    new = Phone(new_url.replace(world.proxy.url, world.radicale.url))
+    assert str(new.items()[uid("m1")].walk("VEVENT")[0]["SUMMARY"]) == "Kick-off (moved)"

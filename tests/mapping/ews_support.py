@@ -17,8 +17,7 @@ from lxml import etree
 from syncd.mapping.ews import register_extended_properties
 
 MAILBOX = "owner@example.com"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = _REPO_ROOT.parent / "shared" / "ews-samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "ews-samples"
 T = "{http://schemas.microsoft.com/exchange/services/2006/types}"
 
 
@@ -32,7 +31,11 @@ def account() -> Account:
         version=Version(build=Build(15, 1)),
     )
     return Account(
-        MAILBOX, config=config, autodiscover=False, access_type=DELEGATE, default_timezone=EWSTimeZone("Europe/Amsterdam")
+        MAILBOX,
+        config=config,
+        autodiscover=False,
+        access_type=DELEGATE,
+        default_timezone=EWSTimeZone("Europe/Amsterdam"),
     )
 
 
