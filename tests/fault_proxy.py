@@ -103,6 +103,29 @@ _OPTIONS: dict[str, frozenset[str]] = {
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "te"}
 #: Not forwarded, so answers come back uncompressed and a fault can cut or rewrite them.
 _NOT_FORWARDED = _HOP_BY_HOP | {"accept-encoding"}
+
+
+def forward(
+    host: str, port: int, method: str, path: str, headers: list[tuple[str, str]], body: bytes, timeout: float
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One request passed on upstream as it came (but uncompressed), and its answer without the
+    hop-by-hop headers; shared with tests/radicale_server.py's counting proxy."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers:
+            if name.lower() not in _NOT_FORWARDED:
+                conn.putheader(name, value)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        response = conn.getresponse()
+        data = response.read()
+        kept = [(n, v) for n, v in response.getheaders() if n.lower() not in _HOP_BY_HOP]
+        return response.status, kept, data
+    finally:
+        conn.close()
+
+
 _GARBAGE = b"\x00\xff<<not xml, not iCalendar>>\x00 garbage from fault_proxy\n"
 _CALENDAR_DATA = re.compile(rb"(<(?:[\w.-]+:)?calendar-data\b[^>]*>)(.*?)(</(?:[\w.-]+:)?calendar-data>)", re.DOTALL)
 _RESPONSE = re.compile(rb"<(?:[\w.-]+:)?response\b.*?</(?:[\w.-]+:)?response>", re.DOTALL)
@@ -259,20 +282,9 @@ class Controller:
             return request, hit
 
     def _forward(self, request: Request) -> Answer:
-        conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=30)
-        try:
-            conn.putrequest(request.method, request.path, skip_host=True, skip_accept_encoding=True)
-            for name, value in request.headers.items():
-                if name.lower() not in _NOT_FORWARDED:
-                    conn.putheader(name, value)
-            conn.putheader("Content-Length", str(len(request.body)))
-            conn.endheaders(request.body)
-            response = conn.getresponse()
-            body = response.read()
-            kept = [(n, v) for n, v in response.getheaders() if n.lower() not in _HOP_BY_HOP]
-            return Answer(response.status, kept, body)
-        finally:
-            conn.close()
+        status, headers, body = forward(self.upstream_host, self.upstream_port, request.method, request.path,
+                                        list(request.headers.items()), request.body, timeout=30)
+        return Answer(status, headers, body)
 
     def _hold(self, seconds: float) -> None:
         self._stopping.wait(seconds)

@@ -16,16 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
+from fault_proxy import forward
 
 from syncd.connectors.radicale_embedded import EmbeddedRadicale
 
 USER = "alice"
 PASSWORD = "wonderland"
 _names = itertools.count(1)
-
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
-#: Not forwarded, so answers come back uncompressed and a rewrite can read them.
-_NOT_FORWARDED = _HOP_BY_HOP | {"accept-encoding"}
 
 
 @dataclass(frozen=True)
@@ -93,20 +90,9 @@ class FaultProxy:
             self.requests.append(seen)
 
     def _forward(self, seen: Seen, headers: list[tuple[str, str]]) -> Answer:
-        conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=10)
-        try:
-            conn.putrequest(seen.method, seen.path, skip_host=True, skip_accept_encoding=True)
-            for name, value in headers:
-                if name.lower() not in _NOT_FORWARDED:
-                    conn.putheader(name, value)
-            conn.putheader("Content-Length", str(len(seen.body)))
-            conn.endheaders(seen.body)
-            response = conn.getresponse()
-            body = response.read()
-            kept = [(n, v) for n, v in response.getheaders() if n.lower() not in _HOP_BY_HOP]
-            return Answer(response.status, kept, body)
-        finally:
-            conn.close()
+        status, kept, body = forward("127.0.0.1", self.upstream_port, seen.method, seen.path, headers, seen.body,
+                                     timeout=10)
+        return Answer(status, kept, body)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
