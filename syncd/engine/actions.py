@@ -109,7 +109,6 @@ class Skip(Action):
 
     reason: str
     error: bool = False
-    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,7 @@ class SqlCrmSide:
         return found
 
     def existing(self, ids: Iterable[str]) -> set[str]:
-        return set(repository.load_rows(self.session, ids))
+        return repository.existing_ids(self.session, ids)
 
     def save(self, activity: Activity) -> None:
         repository.save_activity(self.session, activity)

@@ -104,7 +104,7 @@ def decide(item: ItemInput, policy: Policy) -> Action | None:
     """The one action for this item, or ``None`` when there is nothing to do."""
     remote = item.remote
     if remote is not None and remote.activity is None:
-        return Skip(item.key, f"unreadable calendar item: {remote.error}", error=True, ref=remote.ref)
+        return Skip(item.key, f"unreadable calendar item: {remote.error}", error=True)
     if item.link is None:
         return _unlinked(item, policy)
     return _linked(item, item.link, policy)
@@ -116,7 +116,7 @@ def _unlinked(item: ItemInput, policy: Policy) -> Action | None:
         assert remote.activity is not None
         if crm is not None:
             if not item.crm_in_scope:
-                return Skip(item.key, "the calendar item belongs to an activity of another user", ref=remote.ref)
+                return Skip(item.key, "the calendar item belongs to an activity of another user")
             return _both_present(item, None, crm, remote, policy)
         if item.crm_tombstone:
             if not policy.push:

@@ -199,6 +199,14 @@ def to_activity(row: ActivityRow) -> Activity:
 # ------------------------------------------------------------------------------------- reads
 
 
+def existing_ids(session: Session, ids: Iterable[str]) -> set[str]:
+    """Which of ``ids`` the store holds, without reading their rows."""
+    found: set[str] = set()
+    for batch in _chunks(ids):
+        found.update(session.scalars(select(ActivityRow.id).where(ActivityRow.id.in_(batch))))
+    return found
+
+
 def load_rows(session: Session, ids: Iterable[str]) -> dict[str, ActivityRow]:
     """The rows of the existing activities among ``ids``, children loaded, by id."""
     rows: dict[str, ActivityRow] = {}
