@@ -435,6 +435,10 @@ class Runner:
                 settled.update(items)
                 state, state_at = remote.state, read_at
                 if sum(report.counts[k] for k in REMOTE_WRITES) == before:
+                    # No calendar write in this round: every link it wrote records an item as the feed
+                    # read under `state` reported it, so that state covers them. Stamped after the
+                    # round, or the next pass would take each of them for uncovered and fetch it again.
+                    state_at = self.clock()
                     break
                 # This round wrote to the calendar after its state was read. Read the feed once more,
                 # so the state saved covers syncd's own writes (own writes come back with known etags
