@@ -141,6 +141,9 @@ SUPPORTED = [
     ("FREQ=MONTHLY;BYDAY=TH;BYSETPOS=3", datetime(2030, 1, 17, 16, tzinfo=AMS)),
     ("FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1", datetime(2030, 1, 31, 16, tzinfo=AMS)),
     ("FREQ=MONTHLY;BYDAY=SA,SU;BYSETPOS=1", datetime(2030, 1, 5, 16, tzinfo=AMS)),
+    # every Monday (Tuesday and Thursday) of every month: a weekly pattern
+    ("FREQ=MONTHLY;BYDAY=MO", datetime(2030, 1, 7, 9, tzinfo=AMS)),
+    ("FREQ=MONTHLY;BYDAY=TU,TH;COUNT=30", datetime(2030, 3, 5, 9, tzinfo=AMS)),
     ("FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYSETPOS=2", datetime(2030, 1, 2, 16, tzinfo=AMS)),
     ("FREQ=YEARLY", datetime(2030, 3, 31, 2, 30, tzinfo=AMS)),
     ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-1", datetime(2030, 2, 28, 12, tzinfo=AMS)),
@@ -191,7 +194,7 @@ def test_count_becomes_numbered_boundary():
 UNSUPPORTED = [
     ("FREQ=MONTHLY;BYDAY=1MO,3MO", datetime(2030, 1, 7, 9, tzinfo=AMS)),
     ("FREQ=MONTHLY;BYDAY=2MO,-1MO", datetime(2030, 1, 14, 9, tzinfo=AMS)),
-    ("FREQ=MONTHLY;BYDAY=MO", datetime(2030, 1, 7, 9, tzinfo=AMS)),
+    ("FREQ=MONTHLY;INTERVAL=2;BYDAY=MO", datetime(2030, 1, 7, 9, tzinfo=AMS)),
     ("FREQ=MONTHLY;BYDAY=5FR", datetime(2030, 3, 29, 9, tzinfo=AMS)),
     ("FREQ=MONTHLY;BYDAY=-2FR", datetime(2030, 1, 18, 9, tzinfo=AMS)),
     ("FREQ=HOURLY;INTERVAL=4", datetime(2030, 1, 7, 9, tzinfo=AMS)),
