@@ -231,6 +231,25 @@ def test_a_series_with_an_occurrence_moved_and_one_cancelled_in_outlook(world: G
     assert idle(world)
 
 
+def test_an_occurrence_renamed_in_outlook_keeps_its_own_time(world: GraphWorld) -> None:
+    outlook = world.bind()
+    first = soon(1, 9)
+    world.save(meeting("w2", "Stand-up", start=first, end=first + timedelta(minutes=15),
+                       recurrence=Recurrence("FREQ=DAILY;COUNT=4")))
+    world.sync()
+    master = outlook.by_crm_id("w2")
+    second = first + timedelta(days=1)
+    occurrences = {gp.instant(o["originalStart"]): o
+                   for o in outlook.occurrences(master, first, second + timedelta(hours=1))}
+    outlook.edit(occurrences[second.astimezone(UTC)], subject="Stand-up with the board")
+    report = world.sync()
+    assert report.counts["crm_updated"] == 1, (dict(report.counts), report.errors)
+    [override] = world.get("w2").recurrence.overrides
+    assert override.subject == "Stand-up with the board"
+    assert override.start is None or override.start.astimezone(UTC) == second.astimezone(UTC)
+    assert idle(world)
+
+
 def test_a_task_completed_in_to_do_is_completed_in_the_crm(world: GraphWorld) -> None:
     outlook = world.bind()
     world.save(task("t1", "Send the offer"))

@@ -84,14 +84,16 @@ def occurrence(event: Event, original_start: datetime) -> Instance | None:
     """The occurrence or exception that originally starts then, None if cancelled or not in the series."""
     if original_start in event.cancelled:
         return None
+    first, last = span(event.data)
     exception = event.exceptions.get(original_start)
     if exception is not None:
-        data = {**event.data, **exception.overrides}
-        start, end = span(data)
+        # An exception keeps its own occurrence's time unless it moved it, as the service does.
+        start = times.to_utc(exception.overrides["start"]) if "start" in exception.overrides else original_start
+        end = (times.to_utc(exception.overrides["end"]) if "end" in exception.overrides
+               else start + (last - first))
         return Instance(exception.id, event, "exception", start, end, original_start, exception)
     if original_start not in series_starts(event, original_start):
         return None
-    first, last = span(event.data)
     return Instance(
         occurrence_id(event.id, original_start), event, "occurrence", original_start,
         original_start + (last - first), original_start,
