@@ -1,8 +1,14 @@
-"""``python -m bench [--items N ...] [--no-peers] [--no-exchange] [--no-startup] [--push-max N] [--budget S]``."""
+"""``python -m bench [--items N ...] [--large N] [--fleet N] [--rounds R] [--no-peers] [--no-exchange]
+[--no-startup] [--push-max N] [--budget S]``.
+
+PostgreSQL figures (the daemon cycle) need ``SYNCD_BENCH_PG_URL`` or ``SYNCD_TEST_PG_URL``: an admin URL
+whose role may CREATE DATABASE; a fresh database is made and dropped."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import secrets
 import shutil
 import sys
@@ -11,7 +17,8 @@ import time
 from pathlib import Path
 
 from bench import report, startup
-from bench.scenario import USER, Deadline, Scenario, make_store, write_syncd_config
+from bench.measure import run
+from bench.scenario import USER, Deadline, Scenario, make_store, python_env, write_syncd_config
 from syncd import __version__
 from syncd.connectors.radicale_embedded import EmbeddedRadicale
 
@@ -22,8 +29,16 @@ def _say(message: str) -> None:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--items", type=int, nargs="+", default=[1000, 10_000],
-                        help="sizes to measure (default 1000 10000; 200 for a quick look)")
+    parser.add_argument("--items", type=int, nargs="+", default=[1000, 5000],
+                        help="sizes to measure (default 1000 5000; 200 for a quick look)")
+    parser.add_argument("--large", type=int, default=0, metavar="N",
+                        help="also a pull of N events alone, for its peak memory (the target is at 50000; "
+                             "off by default: it takes minutes)")
+    parser.add_argument("--fleet", type=int, default=1000, metavar="BINDINGS",
+                        help="the daemon cycle over this many bindings, on SQLite and (with a PostgreSQL URL in "
+                             "the environment) PostgreSQL (default 1000; 0 to skip)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternated rounds of the initial pull against its references (default 3)")
     parser.add_argument("--no-peers", action="store_true", help="skip vdirsyncer")
     parser.add_argument("--no-exchange", action="store_true", help="skip the Exchange (EWS test server) figures")
     parser.add_argument("--push-max", type=int, default=2000,
@@ -53,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_startup:
                 rows += report.startup_rows(startup.measure(probe))
             scenario = Scenario(radicale, password, root, deadline, peers=not args.no_peers,
-                                push_max=args.push_max, say=_say)
-            for n in args.items:
+                                push_max=args.push_max, say=_say, rounds=max(1, args.rounds))
+            sizes = [(n, False) for n in args.items] + ([(args.large, True)] if args.large else [])
+            for n, pull_only in sizes:
                 try:
-                    result = scenario.measure(n)
+                    result = scenario.measure(n, pull_only=pull_only)
                 except Exception as exc:  # noqa: BLE001 - one size failing still prints the others
                     failed = True
                     notes.append(f"N={n}: stopped: {exc}")
@@ -66,6 +82,16 @@ def main(argv: list[str] | None = None) -> int:
                 notes += result.problems
                 notes.append(f"N={n}: load average {result.load_before[0]:.2f} before, "
                              f"{result.load_after[0]:.2f} after")
+        if args.fleet:
+            pg_url = _pg_url()
+            if pg_url is None:
+                notes.append("fleet: no PostgreSQL figures (set SYNCD_BENCH_PG_URL or SYNCD_TEST_PG_URL)")
+            for url in [None, pg_url] if pg_url else [None]:
+                try:
+                    rows += report.fleet_rows(_fleet(args.fleet, url, deadline))
+                except Exception as exc:  # noqa: BLE001 - one store failing still prints the rest
+                    failed = True
+                    notes.append(f"fleet ({'postgresql' if url else 'sqlite'}): stopped: {exc}")
         if not args.no_exchange:
             from bench import exchange
 
@@ -81,6 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"note: {note}")
     return 1 if failed else 0
+
+
+def _pg_url() -> str | None:
+    return os.environ.get("SYNCD_BENCH_PG_URL") or os.environ.get("SYNCD_TEST_PG_URL") or None
+
+
+def _fleet(bindings: int, pg_url: str | None, deadline: Deadline) -> dict:
+    """:mod:`bench.fleet` in a process of its own (its imports and threads do not touch this one's)."""
+    argv = [sys.executable, "-m", "bench.fleet", "--bindings", str(bindings)] + (["--pg", pg_url] if pg_url else [])
+    _say(f"fleet: {bindings} bindings on {'PostgreSQL' if pg_url else 'SQLite'}")
+    done = run(argv, log=None, timeout=deadline.timeout(120 + bindings * 1.0), env=python_env())
+    return json.loads(done.output.strip().splitlines()[-1])  # it exits non-zero on a wrong count
 
 
 def _vdir_version() -> str:

@@ -21,6 +21,8 @@ from bench.requestlog import RequestLog, Requests
 from syncd.connectors.radicale_embedded import EmbeddedRadicale
 
 USER = "bench"
+CHANGES = 50
+"""Items changed on each side in the "changed" phase (fewer below N = 200)."""
 REPO = Path(__file__).resolve().parent.parent
 _SUMMARY = re.compile(
     r"to calendar (\d+) created, (\d+) updated, (\d+) deleted; to CRM (\d+) created, (\d+) updated, (\d+) deleted; "
@@ -48,6 +50,9 @@ class SizeResult:
     daemon_requests: Requests | None = None
     plain: dict[str, Timed] = field(default_factory=dict)
     vdirsyncer: dict[str, Run] = field(default_factory=dict)
+    pull_ratios: dict[str, list[float]] = field(default_factory=dict)
+    """Per round of the alternated initial pull: syncd's seconds over each reference's."""
+    changes: int = 0
     problems: list[str] = field(default_factory=list)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
@@ -133,6 +138,10 @@ def crm_ids_of(config_path: Path, subjects: set[str]) -> list[str]:
     return found
 
 
+def _median(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+
+
 def counts_of(output: str) -> dict[str, int]:
     match = _SUMMARY.search(output)
     return dict(zip(_KEYS, map(int, match.groups()), strict=True)) if match else {}
@@ -140,8 +149,9 @@ def counts_of(output: str) -> dict[str, int]:
 
 class Scenario:
     def __init__(self, radicale: EmbeddedRadicale, password: str, root: Path, deadline: Deadline,
-                 peers: bool, push_max: int, say=print) -> None:
+                 peers: bool, push_max: int, say=print, rounds: int = 3) -> None:
         self.radicale = radicale
+        self.rounds = rounds
         self.push_max = push_max
         self.password = password
         self.root = root
@@ -164,12 +174,15 @@ class Scenario:
         if wrong or others:
             result.problems.append(f"N={result.n} {phase}: expected {expected}, got {got}")
 
-    def measure(self, n: int) -> SizeResult:
+    def measure(self, n: int, pull_only: bool = False) -> SizeResult:
+        """Every phase at N; ``pull_only``: the pull, its references and the pass after it (for a
+        large N, whose figure is the pull's peak memory)."""
         result = SizeResult(n, os.getloadavg())
-        work = self.root / f"n{n}"
+        name = f"pull-{n}-alone" if pull_only else f"pull-{n}"  # --large may repeat one of --items
+        work = self.root / name
         work.mkdir()
         now = datetime.now(UTC)
-        pull_url = self.radicale.make_calendar(USER, f"pull-{n}")
+        pull_url = self.radicale.make_calendar(USER, name)
         pull_cfg = write_syncd_config(work / "pull.toml", work / "pull.sqlite3", pull_url, self.password)
         make_store(pull_cfg, [])
         plain = PlainClient(pull_url, USER, self.password)
@@ -181,7 +194,7 @@ class Scenario:
             result.plain["put"] = self._timed(lambda: plain.put_all(events))
             self.say(f"N={n}: plain client {n} PUTs {result.plain['put'].seconds:.1f}s")
         else:
-            self._seed_on_disk(f"pull-{n}", events)
+            self._seed_on_disk(name, events)
             # Radicale parses and caches every item on its first read of the folder (~30 s at 10k),
             # which a real server has long done; so one read first, not measured.
             warm_up = time.perf_counter()
@@ -189,16 +202,40 @@ class Scenario:
             self.say(f"N={n}: seeded on disk; Radicale's first read took {time.perf_counter() - warm_up:.1f}s")
             result.problems.append(f"N={n}: the calendar was filled on disk, not by PUT; no push figures above "
                                    f"--push-max {self.push_max} (see docs/performance.md)")
-        fetched: list[int] = []
-        result.plain["report"] = self._timed(lambda: fetched.append(plain.report_all()))
+        # The initial pull into an empty store, alternated with the references on the same events
+        # (the plain client's one REPORT; vdirsyncer into an empty folder), so that a load change on
+        # this shared machine hits all of them alike; the medians and the median ratio are reported.
+        pulls: list[Run] = []
+        reports: list[Timed] = []
+        firsts: list[Run] = []
+        for round_ in range(self.rounds):
+            if round_:
+                pull_cfg = write_syncd_config(work / f"pull{round_}.toml", work / f"pull{round_}.sqlite3",
+                                              pull_url, self.password)
+                make_store(pull_cfg, [])
+            fetched: list[int] = []
+            reports.append(self._timed(lambda got=fetched: got.append(plain.report_all())))
+            if fetched != [n]:
+                result.problems.append(f"N={n}: the plain REPORT returned {fetched} objects, not {n}")
+            self._syncd_phase(result, "pull", pull_cfg, {"crm_created": n})
+            pulls.append(result.syncd["pull"])
+            result.pull_ratios.setdefault("plain", []).append(pulls[-1].seconds / reports[-1].seconds)
+            if self.peers:
+                self._vdirsyncer(result, work / f"vdirsyncer{round_}", pull_url, n,
+                                 nochange=not pull_only and round_ == self.rounds - 1)
+                firsts.append(result.vdirsyncer["first"])
+                result.pull_ratios.setdefault("vdirsyncer", []).append(pulls[-1].seconds / firsts[-1].seconds)
         plain.close()
-        if fetched != [n]:
-            result.problems.append(f"N={n}: the plain REPORT returned {fetched} objects, not {n}")
+        result.syncd["pull"] = _median(pulls)
+        result.plain["report"] = sorted(reports, key=lambda t: t.seconds)[len(reports) // 2]
+        if firsts:
+            result.vdirsyncer["first"] = _median(firsts)
 
-        # initial pull into an empty store, then the peer on the same events
-        self._syncd_phase(result, "pull", pull_cfg, {"crm_created": n})
-        if self.peers:
-            self._vdirsyncer(result, work / "vdirsyncer", pull_url, n)
+        # the pass right after the pull: it has nothing to read again (one sync REPORT)
+        self._syncd_phase(result, "afterpull", pull_cfg, {})
+        if pull_only:
+            result.load_after = os.getloadavg()
+            return result
 
         # no change (best of 3: cheap, and noisy on a shared machine), then the daemon's view of it:
         # a warm process running App.run_pass
@@ -219,13 +256,14 @@ class Scenario:
                                    key=lambda t: t.seconds)
         floor.close()
 
-        # 1% changed on each side, on different items (changes, not conflicts)
-        k = max(1, n // 100)
-        crm_ids = crm_ids_of(pull_cfg, {f"Phone meeting #{i}" for i in range(0, n, 100)})[:k]
+        # k changed on each side (50 + 50 from N = 200 on), on different items (changes, not conflicts)
+        k = result.changes = max(1, min(CHANGES, n // 4))
+        step = n // k
+        crm_ids = crm_ids_of(pull_cfg, {f"Phone meeting #{i}" for i in range(0, n, step)})[:k]
         crm_edits(pull_cfg, crm_ids)
         phone = PlainClient(pull_url, USER, self.password)
-        wanted = {data.server_event(min(i + 50, n - 1), n, now)[0] for i in range(0, n, 100)}
-        wanted -= {data.server_event(i, n, now)[0] for i in range(0, n, 100)}
+        wanted = {data.server_event(min(i + step // 2, n - 1), n, now)[0] for i in range(0, n, step)}
+        wanted -= {data.server_event(i, n, now)[0] for i in range(0, n, step)}
         targets = [h for h in phone.hrefs() if h.rsplit("/", 1)[-1] in wanted][:k]
         edited_on_phone = list(phone.edit(targets, data.server_edit))
         phone.close()
@@ -245,7 +283,8 @@ class Scenario:
             same = PlainClient(self.radicale.make_calendar(USER, f"same-{n}"), USER, self.password)
             result.plain["put_same"] = self._timed(lambda: same.put_all(bodies))
             same.close()
-            self.say(f"N={n}: plain client PUTs of syncd's {len(bodies)} bodies {result.plain['put_same'].seconds:.1f}s")
+            self.say(f"N={n}: plain client PUTs of syncd's {len(bodies)} bodies "
+                     f"{result.plain['put_same'].seconds:.1f}s")
         result.load_after = os.getloadavg()
         return result
 
@@ -270,7 +309,7 @@ class Scenario:
         self.say(f"N={result.n}: syncd {phase}: {best.seconds:.2f}s, {best.requests.total if best.requests else '?'}"
                  f" requests, {best.rss_mb:.0f} MB")
 
-    def _vdirsyncer(self, result: SizeResult, root: Path, calendar_url: str, n: int) -> None:
+    def _vdirsyncer(self, result: SizeResult, root: Path, calendar_url: str, n: int, nochange: bool) -> None:
         exe = str(vdirsyncer_peer.executable())
         config = vdirsyncer_peer.write_config(root, calendar_url, USER, self.password)
         env = {"VDIRSYNCER_CONFIG": str(config)}
@@ -280,6 +319,9 @@ class Scenario:
         copied = len(list((root / "events").glob("*.ics")))
         if copied != n:
             result.problems.append(f"N={n}: vdirsyncer copied {copied} events, not {n}")
+        if not nochange:
+            self.say(f"N={n}: vdirsyncer first sync {result.vdirsyncer['first'].seconds:.2f}s")
+            return
         runs = [run([exe, "sync"], log=self.log, timeout=self._timeout(n), env=env) for _ in range(3)]
         result.vdirsyncer["nochange"] = min(runs, key=lambda r: r.seconds)
         self.say(f"N={n}: vdirsyncer first sync {result.vdirsyncer['first'].seconds:.2f}s, "

@@ -23,7 +23,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from syncd.errors import ValidationError
 from syncd.model import (
     Activity,
+    Attachment,
     Direction,
+    JsonScalar,
     Kind,
     Moment,
     Override,
@@ -34,6 +36,8 @@ from syncd.model import (
     RegardingKind,
     Response,
     Role,
+    Sensitivity,
+    ShowAs,
 )
 from syncd.store.rules import (
     Problem,
@@ -71,12 +75,20 @@ FIELDS: tuple[str, ...] = (
     "regarding",
     "parent_id",
     "close_reason",
+    "sensitivity",
+    "show_as",
+    "categories",
+    "attachments",
+    "extra",
+    "organizer",
     "updated_at",
 )
-RECURRENCE_FIELDS = ("rrule", "exdates", "overrides")
+RECURRENCE_FIELDS = ("rrule", "exdates", "overrides", "rdates", "extra_rrules")
 OVERRIDE_FIELDS = ("recurrence_id", "start", "end", "subject", "description", "location", "status")
 PARTICIPANT_FIELDS = ("kind", "email", "name", "role", "response")
 REGARDING_FIELDS = ("kind", "id", "name")
+ATTACHMENT_FIELDS = ("url", "name")
+ORGANIZER_FIELDS = ("kind", "email", "name")
 
 #: Plain-text fields of an activity: a JSON string or null.
 _TEXT_FIELDS = (
@@ -153,6 +165,8 @@ def activity_to_json(a: Activity) -> dict[str, Any]:
             "rrule": a.recurrence.rrule,
             "exdates": [format_moment(d, zone) for d in a.recurrence.exdates],
             "overrides": [override_to_json(o, zone) for o in a.recurrence.overrides],
+            "rdates": [format_moment(d, zone) for d in a.recurrence.rdates],
+            "extra_rrules": list(a.recurrence.extra_rrules),
         }
     return {
         "id": a.id,
@@ -182,8 +196,18 @@ def activity_to_json(a: Activity) -> dict[str, Any]:
         "regarding": [{"kind": str(r.kind), "id": r.id, "name": r.name} for r in a.regarding],
         "parent_id": a.parent_id,
         "close_reason": a.close_reason,
+        "sensitivity": None if a.sensitivity is None else str(a.sensitivity),
+        "show_as": None if a.show_as is None else str(a.show_as),
+        "categories": list(a.categories),
+        "attachments": [{"url": x.url, "name": x.name} for x in a.attachments],
+        "extra": dict(a.extra),
+        "organizer": None if a.organizer is None else organizer_to_json(a.organizer),
         "updated_at": _moment_or_none(a.updated_at, zone),
     }
+
+
+def organizer_to_json(p: Participant) -> dict[str, Any]:
+    return {"kind": str(p.kind), "email": p.email, "name": p.name}
 
 
 def write_jsonl(activities: Iterable[Activity], stream: TextIO) -> int:
@@ -340,19 +364,29 @@ def _recurrence(r: _Reader, value: Any, all_day: bool, start: Moment | None) -> 
     obj = r.object(value, "recurrence", RECURRENCE_FIELDS)
     if obj is None:
         return None
-    rule = r.text(obj, "rrule", "recurrence", required=True)
+    # A series of RDATEs only (RFC 5545 allows it) has an empty rule.
+    rule = r.text(obj, "rrule", "recurrence", required=not obj.get("rdates"))
+    if rule is None and obj.get("rdates"):
+        rule = ""
     if rule is not None and rule.upper().startswith("RRULE:"):
         rule = rule[len("RRULE:") :]
-    if rule is not None:
+    if rule:
         problem = rrule_problem(rule, start)
         if problem:
             r.problems.append(problem)
-    exdates: list[Moment] = []
-    for i, item in enumerate(r.list(obj, "exdates", "recurrence")):
-        name = f"recurrence.exdates[{i}]"
-        moment = r.consistent(r.moment_value(item, name), name, all_day)
-        if moment is not None:
-            exdates.append(moment)
+    exdates = _moments(r, obj, "exdates", all_day)
+    rdates = _moments(r, obj, "rdates", all_day)
+    extra_rrules: list[str] = []
+    for i, item in enumerate(r.list(obj, "extra_rrules", "recurrence")):
+        name = f"recurrence.extra_rrules[{i}]"
+        if not isinstance(item, str):
+            r.problem(name, f"must be a string, not {_shown(item)}")
+            continue
+        extra = item[len("RRULE:") :] if item.upper().startswith("RRULE:") else item
+        problem = rrule_problem(extra, start, name)
+        if problem:
+            r.problems.append(problem)
+        extra_rrules.append(extra)
     overrides = []
     for i, item in enumerate(r.list(obj, "overrides", "recurrence")):
         override = _override(r, item, f"recurrence.overrides[{i}]", all_day)
@@ -360,7 +394,17 @@ def _recurrence(r: _Reader, value: Any, all_day: bool, start: Moment | None) -> 
             overrides.append(override)
     if rule is None:
         return None
-    return Recurrence(rule, tuple(exdates), tuple(overrides))
+    return Recurrence(rule, tuple(exdates), tuple(overrides), tuple(rdates), tuple(extra_rrules))
+
+
+def _moments(r: _Reader, obj: dict[str, Any], key: str, all_day: bool) -> list[Moment]:
+    found: list[Moment] = []
+    for i, item in enumerate(r.list(obj, key, "recurrence")):
+        name = f"recurrence.{key}[{i}]"
+        moment = r.consistent(r.moment_value(item, name), name, all_day)
+        if moment is not None:
+            found.append(moment)
+    return found
 
 
 def _participants(r: _Reader, obj: dict[str, Any]) -> tuple[Participant, ...]:
@@ -397,6 +441,67 @@ def _regarding(r: _Reader, obj: dict[str, Any]) -> tuple[Regarding, ...]:
         if kind is not None and ref is not None:
             result.append(Regarding(kind, ref, name))
     return tuple(result)
+
+
+def _attachments(r: _Reader, obj: dict[str, Any]) -> tuple[Attachment, ...]:
+    result = []
+    for i, item in enumerate(r.list(obj, "attachments")):
+        path = f"attachments[{i}]"
+        a = r.object(item, path, ATTACHMENT_FIELDS)
+        if a is None:
+            continue
+        url = r.text(a, "url", path, required=True)
+        name = r.text(a, "name", path)
+        if url is not None:
+            result.append(Attachment(url, name))
+    return tuple(result)
+
+
+def _categories(r: _Reader, obj: dict[str, Any]) -> tuple[str, ...]:
+    result = []
+    for i, item in enumerate(r.list(obj, "categories")):
+        if isinstance(item, str):
+            result.append(item)
+        else:
+            r.problem(f"categories[{i}]", f"must be a string, not {_shown(item)}")
+    return tuple(result)
+
+
+def _extra(r: _Reader, obj: dict[str, Any]) -> dict[str, JsonScalar]:
+    value = obj.get("extra")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        r.problem("extra", f"must be an object, not {_shown(value)}")
+        return {}
+    for key, item in value.items():
+        if isinstance(item, dict | list):
+            r.problem(f"extra.{key}", f"must be a string, number, true, false or null, not {_shown(item)}")
+    return {k: v for k, v in value.items() if not isinstance(v, dict | list)}
+
+
+def _organizer(r: _Reader, obj: dict[str, Any]) -> Participant | None:
+    value = obj.get("organizer")
+    if value is None:
+        return None
+    o = r.object(value, "organizer", ORGANIZER_FIELDS)
+    if o is None:
+        return None
+    kind = r.choice(o, "kind", ParticipantKind, "organizer", default=ParticipantKind.EXTERNAL)
+    email = r.text(o, "email", "organizer", required=True)
+    name = r.text(o, "name", "organizer")
+    if kind is None or email is None:
+        return None
+    return Participant(kind, email, name)
+
+
+def organizer_from_json(obj: dict[str, Any]) -> Participant:
+    """The organizer as the store keeps it (same shape as in the exchange format)."""
+    r = _Reader()
+    organizer = _organizer(r, {"organizer": obj})
+    if r.problems or organizer is None:
+        raise InvalidActivities([str(p) for p in r.problems] or ["organizer: unreadable"])
+    return organizer
 
 
 def _prefix(line: int | None, obj: Any) -> str:
@@ -444,6 +549,12 @@ def _read_activity(r: _Reader, value: Any) -> Activity | None:
     recurrence = _recurrence(r, obj.get("recurrence"), all_day, start)
     participants = _participants(r, obj)
     regarding = _regarding(r, obj)
+    sensitivity = r.choice(obj, "sensitivity", Sensitivity)
+    show_as = r.choice(obj, "show_as", ShowAs)
+    categories = _categories(r, obj)
+    attachments = _attachments(r, obj)
+    extra = _extra(r, obj)
+    organizer = _organizer(r, obj)
     if ident is None or kind is None or owner is None or r.problems:
         return None
     activity = Activity(
@@ -472,6 +583,12 @@ def _read_activity(r: _Reader, value: Any) -> Activity | None:
         project=texts["project"],
         parent_id=texts["parent_id"],
         close_reason=texts["close_reason"],
+        sensitivity=sensitivity,
+        show_as=show_as,
+        categories=categories,
+        attachments=attachments,
+        extra=extra,
+        organizer=organizer,
     )
     r.extend(activity_problems(activity))
     return None if r.problems else activity

@@ -43,7 +43,8 @@ class App:
     def engine(self) -> Engine:
         from syncd.store.db import make_engine
 
-        return make_engine(self.config.store.url)
+        # The daemon's pass threads, its heartbeat and the health listener share this engine.
+        return make_engine(self.config.store.url, connections=self.config.daemon.passes_at_once + 2)
 
     def ensure_schema(self, create: bool = True) -> None:
         """An embedded SQLite store is created and upgraded on first use; a PostgreSQL store is
@@ -96,6 +97,7 @@ class App:
             owner=CrmUser(user.email, user.name, user.timezone),
             options=self.config.mapping,
             directory=repository.directory(session),
+            send_invitations=binding.remote.send_invitations,
         )
 
     def connector(self, binding: Binding, ctx: MappingContext) -> Connector:
@@ -118,6 +120,18 @@ class App:
                 ) from exc
 
             return ExchangeConnector(remote, ctx)
+        if remote.type == "graph":
+            try:
+                from syncd.connectors.graph import GraphConnector
+            except ModuleNotFoundError as exc:
+                if (exc.name or "syncd").partition(".")[0] == "syncd":
+                    raise
+                raise ConfigError(
+                    f"binding {binding.name!r}: a Microsoft Graph remote needs the graph extra, which is not "
+                    f"installed (no module {exc.name!r}): pip install 'syncd[graph]'"
+                ) from exc
+
+            return GraphConnector(remote, ctx)
         raise ConfigError(f"binding {binding.name!r}: unknown remote type {remote.type!r}")
 
     def bindings(self, names: tuple[str, ...] = ()) -> list[Binding]:

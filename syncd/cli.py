@@ -353,6 +353,8 @@ def _summary(report: Any) -> str:
         f"to CRM {c['crm_created']} created, {c['crm_updated']} updated, {c['crm_deleted']} deleted; "
         f"{c['conflicts']} conflicts, {c['errors']} errors"
     )
+    if c["reverted"]:
+        body += f"; {c['reverted']} calendar edits of a registered activity's times reverted"
     tail = f" ({report.seconds:.2f}s)"
     line = f"{head}: {body}{tail}"
     if report.error:
@@ -642,6 +644,39 @@ def check(obj: _Ctx, names: tuple[str, ...], as_json: bool) -> None:
             click.echo(f"{row['binding']}: {state}" + ("" if row["enabled"] else " (disabled)"))
         click.echo(f"{len(failing)} of {len(results)} bindings fail" if failing else f"all {len(results)} bindings ok")
     sys.exit(EXIT_FAILED if failing else EXIT_OK)
+
+
+@main.command()
+@click.option("--url", required=True, help="A CalDAV server, principal or calendar-home URL.")
+@click.option("--username", help="The account to log in as.")
+@click.option("--password-env", "password_env", metavar="VAR", help="Environment variable holding the password.")
+@click.option("--verify-tls", "verify_tls", default="true", metavar="true|false|CA.pem",
+              help="Check the server's certificate (default), don't, or against this CA bundle.")
+def discover(url: str, username: str | None, password_env: str | None, verify_tls: str) -> None:
+    """Find the calendars and task lists at URL (RFC 6764) and print them as TOML for the config."""
+    import os
+
+    from syncd import logging as log_setup
+    from syncd.connectors.caldav_discovery import as_toml
+    from syncd.connectors.caldav_discovery import discover as find_calendars
+    from syncd.connectors.caldav_transport import DavTransport
+    from syncd.errors import ConfigError
+
+    password = None
+    if password_env:
+        if password_env not in os.environ:
+            raise ConfigError(f"--password-env names the environment variable {password_env!r}, which is not set")
+        password = os.environ[password_env]
+        log_setup.register_secrets([password])
+    verify: bool | str = {"true": True, "false": False}.get(verify_tls.casefold(), verify_tls)
+    transport = DavTransport(url, username=username, password=password, verify_tls=verify)
+    try:
+        found = find_calendars(transport, url)
+    finally:
+        transport.close()
+    click.echo(as_toml(found, username=username, password_env=password_env), nl=False)
+    if not found.calendars:
+        sys.exit(EXIT_FAILED)
 
 
 @main.command()

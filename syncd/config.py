@@ -137,6 +137,16 @@ class CalDavRemote(_WithPassword):
     verify_tls: bool | str = True
     """``true`` (the system's CAs), ``false`` (never in production) or a CA bundle path."""
     timeout: float = Field(30.0, gt=0)
+    max_backoff: float = Field(60.0, ge=0)
+    """Seconds of the server's Retry-After (429, 503) a pass waits out in all before it fails."""
+    full_check_interval: float = Field(24.0, ge=0)
+    """Hours between full etag listings that check what the change feed reports; 0: every pass."""
+    send_invitations: bool = False
+    """Let a server with implicit scheduling (RFC 6638) mail the attendees; false: SCHEDULE-AGENT=CLIENT."""
+    calendar: str | None = None
+    """The events calendar by display name; ``url`` then names the server, principal or calendar home."""
+    tasks_calendar: str | None = None
+    """The task list by display name, found from ``url`` like ``calendar``."""
 
     @field_validator("url", "tasks_url")
     @classmethod
@@ -144,6 +154,12 @@ class CalDavRemote(_WithPassword):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _named_calendars(self) -> CalDavRemote:
+        if self.tasks_calendar and self.tasks_url:
+            raise ValueError("give tasks_url or tasks_calendar, not both")
+        return self
 
 
 class ExchangeRemote(_WithPassword):
@@ -189,7 +205,67 @@ class ExchangeRemote(_WithPassword):
         return self
 
 
-Remote = Annotated[CalDavRemote | ExchangeRemote, Field(discriminator="type")]
+class GraphRemote(_Section):
+    """Exchange Online through Microsoft Graph, as an Entra app with application permissions."""
+
+    type: Literal["graph"]
+    tenant_id: str
+    client_id: str
+    client_secret: SecretStr | None = None
+    client_secret_file: str | None = None
+    client_secret_env: str | None = None
+    certificate_path: str | None = None
+    """A PEM (private key and certificate) or PFX file; instead of a client secret."""
+    certificate_password: SecretStr | None = None
+    certificate_password_file: str | None = None
+    certificate_password_env: str | None = None
+    user: str
+    """The mailbox: a user principal name or an Entra object id."""
+    calendar: str = "default"
+    """``default`` (the primary calendar), or a calendar's name or id."""
+    tasks: str | Literal[False] = "default"
+    """``default`` (To Do's default list), a list's name or id, or ``false`` for no tasks."""
+    send_invitations: bool = False
+    authority_url: str = "https://login.microsoftonline.com"
+    graph_url: str = "https://graph.microsoft.com"
+    verify_tls: bool | str = True
+    timeout: float = Field(30.0, gt=0)
+    max_backoff: float = Field(60.0, ge=0)
+    """How long a pass waits out Graph throttling (429/503 with Retry-After) before failing."""
+
+    @field_serializer("client_secret", "certificate_password", when_used="json")
+    def _masked_secret(self, value: SecretStr | None) -> str | None:
+        return None if value is None else "**********"
+
+    @field_validator("authority_url", "graph_url")
+    @classmethod
+    def _https_url(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("must be an https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _tasks(cls, value: object) -> object:
+        if value is True:
+            return "default"
+        return value
+
+    @model_validator(mode="after")
+    def _credential(self) -> GraphRemote:
+        secret = _defer_secret("client_secret", self.client_secret, self.client_secret_file, self.client_secret_env)
+        object.__setattr__(self, "client_secret", secret)
+        password = _defer_secret(
+            "certificate_password", self.certificate_password, self.certificate_password_file,
+            self.certificate_password_env,
+        )
+        object.__setattr__(self, "certificate_password", password)
+        if (secret is None) == (self.certificate_path is None):
+            raise ValueError("give either client_secret (or client_secret_file / _env) or certificate_path")
+        return self
+
+
+Remote = Annotated[CalDavRemote | ExchangeRemote | GraphRemote, Field(discriminator="type")]
 
 Direction = Literal["both", "crm-to-remote", "remote-to-crm"]
 ConflictPolicy = Literal["crm-wins", "remote-wins", "newest-wins", "merge", "manual"]
@@ -217,6 +293,9 @@ class Binding(_Section):
     cancel_status: str = "cancelled"
     on_remote_delete_completed: Literal["recreate", "unlink"] = "recreate"
     """A completed activity deleted in the calendar is put back there, or just no longer synced."""
+    registered_statuses: tuple[str, ...] = ()
+    """Statuses of a registered activity (a contact that happened): its times are the CRM's, and a
+    calendar edit of them is reverted and reported (the date is editable only while planned)."""
     mass_delete_ratio: float = Field(0.5, gt=0, le=1)
     """Stop the pass when one side lost at least this share of the linked items at once ..."""
     mass_delete_min: int = Field(5, ge=1)
@@ -264,6 +343,14 @@ class DaemonSection(_Section):
     max_backoff: float = Field(3600, gt=0)
     lease_ttl: float = Field(90, gt=0)
     stop_timeout: float = Field(30, gt=0)
+    concurrency: int | None = Field(None, ge=1, le=256)
+    """Passes of different bindings that run at once in one worker; default from the CPU count."""
+
+    @property
+    def passes_at_once(self) -> int:
+        # A pass mostly waits on the calendar and the store: a few per core keep both busy without
+        # one worker holding more database connections than a small PostgreSQL allows.
+        return self.concurrency or min(32, 4 * (os.cpu_count() or 1))
 
 
 class LoggingSection(_Section):
@@ -286,7 +373,7 @@ class Config(_Section):
             if binding.name in seen:
                 raise ValueError(f"binding name {binding.name!r} is used twice")
             seen.add(binding.name)
-            for attr in ("password", "client_secret"):
+            for attr in ("password", "client_secret", "certificate_password"):
                 secret = getattr(binding.remote, attr, None)
                 if isinstance(secret, DeferredSecret):
                     secret.where = f"binding {binding.name!r}: "
@@ -310,7 +397,7 @@ class Config(_Section):
         binding when a pass needs it."""
         found = []
         for binding in self.bindings:
-            for attr in ("password", "client_secret"):
+            for attr in ("password", "client_secret", "certificate_password"):
                 value = getattr(binding.remote, attr, None)
                 if value is None or (isinstance(value, DeferredSecret) and not read):
                     continue
@@ -326,9 +413,11 @@ class Config(_Section):
 def _describe(error: ValidationError, source: str) -> str:
     lines = [f"{source}: the configuration is not valid:"]
     for item in error.errors():
-        loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith(("function-after", "tagged-union")))
-        # A discriminated union puts the chosen type name in the path; it is not a key the user wrote.
-        loc = loc.replace(".caldav", "").replace(".exchange", "")
+        parts = [str(p) for p in item["loc"] if not str(p).startswith(("function-after", "tagged-union"))]
+        # A discriminated union puts the chosen type name in the path; it is not a key the user wrote
+        # (dropped as a whole part: "graph" is also the start of the key graph_url).
+        loc = ".".join(p for i, p in enumerate(parts)
+                       if not (i and parts[i - 1] == "remote" and p in ("caldav", "exchange", "graph")))
         message = item["msg"].removeprefix("Value error, ")
         lines.append(f"  {loc or '(top level)'}: {message}")
     return "\n".join(lines)

@@ -119,8 +119,11 @@ def _phone_edits(calendar_url: str, user: str, password: str) -> None:
     """What a phone does: move the call by an hour, and add an event of its own."""
     from urllib.parse import urlsplit
 
+    from syncd.mapping.identity import resource_name
+
+    call = urlsplit(calendar_url).path + resource_name("demo-2")  # the name syncd gave the CRM's call
     base = urlsplit(calendar_url).path
-    status, data, headers = _ask_server(calendar_url, user, password, "GET", f"{base}demo-2%40syncd.ics")
+    status, data, headers = _ask_server(calendar_url, user, password, "GET", call)
     if status != 200:
         raise click.ClickException(f"the demo could not read the call back from the server (HTTP {status})")
     cal = icalendar.Calendar.from_ical(data)
@@ -130,7 +133,7 @@ def _phone_edits(calendar_url: str, user: str, password: str) -> None:
         del event[name]
         event.add(name, value)
     event["SUMMARY"] = icalendar.vText("Call Łukasz about the offer (moved on the phone)")
-    _ask_server(calendar_url, user, password, "PUT", f"{base}demo-2%40syncd.ics", cal.to_ical(),
+    _ask_server(calendar_url, user, password, "PUT", call, cal.to_ical(),
                 {"Content-Type": "text/calendar; charset=utf-8", "If-Match": headers.get("etag", "*")})
 
     phone = icalendar.Calendar()

@@ -48,6 +48,10 @@ class ParticipantKind(StrEnum):
     CONTACT = "contact"
     ACCOUNT = "account"
     EXTERNAL = "external"
+    RESOURCE = "resource"
+    """A room or equipment reserved for the activity (CUTYPE=ROOM/RESOURCE, an EWS resource)."""
+    GROUP = "group"
+    """A distribution list invited as one attendee (CUTYPE=GROUP)."""
 
 
 class Role(StrEnum):
@@ -70,6 +74,26 @@ class RegardingKind(StrEnum):
     ACTIVITY = "activity"
 
 
+class Sensitivity(StrEnum):
+    """Who may see the details (iCalendar CLASS, EWS Sensitivity)."""
+
+    NORMAL = "normal"
+    PRIVATE = "private"
+    CONFIDENTIAL = "confidential"
+
+
+class ShowAs(StrEnum):
+    """How the time shows in free/busy (TRANSP and X-MICROSOFT-CDO-BUSYSTATUS, EWS LegacyFreeBusyStatus)."""
+
+    BUSY = "busy"
+    FREE = "free"
+    TENTATIVE = "tentative"
+    OUT_OF_OFFICE = "out_of_office"
+
+
+JsonScalar = str | int | float | bool | None
+"""A value of :attr:`Activity.extra`: the CRM's own fields are kept as plain JSON scalars."""
+
 Moment = datetime | date
 """A point in time: aware ``datetime`` for timed values, ``date`` for all-day ones."""
 
@@ -88,6 +112,14 @@ class Participant:
         if self.email:
             return self.email.casefold()
         return f"{self.kind}:{self.name or ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A link to a file (ATTACH;VALUE=URI); a file's bytes are not carried."""
+
+    url: str
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +150,17 @@ class Override:
 
 @dataclass(frozen=True, slots=True)
 class Recurrence:
-    """An RFC 5545 RRULE value (without the ``RRULE:`` prefix), excluded dates and overrides."""
+    """An RFC 5545 RRULE value (without the ``RRULE:`` prefix), excluded dates and overrides.
+
+    ``extra_rrules`` are the second and later RRULEs of an item (RFC 5545 allows several; their
+    occurrences add up) and ``rdates`` the added occurrences (RDATE), each a start like ``exdates``.
+    """
 
     rrule: str
     exdates: tuple[Moment, ...] = ()
     overrides: tuple[Override, ...] = ()
+    rdates: tuple[Moment, ...] = ()
+    extra_rrules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +185,23 @@ class Activity:
     place: str | None = None
     project: str | None = None
     reminder_minutes: int | None = None
+    """Minutes before the start (a task without one: before its due); negative rings after it."""
     recurrence: Recurrence | None = None
     participants: tuple[Participant, ...] = ()
     regarding: tuple[Regarding, ...] = ()
     parent_id: str | None = None
     close_reason: str | None = None
+    sensitivity: Sensitivity | None = None
+    """``None``: not stated (a calendar shows it as normal)."""
+    show_as: ShowAs | None = None
+    """``None``: as the status shows it (the ``[mapping]`` status table decides)."""
+    categories: tuple[str, ...] = ()
+    """The CRM's own categories (the seeds' "dictionaries"), shown beside the type's category."""
+    attachments: tuple[Attachment, ...] = ()
+    extra: Mapping[str, JsonScalar] = field(default_factory=dict)
+    """The CRM's own fields (amount, product, ...), carried unseen by the calendar user."""
+    organizer: Participant | None = None
+    """Who organizes it when that is not the owner (an invitation from outside the CRM); ``None``: the owner."""
     updated_at: datetime | None = None
     created_at: datetime | None = None
 

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from syncd.model import (
     EVENT_KINDS,
     Activity,
+    Attachment,
     Direction,
     Kind,
     Moment,
@@ -39,6 +40,8 @@ from syncd.model import (
     RegardingKind,
     Response,
     Role,
+    Sensitivity,
+    ShowAs,
 )
 
 OWNER = "owner@example.com"
@@ -122,6 +125,50 @@ def participant_lists() -> st.SearchStrategy[tuple[Participant, ...]]:
             [tuple(people), tuple(people) + (people[0],)]
         )
     )
+
+
+#: The seeds' "dictionaries": categories in every script, with iCalendar's specials but the comma
+#: (a CATEGORIES separator the rules refuse); none is the call category or differs only in case.
+CATEGORIES = (
+    "Klant", "VIP", "Offerte ✓", "שיווק", "spotkanie; ważne", "back\\slash", "\"cytat\"", "👩🏽‍💻", "Ĳ" * 300,
+)
+URLS = (
+    "https://crm.example.com/files/offer.pdf", "https://example.com/a%20b?x=1&y=%C3%BC#frag", "ftp://files.example/x",
+    "urn:uuid:6f1c1c5e-8d3b-4f5e-9a56-0f3a4b1c2d3e", "https://example.com/" + "p" * 2000, "cid:part1@example.com",
+)
+EXTRA_KEYS = ("amount", "product", "Betrag ✓", "מוצר", "k" * 255)
+#: The CRM's own fields: every JSON scalar, the extremes JSON and both stores keep exactly.
+EXTRA_VALUES: st.SearchStrategy[object] = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.sampled_from([0.1, -0.5, 9.999e15, 12345.678, 2.5e-300, 2.0]),
+    st.sampled_from(ODD_TEXTS + WHITESPACE),
+)
+#: Organizers from outside the CRM (the store's users and the owner are never one).
+ORGANIZERS = ("stranger@elsewhere.org", "Board@Partner.example", "用户@例子.广告")
+
+
+@cache
+def categories() -> st.SearchStrategy[tuple[str, ...]]:
+    return st.lists(st.sampled_from(CATEGORIES), max_size=4, unique_by=str.casefold).map(tuple)
+
+
+@cache
+def attachments() -> st.SearchStrategy[tuple[Attachment, ...]]:
+    return st.lists(
+        st.builds(Attachment, st.sampled_from(URLS), optional_texts()), max_size=3, unique_by=lambda a: a.url
+    ).map(tuple)
+
+
+@cache
+def extras() -> st.SearchStrategy[dict[str, object]]:
+    return st.dictionaries(st.sampled_from(EXTRA_KEYS), EXTRA_VALUES, max_size=4)
+
+
+@cache
+def organizers() -> st.SearchStrategy[Participant | None]:
+    return st.one_of(st.none(), st.builds(
+        Participant, st.sampled_from([ParticipantKind.EXTERNAL, ParticipantKind.CONTACT]), st.sampled_from(ORGANIZERS),
+        optional_texts(),
+    ))
 
 
 @cache
@@ -210,7 +257,10 @@ def recurrences(draw: st.DrawFn, start: Moment, zone: str | None, extreme: bool)
             rid, new_start, end, draw(optional_texts()), draw(optional_texts()), draw(optional_texts()),
             draw(st.one_of(st.none(), st.sampled_from(["cancelled", "done", "eigen status", ""]))),
         ))
-    return Recurrence(draw(rrules(start)), tuple(exdates), tuple(overrides))
+    rdates = tuple(draw(st.lists(moment, max_size=2)))
+    extra_rules = tuple(draw(st.lists(rrules(start), max_size=1)))
+    rule = draw(rrules(start)) if not rdates or draw(st.booleans()) else ""  # a series of added dates only
+    return Recurrence(rule, tuple(exdates), tuple(overrides), rdates, extra_rules if rule else ())
 
 
 @st.composite
@@ -270,6 +320,12 @@ def messy_activities(
         regarding=tuple(draw(st.lists(regardings(), max_size=3))),
         parent_id=draw(st.one_of(st.none(), names().map(lambda s: s[:255]))),
         close_reason=draw(optional_texts()),
+        sensitivity=draw(st.one_of(st.none(), st.sampled_from(list(Sensitivity)))),
+        show_as=draw(st.one_of(st.none(), st.sampled_from(list(ShowAs)))),
+        categories=draw(categories()),
+        attachments=draw(attachments()),
+        extra=draw(extras()),
+        organizer=draw(organizers()),
         updated_at=draw(st.one_of(st.none(), instants(None, extreme_years))),
         created_at=draw(st.one_of(st.none(), st.just(datetime(1, 1, 1, tzinfo=UTC)), instants(None, extreme_years))),
     )
@@ -291,7 +347,7 @@ BREAKS: tuple[tuple[str, object], ...] = (
     ("blank owner", lambda a: a.replace(owner="")),
     ("unknown zone", lambda a: a.replace(timezone="Mars/Olympus")),
     ("empty zone", lambda a: a.replace(timezone="")),
-    ("negative reminder", lambda a: a.replace(reminder_minutes=-1)),
+    ("reminder beyond 32 bits after the start", lambda a: a.replace(reminder_minutes=-(2**31))),
     ("task due before its start", lambda a: a.replace(
         kind=Kind.TASK, all_day=False, start=datetime(2026, 3, 2, 9, tzinfo=UTC), end=None,
         due=datetime(2026, 3, 1, 9, tzinfo=UTC), recurrence=None)),
@@ -299,6 +355,14 @@ BREAKS: tuple[tuple[str, object], ...] = (
     ("regarding with a blank id", lambda a: a.replace(regarding=(Regarding(RegardingKind.ACCOUNT, ""),))),
     ("naive updated_at", lambda a: a.replace(updated_at=datetime(2026, 1, 1))),
     ("instant before year 1 in UTC", lambda a: a.replace(completed_at=datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Tokyo")))),
+    ("comma in a category", lambda a: a.replace(categories=("a,b",))),
+    ("blank category", lambda a: a.replace(categories=(" ",))),
+    ("attachment holding a file", lambda a: a.replace(attachments=(Attachment("data:text/plain;base64,aGk="),))),
+    ("attachment without a scheme", lambda a: a.replace(attachments=(Attachment("offer.pdf", "offer.pdf"),))),
+    ("a list among the CRM's own fields", lambda a: a.replace(extra={"amount": [1, 2]})),
+    ("NaN among the CRM's own fields", lambda a: a.replace(extra={"amount": float("nan")})),
+    ("a float PostgreSQL cannot give back", lambda a: a.replace(extra={"amount": 1e300})),
+    ("organizer without e-mail", lambda a: a.replace(organizer=Participant(ParticipantKind.EXTERNAL, None, "Bob"))),
 )
 
 
@@ -405,6 +469,15 @@ RAW_PROPERTIES: dict[str, tuple[str | None, ...]] = {
     "COMPLETED": (None, "COMPLETED:20260302T100000Z", "COMPLETED;VALUE=DATE:20260302"),
     "CATEGORIES": (None, "CATEGORIES:", "CATEGORIES:Call,,Inbound", "CATEGORIES:" + "c" * 300),
     "RELATED-TO": (None, "RELATED-TO:", "RELATED-TO;RELTYPE=PARENT:ACT-1@syncd", "RELATED-TO;RELTYPE=SIBLING:x"),
+    "CLASS": (None, "CLASS:", "CLASS:PRIVATE", "CLASS:x-owner-only", "CLASS:PUBLIC"),
+    "TRANSP": (None, "TRANSP:TRANSPARENT", "TRANSP:", "TRANSP:junk\r\nX-MICROSOFT-CDO-BUSYSTATUS:OOF"),
+    "ATTACH": (
+        None, "ATTACH:", "ATTACH:https://files.example/a.pdf", "ATTACH;VALUE=BINARY;ENCODING=BASE64:aGk=",
+        "ATTACH:data:text/plain,hi", "ATTACH;FILENAME=a\x05b:https://x.example/b", "ATTACH:relative.pdf",
+        "ATTACH:https://x.example/" + "p" * 9000,
+    ),
+    "X-SYNCD-EXTRA": (None, "X-SYNCD-EXTRA:", "X-SYNCD-EXTRA:{\"amount\":1.5}", "X-SYNCD-EXTRA:[1\\,2]",
+                      "X-SYNCD-EXTRA:not json", "X-SYNCD-EXTRA:{\"a\":{\"b\":1}}", "X-SYNCD-EXTRA:{\"a\":NaN}"),
     "VALARM": (
         None, "BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT15M\r\nEND:VALARM",
         "BEGIN:VALARM\r\nTRIGGER;VALUE=DATE-TIME:00010101T000000Z\r\nEND:VALARM",

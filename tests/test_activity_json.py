@@ -162,7 +162,7 @@ class TestErrors:
             ({"direction": "sideways"}, 'field "direction": must be one of inbound|outbound, not "sideways"'),
             ({"subjct": "x"}, 'field "subjct": unknown field (did you mean "subject"?)'),
             ({"owner": None}, 'field "owner": is required'),
-            ({"participants": [{"kind": "robot", "email": "r@x"}]}, 'field "participants[0].kind": must be one of user|contact|account|external, not "robot"'),
+            ({"participants": [{"kind": "robot", "email": "r@x"}]}, 'field "participants[0].kind": must be one of user|contact|account|external|resource|group, not "robot"'),
             ({"participants": [{"kind": "user", "name": "Bart"}]}, 'field "participants[0].email": is required for a participant of kind user'),
             ({"regarding": [{"kind": "deal", "id": "1"}]}, 'field "regarding[0].kind": must be one of'),
             ({"start": "2026-03-02T10:00:00Z", "recurrence": {"rrule": "FREQ=WEEKLY;BYDAY=XX"}}, 'field "recurrence.rrule": is not a valid RFC 5545 RRULE: invalid \'BYDAY\': XX'),
@@ -189,7 +189,7 @@ class TestErrors:
             ({"participants": [{"kind": "contact", "email": " jan@klant.nl"}]}, 'field "participants[0].email": must not start or end with white space'),
             ({"participants": [{"kind": "contact", "email": "jan@klant.nl\nBcc: x"}]}, 'field "participants[0].email": must not contain control characters'),
             ({"regarding": [{"kind": "account", "id": " "}]}, 'field "regarding[0].id": must not be empty'),
-            ({"reminder_minutes": 2**31}, 'field "reminder_minutes": must be at most 2147483647'),
+            ({"reminder_minutes": 2**31}, 'field "reminder_minutes": must be between -2147483647 and 2147483647'),
             ({"completed_at": "0001-01-01T00:00:00+09:00"}, 'field "completed_at": is outside the years 1 to 9999 in UTC'),
             ({"start": "2026-03-02T10:00:00Z", "recurrence": {"rrule": "FREQ=DAILY", "overrides": [
                 {"recurrence_id": "2026-03-03T10:00:00Z", "start": "2026-03-03T11:00:00Z", "end": "2026-03-03T10:30:00Z"}]}},

@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from syncd.errors import ItemError, SyncdError
 from syncd.logging import get_logger
+from syncd.mapping.carried import NOTHING, Uncarried
 from syncd.model import Activity, Kind
 
 log = get_logger("syncd.connectors")
@@ -36,6 +37,8 @@ class RemoteItem:
     categories: tuple[str, ...] = ()
     raw: object = field(default=None, compare=False, repr=False)
     """Connector-private form of the item, handed back on update so unknown properties survive."""
+    uncarried: Uncarried = field(default=NOTHING, compare=False, repr=False)
+    """syncd's hidden data the item did not carry: the engine keeps the CRM's value for it."""
 
 
 class Parsed(Protocol):
@@ -57,6 +60,8 @@ def remote_item(ref: str, etag: str | None, parsed: Parsed, raw: object) -> Remo
     return RemoteItem(
         ref=ref, etag=etag, uid=parsed.uid, crm_id=parsed.crm_id, activity=parsed.activity,
         modified_at=parsed.modified_at, categories=parsed.categories, raw=raw,
+        # A mapping that reports nothing (an older one) carries everything it reads.
+        uncarried=getattr(parsed, "uncarried", NOTHING),
     )
 
 

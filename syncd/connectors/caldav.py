@@ -7,16 +7,25 @@ batches. Writes are conditional (If-None-Match / If-Match). iCalendar is built a
 :mod:`syncd.mapping.ical`; this module only checks that a body it is about to write over arrived
 whole (:func:`damage`), because an update keeps what the read held and nothing else.
 
-Refs are the items' canonical paths (``/dav/alice/work/1234%40syncd.ics``); the opaque state is a
-JSON object with a sync token or ctag per collection path.
+Refs are the items' canonical paths; syncd names the items it creates by a UUID of the CRM id
+(:func:`~syncd.mapping.identity.resource_name`), never by the id itself, and follows an item to
+wherever the server put it (a Location header, a search by UID). The opaque state is a JSON object
+with a sync token or ctag per collection path and when its members were last listed in full.
+
+The change feed is trusted only so far: a deletion it reports is believed once a listing of the
+collection confirms it (a renaming server reports the written name gone, the item lives on under
+another), and every ``full_check_interval`` hours a full etag listing (one PROPFIND Depth 1) is
+compared with what the engine knows, repairing what the feed missed in either direction (a server
+that answers a stale sync token with a partial list instead of RFC 6578's valid-sync-token error).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from icalendar import Calendar
@@ -34,13 +43,18 @@ from syncd.connectors.caldav_collection import (
     InvalidSyncToken,
     RawItem,
     SyncUnsupported,
+    UidTaken,
+    Written,
 )
 from syncd.connectors.caldav_transport import DavTransport, TruncatedReply, strip_userinfo
 from syncd.errors import ItemError, NotFound, PreconditionFailed, RemoteError
+from syncd.logging import get_logger
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ical import from_ical, to_ical
-from syncd.mapping.identity import uid_for
+from syncd.mapping.identity import copy_uid, resource_name, uid_for
 from syncd.model import Activity, Kind
+
+log = get_logger("syncd.connectors.caldav")
 
 STATE_VERSION = 1
 #: GETs of an item to write over before giving up on it for this pass; a damaged answer is
@@ -52,6 +66,11 @@ _WRITE_PRIVILEGES = {
     dav.clark(dav.DAV, "write-content"),
     dav.clark(dav.DAV, "bind"),
 }
+
+
+#: How long a process keeps the URLs of calendars named by display name (seconds).
+RESOLVED_FOR = 3600.0
+_RESOLVED: dict[tuple[str, str | None, str | None, str | None, str | None], tuple[float, str, str | None]] = {}
 
 
 class CalDavSettings(Protocol):
@@ -75,6 +94,20 @@ class CalDavSettings(Protocol):
     def verify_tls(self) -> bool | str: ...
     @property
     def timeout(self) -> float: ...
+    @property
+    def max_backoff(self) -> float:
+        """Seconds of Retry-After (429, 503) a pass waits out in all before it fails."""
+        ...
+    @property
+    def full_check_interval(self) -> float:
+        """Hours between full etag listings that check the change feed; 0: every pass."""
+        ...
+    @property
+    def calendar(self) -> str | None:
+        """A calendar's display name: ``url`` then names a server, principal or home to find it from."""
+        ...
+    @property
+    def tasks_calendar(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +121,10 @@ class CalDavConfig:
     auth: str | None = None
     verify_tls: bool | str = True
     timeout: float = 30.0
+    max_backoff: float = 60.0
+    full_check_interval: float = 24.0
+    calendar: str | None = None
+    tasks_calendar: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +133,8 @@ class CollectionState:
     """Whether change detection uses sync-collection (else ctag + etag listing)."""
     token: str | None = None
     ctag: str | None = None
+    checked: float | None = None
+    """When (epoch seconds) the members were last listed in full and compared with what syncd knows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +160,13 @@ class CalDavConnector:
         ctx: MappingContext,
         *,
         use_sync_collection: bool | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._ctx = ctx
         self._use_sync = use_sync_collection
+        self._clock = clock
+        self._config = config
+        self._check_every = max(0.0, float(getattr(config, "full_check_interval", 24.0))) * 3600
         auth = config.auth if config.auth not in (None, "auto") else None
         self._transport = DavTransport(
             config.url,
@@ -132,10 +175,49 @@ class CalDavConnector:
             auth=auth,
             verify_tls=config.verify_tls,
             timeout=config.timeout,
+            max_backoff=getattr(config, "max_backoff", 60.0),
         )
-        self._events = DavCollection(self._transport, config.url)
-        tasks = DavCollection(self._transport, config.tasks_url) if config.tasks_url else None
-        self._tasks = tasks if tasks is not None and tasks.path != self._events.path else self._events
+        self._bound: tuple[DavCollection, DavCollection] | None = None
+
+    def _resolve(self) -> tuple[DavCollection, DavCollection]:
+        """The events and tasks collections; a calendar given by name is looked up once, here."""
+        if self._bound is None:
+            config = self._config
+            events_name = getattr(config, "calendar", None)
+            tasks_name = getattr(config, "tasks_calendar", None)
+            events_url, tasks_url = config.url, config.tasks_url
+            if events_name or tasks_name:
+                events_url, tasks_url = self._by_name(events_name, tasks_name)
+            events = DavCollection(self._transport, events_url)
+            tasks = DavCollection(self._transport, tasks_url) if tasks_url else None
+            self._bound = (events, tasks if tasks is not None and tasks.path != events.path else events)
+        return self._bound
+
+    def _by_name(self, events_name: str | None, tasks_name: str | None) -> tuple[str, str | None]:
+        """The URLs of calendars given by display name, found from ``url`` (discovery costs three or
+        four PROPFINDs, so a process asks again only after :data:`RESOLVED_FOR` seconds: a renamed
+        calendar is found again then)."""
+        from syncd.connectors.caldav_discovery import discover, pick
+
+        config = self._config
+        key = (config.url, config.username, events_name, tasks_name, config.tasks_url)
+        cached = _RESOLVED.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2]
+        found = discover(self._transport, config.url)
+        events_url = pick(found, events_name, "calendar", "VEVENT").url if events_name else config.url
+        tasks_url = pick(found, tasks_name, "tasks_calendar", "VTODO").url if tasks_name else config.tasks_url
+        _RESOLVED[key] = (now + RESOLVED_FOR, events_url, tasks_url)
+        return events_url, tasks_url
+
+    @property
+    def _events(self) -> DavCollection:
+        return self._resolve()[0]
+
+    @property
+    def _tasks(self) -> DavCollection:
+        return self._resolve()[1]
 
     @property
     def _collections(self) -> list[DavCollection]:
@@ -193,36 +275,73 @@ class CalDavConnector:
             return self._full_read(collection, True, known)
         except SyncUnsupported:
             return self._full_read(collection, False, known)
+        state = CollectionState(sync=True, token=delta.token, checked=previous.checked)
+        gone = [p for p in delta.deleted if p in known]
+        due = self._check_due(previous)
+        if gone or due:
+            # A reported deletion is confirmed by the listing; where a renamed item went is an href the
+            # feed reports and the engine does not know, fetched and paired by its syncd identity.
+            return self._reconcile(collection, known, state, feed=(delta.changed, gone), full=due)
         # Our own writes come back too; the engine already has them if the etag is the one it knows.
         to_fetch = [p for p, etag in delta.changed.items() if not dav.same_etag(etag, known.get(p))]
-        gone = [p for p in delta.deleted if p in known]
-        return _Pass(to_fetch, gone, CollectionState(sync=True, token=delta.token), None)
+        return _Pass(to_fetch, [], state, None)
 
     def _ctag_pass(
         self, collection: DavCollection, previous: CollectionState, known: dict[str, str | None]
     ) -> _Pass:
         ctag = collection.ctag()
-        if ctag is not None and ctag == previous.ctag:
+        if ctag is not None and ctag == previous.ctag and not self._check_due(previous):
             return _Pass([], [], previous, None)
+        return self._reconcile(collection, known, CollectionState(sync=False, ctag=ctag))
+
+    def _check_due(self, previous: CollectionState) -> bool:
+        return previous.checked is None or self._clock() - previous.checked >= self._check_every
+
+    def _reconcile(
+        self,
+        collection: DavCollection,
+        known: dict[str, str | None],
+        state: CollectionState,
+        feed: tuple[Mapping[str, str | None], list[str]] | None = None,
+        full: bool = True,
+    ) -> _Pass:
+        """Compare a full etag listing with what the engine knows: a changed etag is a change, a known
+        href that is not listed a deletion, an href the engine does not know a new (or moved) item.
+        With ``feed`` (what sync-collection reported), what the feed missed is logged; unless ``full``
+        (a listing only to confirm deletions), hrefs unknown to both are left alone: the calendar's
+        items that are not synced (outside the window, not imported) would be read on every deletion."""
+        checked = self._clock()
         listing = collection.list_etags()
-        to_fetch = [p for p, etag in listing.items() if not dav.same_etag(etag, known.get(p))]
+        reported = feed[0] if feed is not None else {}
+        to_fetch = [
+            p for p, etag in listing.items()
+            if not dav.same_etag(etag, known.get(p)) and (full or p in known or p in reported)
+        ]
         gone = [p for p in known if p not in listing]
-        return _Pass(to_fetch, gone, CollectionState(sync=False, ctag=ctag), len(listing))
+        if feed is not None:
+            deleted = feed[1]
+            missed = [p for p in to_fetch if p not in reported] + [p for p in gone if p not in deleted]
+            kept = [p for p in deleted if p in listing]
+            if missed or kept:
+                log.warning("the change feed disagreed with the calendar; repaired from a full listing",
+                            collection=strip_userinfo(collection.url), missed=len(missed), not_deleted=len(kept))
+        return _Pass(to_fetch, gone, replace(state, checked=checked if full else state.checked), len(listing))
 
     def _full_read(
         self, collection: DavCollection, use_sync: bool, known: dict[str, str | None]
     ) -> _Pass:
         listing: Mapping[str, str | None]
+        checked = self._clock()
         if use_sync:
             try:
                 delta = collection.sync(None)
             except SyncUnsupported:
                 return self._full_read(collection, False, known)
-            listing, state = delta.changed, CollectionState(sync=True, token=delta.token)
+            listing, state = delta.changed, CollectionState(sync=True, token=delta.token, checked=checked)
         else:
             # The ctag is read before the listing: a change in between shows up in the next pass.
             ctag = collection.ctag()
-            listing, state = collection.list_etags(), CollectionState(sync=False, ctag=ctag)
+            listing, state = collection.list_etags(), CollectionState(sync=False, ctag=ctag, checked=checked)
         gone = [p for p in known if p not in listing]
         return _Pass(sorted(listing), gone, state, len(listing))
 
@@ -236,13 +355,19 @@ class CalDavConnector:
 
     def find(self, crm_id: str, kind: Kind) -> RemoteItem | None:
         collection = self._collection_for(kind)
-        uid = uid_for(crm_id)
-        raw = collection.get(collection.item_path(uid + ".ics"))
+        raw = collection.get(collection.item_path(resource_name(crm_id)))
         if raw is None:
-            # Another client (or an older syncd) may have stored it under a different name.
-            component = "VTODO" if kind == Kind.TASK else "VEVENT"
-            raw = next(iter(collection.find_uid(component, uid)), None)
+            # Under an older name (the UID), a name the server chose, or another client's name.
+            raw = self._find_uid(collection, kind, uid_for(crm_id), copy_uid(crm_id, self._ctx.owner.email))
         return self._parse(raw) if raw is not None else None
+
+    def _find_uid(self, collection: DavCollection, kind: Kind, *uids: str) -> RawItem | None:
+        component = "VTODO" if kind == Kind.TASK else "VEVENT"
+        for uid in uids:
+            found = next(iter(collection.find_uid(component, uid)), None)
+            if found is not None:
+                return found
+        return None
 
     def _parse(self, raw: RawItem) -> RemoteItem:
         def parse() -> RemoteItem:
@@ -262,9 +387,28 @@ class CalDavConnector:
 
     def create(self, activity: Activity) -> WriteResult:
         collection = self._collection_for(activity.kind)
-        path = collection.item_path(uid_for(activity.id) + ".ics")
-        etag = collection.create(path, to_ical(activity, self._ctx))
-        return WriteResult(path, etag)
+        path = collection.item_path(resource_name(activity.id))
+        data = to_ical(activity, self._ctx)
+        uid = uid_for(activity.id)
+        try:
+            written = collection.create(path, data)
+        except UidTaken:
+            if activity.owner.casefold() == self._ctx.owner.email.casefold():
+                raise
+            # A copy for a participating user, on a server that keeps one UID per calendar home:
+            # its own UID; X-SYNCD-ID still pairs it with the activity.
+            uid = copy_uid(activity.id, self._ctx.owner.email)
+            written = collection.create(path, _with_uid(data, uid))
+        return self._located(collection, written, activity.kind, uid)
+
+    def _located(self, collection: DavCollection, written: Written, kind: Kind, uid: str) -> WriteResult:
+        """Where the item really is: a server that stored it under a name of its own without a
+        Location header is asked by UID (one calendar-query)."""
+        if written.lost:
+            found = self._find_uid(collection, kind, uid)
+            if found is not None:
+                return WriteResult(found.path, found.etag)
+        return WriteResult(written.path, written.etag)
 
     def update(self, ref: str, etag: str | None, activity: Activity, raw: object = None) -> WriteResult:
         """Write over what the server holds, not from scratch: its UID (an item syncd paired with may
@@ -276,8 +420,8 @@ class CalDavConnector:
         if base is None or damage(base) is not None:
             # A damaged copy from the feed was the first read: one fresh GET is its retry.
             base = self._read_base(collection, ref, etag, BASE_READS if base is None else BASE_READS - 1)
-        new_etag = collection.update(ref, etag, to_ical(activity, self._ctx, base=base))
-        return WriteResult(ref, new_etag)
+        written = collection.update(ref, etag, to_ical(activity, self._ctx, base=base))
+        return WriteResult(written.path, written.etag)
 
     def _read_base(self, collection: DavCollection, ref: str, etag: str | None, reads: int) -> bytes:
         """The item's body as the server holds it at ``etag``, read with up to ``reads`` GETs.
@@ -319,7 +463,8 @@ class CalDavConnector:
                 problems.append(str(exc))
                 continue
             if not info.is_calendar:
-                problems.append(f"{collection.url} is not a calendar collection")
+                where = strip_userinfo(collection.url)
+                problems.append(f"{where} is not a calendar collection{self._hint(collection)}")
                 continue
             missing = needs[collection.path] - (info.components if info.components is not None else set())
             if info.components is not None and missing:
@@ -328,6 +473,19 @@ class CalDavConnector:
             if info.privileges is not None and not info.privileges & _WRITE_PRIVILEGES:
                 problems.append(f"{collection.url}: the user may read but not write this calendar")
         return problems
+
+    def _hint(self, collection: DavCollection) -> str:
+        """The calendars found from a URL that is not one, for ``syncd check``."""
+        from syncd.connectors.caldav_discovery import discover
+
+        try:
+            found = discover(self._transport, collection.url)
+        except RemoteError:
+            return ""
+        if not found.calendars:
+            return "; no calendars found from it"
+        listed = ", ".join(f'"{c.label}" {strip_userinfo(c.url)} ({c.what})' for c in found.calendars)
+        return f"; calendars found from it: {listed}. Set url to one of them, or add calendar = \"NAME\""
 
     @property
     def location(self) -> str:
@@ -389,6 +547,14 @@ def _content_lines(data: bytes) -> list[str]:
     return lines
 
 
+def _with_uid(data: bytes, uid: str) -> bytes:
+    calendar = Calendar.from_ical(data)
+    for component in calendar.walk():
+        if component.name in ("VEVENT", "VTODO"):
+            component["UID"] = uid
+    return calendar.to_ical()
+
+
 def _secret(value: object) -> str | None:
     reveal = getattr(value, "get_secret_value", None)
     if callable(reveal):
@@ -407,7 +573,8 @@ def _load_state(state: str | None) -> tuple[dict[str, CollectionState], str | No
             return {}, None
         collections = {
             path: CollectionState(
-                sync=bool(entry["sync"]), token=entry.get("token"), ctag=entry.get("ctag")
+                sync=bool(entry["sync"]), token=entry.get("token"), ctag=entry.get("ctag"),
+                checked=float(entry["checked"]) if entry.get("checked") is not None else None,
             )
             for path, entry in data["collections"].items()
         }
@@ -419,7 +586,8 @@ def _load_state(state: str | None) -> tuple[dict[str, CollectionState], str | No
 
 def _dump_state(states: Mapping[str, CollectionState], scheme: str | None = None) -> str:
     collections = {
-        path: {"sync": s.sync, "token": s.token, "ctag": s.ctag} for path, s in sorted(states.items())
+        path: {"sync": s.sync, "token": s.token, "ctag": s.ctag, "checked": s.checked}
+        for path, s in sorted(states.items())
     }
     data: dict[str, object] = {"version": STATE_VERSION, "collections": collections}
     if scheme:

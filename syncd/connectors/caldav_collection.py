@@ -36,6 +36,21 @@ class RawItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Written:
+    """Where a PUT left the item and its etag. ``lost`` says the item is not at ``path`` right after
+    the write: the server stored it under a name of its own without saying which (no Location)."""
+
+    path: str
+    etag: str | None
+    lost: bool = False
+
+
+class UidTaken(ItemError):
+    """The server refuses the item's UID because another calendar of the same user holds it (RFC 6638
+    unique-scheduling-object-resource, or a no-uid-conflict naming an item outside this collection)."""
+
+
+@dataclass(frozen=True, slots=True)
 class SyncDelta:
     """What an RFC 6578 sync-collection report said: changed members (with etag, if sent) and gone ones."""
 
@@ -188,17 +203,22 @@ class DavCollection:
 
     # --- writing -------------------------------------------------------------------------------
 
-    def create(self, path: str, data: bytes) -> str | None:
-        """PUT a new item (If-None-Match: *); returns its etag."""
+    def create(self, path: str, data: bytes) -> Written:
+        """PUT a new item (If-None-Match: *); where it went and its etag."""
         reply = self._http.request(
             "PUT", self._url(path), data, {"Content-Type": _ICS, "If-None-Match": "*"}
         )
-        if reply.status == 412 or dav.NO_UID_CONFLICT in reply.conditions:
+        conditions = reply.conditions
+        if dav.UNIQUE_SCHEDULING_OBJECT in conditions or (
+            dav.NO_UID_CONFLICT in conditions and not self._conflict_is_here(reply)
+        ):
+            raise UidTaken(path, "UID", refusal(reply, "item"))
+        if reply.status == 412 or dav.NO_UID_CONFLICT in conditions:
             raise AlreadyExists(path)
         return self._after_put(path, reply)
 
-    def update(self, path: str, etag: str | None, data: bytes) -> str | None:
-        """PUT over an item only if it still has ``etag`` (``None``: if it exists); returns the new etag."""
+    def update(self, path: str, etag: str | None, data: bytes) -> Written:
+        """PUT over an item only if it still has ``etag`` (``None``: if it exists)."""
         reply = self._http.request(
             "PUT", self._url(path), data, {"Content-Type": _ICS, "If-Match": etag or "*"}
         )
@@ -215,21 +235,41 @@ class DavCollection:
             raise PreconditionFailed(path)
         if reply.status in (404, 410) or reply.status // 100 == 2:
             return
-        raise ItemError(path, None, f"the server refused the delete (HTTP {reply.status})")
+        raise ItemError(path, None, refusal(reply, "delete"))
 
-    def _after_put(self, path: str, reply: HttpReply) -> str | None:
+    def _after_put(self, path: str, reply: HttpReply) -> Written:
         if reply.status // 100 != 2:
-            why = ", ".join(sorted(_local(c) for c in reply.conditions)) or "no reason given"
-            raise ItemError(path, None, f"the server refused the item (HTTP {reply.status}: {why})")
+            raise ItemError(path, None, refusal(reply, "item"))
+        location = reply.header("Location")
+        if location:
+            # A server may store the item under a name of its own (RFC 4918 9.7.1 allows Location).
+            moved = dav.canonical_path(location, self.url)
+            if moved != path and self.contains(moved):
+                path = moved
         etag = dav.normalize_etag(reply.header("ETag"))
+        if etag is not None:
+            return Written(path, etag)
         # RFC 4791 5.3.4: a server that changed the data on PUT sends no ETag; ask for the new one.
-        return etag if etag is not None else self._etag_of(path)
+        found, etag = self._etag_of(path)
+        return Written(path, etag, lost=not found)
 
-    def _etag_of(self, path: str) -> str | None:
-        result = self._expect_multistatus(
-            "PROPFIND", self._url(path), dav.propfind_body([dav.GETETAG]), depth="0"
-        )
-        return next((r.etag for r in result.responses if r.path == path), None)
+    def _etag_of(self, path: str) -> tuple[bool, str | None]:
+        """(whether the item is at ``path``, its etag)."""
+        reply = self._http.request("PROPFIND", self._url(path), dav.propfind_body([dav.GETETAG]), {"Depth": "0"})
+        if reply.status in (404, 410):
+            return False, None
+        if reply.status != 207:
+            return True, None
+        result = self._parse(reply, self._url(path))
+        mine = [r for r in result.responses if r.path == path]
+        if not mine or all(r.status in (404, 410) for r in mine):
+            return False, None
+        return True, mine[0].etag
+
+    def _conflict_is_here(self, reply: HttpReply) -> bool:
+        """Whether a no-uid-conflict names an item of this collection (or none at all)."""
+        hrefs = dav.condition_hrefs(reply.body, dav.NO_UID_CONFLICT)
+        return not hrefs or any(self.contains(dav.canonical_path(h, self.url)) for h in hrefs)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -267,3 +307,32 @@ def _ctag_of(response: dav.DavResponse) -> str | None:
 
 def _local(clark_name: str) -> str:
     return clark_name.rpartition("}")[2]
+
+
+#: What a DAV condition in a refusal means, in a user's words (RFC 4791 5.3.2.1, RFC 6638 3.2.4.1, RFC 3744).
+_CONDITION_WORDS = {
+    dav.NO_UID_CONFLICT: "another item of the calendar has this UID",
+    dav.UNIQUE_SCHEDULING_OBJECT: "another calendar of this user holds an item with this UID",
+    dav.clark(dav.CALDAV, "valid-calendar-data"): "the server finds the iCalendar data invalid",
+    dav.clark(dav.CALDAV, "valid-calendar-object-resource"): "the server refuses the item's structure",
+    dav.clark(dav.CALDAV, "supported-calendar-component"): "the calendar does not take this kind of item",
+    dav.clark(dav.CALDAV, "supported-calendar-data"): "the server does not take this data format",
+    dav.clark(dav.CALDAV, "max-resource-size"): "the item is larger than the server allows",
+    dav.clark(dav.CALDAV, "min-date-time"): "a date is earlier than the server allows",
+    dav.clark(dav.CALDAV, "max-date-time"): "a date is later than the server allows",
+    dav.clark(dav.CALDAV, "max-instances"): "the series has more occurrences than the server allows",
+    dav.clark(dav.CALDAV, "max-attendees-per-instance"): "the item has more attendees than the server allows",
+    dav.clark(dav.CALDAV, "valid-scheduling-message"): "the server refuses the item's scheduling data",
+    dav.clark(dav.CALDAV, "valid-organizer"): "the server refuses the item's organizer",
+    dav.clark(dav.DAV, "need-privileges"): "the user may not write this item",
+}
+
+
+def refusal(reply: HttpReply, what: str) -> str:
+    """Why the server refused one item's write or delete: status, reason phrase and DAV conditions."""
+    conditions = sorted(reply.conditions)
+    said = [f"{_local(c)}: {_CONDITION_WORDS[c]}" if c in _CONDITION_WORDS else _local(c) for c in conditions]
+    phrase = f" {reply.reason}" if reply.reason else ""
+    why = f": {'; '.join(said)}" if said else ""
+    verb = "the delete" if what == "delete" else "the item"
+    return f"the server refused {verb} (HTTP {reply.status}{phrase}{why})"

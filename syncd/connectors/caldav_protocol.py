@@ -41,6 +41,7 @@ SYNC_COLLECTION = clark(DAV, "sync-collection")
 VALID_SYNC_TOKEN = clark(DAV, "valid-sync-token")
 SUPPORTED_REPORT = clark(DAV, "supported-report")
 NO_UID_CONFLICT = clark(CALDAV, "no-uid-conflict")
+UNIQUE_SCHEDULING_OBJECT = clark(CALDAV, "unique-scheduling-object-resource")
 
 _PREFIXES = {DAV: "D", CALDAV: "C", CS: "CS"}
 
@@ -241,6 +242,18 @@ def error_conditions(body: bytes | str | None) -> set[str]:
     if root.tag != clark(DAV, "error"):
         return set()
     return {child.tag for child in root if isinstance(child.tag, str)}
+
+
+def condition_hrefs(body: bytes | None, condition: str) -> list[str]:
+    """The DAV:href values inside one condition of a DAV:error body (no-uid-conflict names the item)."""
+    if not body:
+        return []
+    try:
+        root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return []
+    return [(h.text or "").strip() for c in root.iterchildren(condition) for h in c.iter(clark(DAV, "href"))
+            if (h.text or "").strip()]
 
 
 def components_of(response: DavResponse) -> set[str] | None:

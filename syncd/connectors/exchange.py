@@ -338,7 +338,7 @@ class ExchangeConnector:
                     occurrence.delete(send_meeting_cancellations=self._invitations)
                     continue
                 occurrence.refresh()
-                fields = _occurrence_fields(change)
+                fields = _occurrence_fields(change, self._ctx)
                 for name, value in fields.items():
                     setattr(occurrence, name, value)
                 occurrence.save(update_fields=list(fields), conflict_resolution=NEVER_OVERWRITE,
@@ -394,8 +394,11 @@ def _ews_moment(value: Any) -> EWSDateTime | EWSDate:
     return EWSDate(value.year, value.month, value.day)
 
 
-def _occurrence_fields(change: OccurrenceChange) -> dict[str, Any]:
+def _occurrence_fields(change: OccurrenceChange, ctx: MappingContext) -> dict[str, Any]:
     fields: dict[str, Any] = {}
+    if change.status is not None:
+        # IsCancelled is Exchange's own (set when an organizer cancels); a cancelled occurrence shows free.
+        fields["legacy_free_busy_status"] = ctx.options.status_target(change.status).ews_free_busy
     if change.start is not None:
         fields["start"] = _ews_moment(change.start)
     if change.end is not None:

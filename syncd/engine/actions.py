@@ -35,6 +35,8 @@ class PushUpdate(Action):
     activity: Activity
     link: Link
     remote: RemoteItem | None = None
+    reverted: tuple[str, ...] = ()
+    """Fields a calendar edit changed that the CRM alone decides (a registered activity's times)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,8 @@ class Write(Action):
     save_crm: bool
     push: bool
     conflict: ConflictRecord | None = None
+    reverted: tuple[str, ...] = ()
+    """As :attr:`PushUpdate.reverted`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,13 +25,10 @@ class SqlCrmSide:
     def cursor(self) -> int:
         return changefeed.current_cursor(self.session)
 
-    def changes_since(self, cursor: int) -> CrmChanges:
-        batch = changefeed.changes_since(self.session, cursor)
+    def changes_for(self, cursor: int, user: str, binding: str) -> CrmChanges:
+        among = changefeed.concerning(self.session, user, binding)
+        batch = changefeed.changes_since(self.session, cursor, among=among)
         return CrmChanges(set(batch.changed), set(batch.deleted), batch.cursor)
-
-    def concerning(self, ids: Iterable[str], user: str) -> set[str]:
-        key = user.casefold()
-        return {ident for ident, users in repository.concerned_users(self.session, ids).items() if key in users}
 
     def in_scope(self, user: str, kinds: Sequence[Kind]) -> list[str]:
         rows = repository.activity_rows_for_user(self.session, user, kinds)

@@ -30,7 +30,7 @@ def _empty(activity: Activity, name: str) -> bool:
     """Without a base (two versions paired on a first sync), a side that never had a value did not
     change it: the other side's value is simply added."""
     value = getattr(activity, name)
-    return value is None or value in ("", ())
+    return value is None or (not value and isinstance(value, str | tuple | dict))
 
 
 def _merge_participants(

@@ -7,6 +7,7 @@ be tested case by case (as pimsync's ``ItemAction::for_item``). The runner gathe
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -27,6 +28,7 @@ from syncd.engine.actions import (
 )
 from syncd.engine.links import Link, LinkStatus
 from syncd.engine.merge import CRM_ONLY_FIELDS, newest_is_crm, take_remote, three_way
+from syncd.mapping.carried import keep_crm
 from syncd.mapping.fingerprint import changed_fields, fingerprint
 from syncd.model import CONTENT_FIELDS, Activity, Participant, Response
 
@@ -54,6 +56,12 @@ class Policy:
     on_remote_delete_completed: str = "recreate"
     remote_fields: frozenset[str] = frozenset(CONTENT_FIELDS)
     """The fields the calendar can hold; the rest always come from the CRM."""
+    registered_statuses: frozenset[str] = frozenset()
+    """Casefolded statuses of a registered activity (a contact that happened): its times are the CRM's,
+    and a calendar edit of them is reverted (seed 002: the date is editable only while planned)."""
+
+    def registered(self, activity: Activity) -> bool:
+        return activity.status is not None and activity.status.casefold() in self.registered_statuses
 
     @property
     def push(self) -> bool:
@@ -105,9 +113,21 @@ def decide(item: ItemInput, policy: Policy) -> Action | None:
     remote = item.remote
     if remote is not None and remote.activity is None:
         return Skip(item.key, f"unreadable calendar item: {remote.error}", error=True)
+    item = _hidden_kept(item)
     if item.link is None:
         return _unlinked(item, policy)
     return _linked(item, item.link, policy)
+
+
+def _hidden_kept(item: ItemInput) -> ItemInput:
+    """The calendar's version with the CRM's values where it did not carry syncd's hidden data: a
+    client that dropped syncd's X-properties changed nothing the user could see (see
+    :mod:`syncd.mapping.carried`). The one place this is decided, before anything is compared."""
+    remote = item.remote
+    if remote is None or remote.activity is None or item.crm is None or not remote.uncarried:
+        return item
+    kept = keep_crm(remote.activity, item.crm, remote.uncarried)
+    return dataclasses.replace(item, remote=dataclasses.replace(remote, activity=kept))
 
 
 def _unlinked(item: ItemInput, policy: Policy) -> Action | None:
@@ -238,6 +258,11 @@ def _both_present(
     )
     if item.crm_is_copy:
         return _copy(item, link, crm, remote, policy)
+    reverted = _edited_times(link, crm, theirs) if policy.registered(crm) else ()
+    if reverted:
+        kept = theirs.replace(**{name: getattr(crm, name) for name in _TIMES})
+        action = _both_present(item, link, crm, dataclasses.replace(remote, activity=kept), policy)
+        return _reverting(action, item.key, crm, link, remote, reverted, policy)
     if not _differs(crm, theirs, policy):
         if link is not None and not crm_changed and link.etag == remote.etag and link.status == LinkStatus.SYNCED:
             return None
@@ -253,6 +278,37 @@ def _both_present(
             return Write(item.key, take_remote(crm, theirs, policy.compared), remote, link, save_crm=True, push=False)
         return PushUpdate(item.key, crm, link, remote) if link is not None else None
     return _conflict(item, link, crm, remote, policy)
+
+
+#: A registered activity's times: the CRM's alone.
+_TIMES = ("start", "end", "due", "all_day", "timezone")
+
+
+def _edited_times(link: Link | None, crm: Activity, theirs: Activity) -> tuple[str, ...]:
+    """The times the calendar changed (since the last agreed version) to other than the CRM's."""
+    base = link.base if link is not None and link.base is not None else crm
+    edited = changed_fields(base, theirs, _TIMES)
+    return tuple(name for name in changed_fields(crm, theirs, _TIMES) if name in edited)
+
+
+def _reverting(
+    action: Action | None, key: str, crm: Activity, link: Link | None, remote: RemoteItem, reverted: tuple[str, ...],
+    policy: Policy,
+) -> Action | None:
+    """The action decided without the calendar's edit of a registered activity's times, made to write
+    the CRM's times back (an action that would not write to the calendar then does)."""
+    if not policy.push:
+        return action  # the binding never writes to the calendar: the CRM just keeps its times
+    match action:
+        case Write():
+            return dataclasses.replace(action, push=True, reverted=reverted)
+        case PushUpdate():
+            return dataclasses.replace(action, reverted=reverted)
+        case None | Relink() if link is not None:
+            return PushUpdate(key, crm, link, remote, reverted=reverted)
+        case None | Relink():
+            return Write(key, crm, remote, None, save_crm=False, push=True, reverted=reverted)
+    return action
 
 
 def _copy(item: ItemInput, link: Link | None, crm: Activity, remote: RemoteItem, policy: Policy) -> Action | None:

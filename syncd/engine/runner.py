@@ -113,6 +113,7 @@ def policy_for(binding: Binding) -> Policy:
         on_remote_delete=binding.on_remote_delete,
         cancel_status=binding.cancel_status,
         on_remote_delete_completed=binding.on_remote_delete_completed,
+        registered_statuses=frozenset(s.casefold() for s in binding.registered_statuses),
     )
 
 
@@ -204,9 +205,8 @@ class Runner:
         if bstate.crm_cursor is None:
             keys.update(self.crm.in_scope(self.policy.owner, self.binding.kinds))
         else:
-            changes = self.crm.changes_since(bstate.crm_cursor)
-            keys.update(self.crm.concerning(changes.changed, self.policy.owner))
-            keys.update(changes.changed & links.keys())
+            changes = self.crm.changes_for(bstate.crm_cursor, self.policy.owner, self.binding.name)
+            keys.update(changes.changed)
             keys.update(changes.deleted & links.keys())
         keys.update(k for k in bstate.retry - deferred if not k.startswith(REMOTE_KEY))
         keys.update(k for k, link in links.items() if link.status != LinkStatus.SYNCED and k not in deferred)
@@ -257,20 +257,32 @@ class Runner:
         keys = set(crm_keys)
         remote_for: dict[str, RemoteItem] = {}
         seen: dict[str, Seen] = {}
+        elsewhere: list[tuple[RemoteItem, Link]] = []
         for item in remote.changed:
             link = by_ref.get(item.ref)
-            if link is None and item.crm_id in links:
-                other = links[item.crm_id]
+            # syncd's id on the item, else the id an item made in the calendar got from its UID.
+            ident = item.crm_id or (item.activity.id if item.activity is not None else None)
+            if link is None and ident in links:
+                other = links[ident]
                 if other.ref and other.ref != item.ref and other.status != LinkStatus.CREATING:
-                    iso.fail(f"{REMOTE_KEY}{item.ref}", "pairing",
-                             f"a second calendar item for activity {item.crm_id}; left alone")
+                    elsewhere.append((item, other))
                     continue
                 link = other
             key = link.activity_id if link else (item.crm_id or f"{REMOTE_KEY}{item.ref}")
             remote_for[key], seen[key] = item, Seen.CHANGED
+        moved = self._moved(elsewhere, set(remote.deleted))
+        for item, other in elsewhere:
+            key = other.activity_id
+            if key not in moved:
+                iso.fail(f"{REMOTE_KEY}{item.ref}", "pairing", f"a second calendar item for activity {key}; left alone")
+                continue
+            # The same item under another href (a server that renames what it stores): the link follows
+            # it. Its etag was the old href's, so the link is saved again with the new one.
+            links[key] = other.with_(ref=item.ref, etag=None)
+            remote_for[key], seen[key] = item, Seen.CHANGED
         for ref in remote.deleted:
             link = by_ref.get(ref)
-            if link is not None:
+            if link is not None and link.activity_id not in moved:
                 seen[link.activity_id] = Seen.DELETED
         keys.update(seen)
 
@@ -339,6 +351,15 @@ class Runner:
         self._pair_first_sync(items, links)
         return items
 
+    def _moved(self, elsewhere: list[tuple[RemoteItem, Link]], deleted: set[str]) -> set[str]:
+        """Activities whose linked item turned up at another href and is gone from the old one (the
+        feed said so, or one batched read of the old hrefs finds nothing there)."""
+        if not elsewhere:
+            return set()
+        unsure = [other.ref for _, other in elsewhere if other.ref and other.ref not in deleted]
+        still_there = {found.ref for found in self.connector.fetch(unsure)} if unsure else set()
+        return {other.activity_id for _, other in elsewhere if other.ref not in still_there}
+
     def _pair_first_sync(self, items: dict[str, ItemInput], links: dict[str, Link]) -> None:
         """A calendar item syncd did not make, with the same subject, start and end as an unlinked CRM
         activity, is that activity (typically both were entered by hand before syncd ran)."""
@@ -367,18 +388,32 @@ class Runner:
     # -- safety ----------------------------------------------------------------------------------
 
     def _guard(self, items: dict[str, ItemInput], links: dict[str, Link]) -> None:
+        """Stop before one side's mass loss reaches the other: a share of at least ``mass_delete_ratio``
+        of the synced items and at least ``mass_delete_min`` of them, or, in a smaller calendar, all of
+        two or more (a wrong URL or account, or a server that renamed every item, looks like that)."""
         synced = [link for link in links.values() if link.status == LinkStatus.SYNCED]
-        if len(synced) < self.binding.mass_delete_min:
-            return
-        lost_remote = sum(1 for i in items.values() if i.link is not None and i.seen == Seen.DELETED)
-        lost_crm = sum(1 for i in items.values() if i.link is not None and i.crm is None)
-        threshold = max(self.binding.mass_delete_min, self.binding.mass_delete_ratio * len(synced))
+        total = len(synced)
+        # Only losses this pass would carry to the other side; an item gone on both is no loss.
+        lost_remote = sum(1 for i in items.values() if i.link is not None and i.seen == Seen.DELETED and i.crm)
+        lost_crm = sum(1 for i in items.values() if i.link is not None and i.crm is None and i.seen != Seen.DELETED)
+        threshold = max(self.binding.mass_delete_min, self.binding.mass_delete_ratio * total)
+        name = self.binding.name
         for side, lost in (("calendar", lost_remote), ("CRM", lost_crm)):
-            if lost >= threshold:
+            if 2 <= lost == total:
+                # No ratio lets this through: a side that empties at once is far likelier a wrong URL,
+                # account or store, or a server that renamed every item, than a clean-up.
+                other = "CRM" if side == "calendar" else "calendar"
                 raise SafetyStop(
-                    f"the {side} lost {lost} of {len(synced)} synced items at once; nothing was changed. "
-                    f"If this is intended, raise mass_delete_ratio for binding {self.binding.name!r}; "
-                    "otherwise check the calendar URL and account"
+                    f"the {side} lost all {lost} synced items at once; nothing was changed. If they were "
+                    f"deleted on purpose, delete them in the {other} too; otherwise check the calendar URL "
+                    f"and account, or run `syncd forget --binding {name}` to start over (the items of both "
+                    "sides are then paired again, and what one side lacks is copied from the other)"
+                )
+            if total >= self.binding.mass_delete_min and lost >= threshold:
+                raise SafetyStop(
+                    f"the {side} lost {lost} of {total} synced items at once; nothing was changed. "
+                    f"If this is intended, raise mass_delete_ratio above {lost / total:.2f} for binding "
+                    f"{name!r}; otherwise check the calendar URL and account"
                 )
 
     def _check_location(self, bstate: BindingState, links: dict[str, Link]) -> None:
@@ -713,6 +748,11 @@ class Runner:
                     self._iso.fail(action.key, "reading the calendar item", reason)
             case _:
                 raise AssertionError(f"unknown action {action!r}")
+        reverted = getattr(action, "reverted", ())
+        if reverted:
+            report.counts["reverted"] += 1
+            log.warning("a calendar edit of a registered activity's times was reverted", binding=name,
+                        activity=action.key, fields=list(reverted))
 
     def _new_crm_activity(self, activity: Activity) -> Activity:
         """A calendar item becomes an activity owned by the binding's user, with an id not yet taken."""

@@ -57,10 +57,9 @@ class BindingState:
 class CrmSide(Protocol):
     def cursor(self) -> int: ...
 
-    def changes_since(self, cursor: int) -> CrmChanges: ...
-
-    def concerning(self, ids: Iterable[str], user: str) -> set[str]:
-        """Which of these activities the user owns or takes part in as a CRM user."""
+    def changes_for(self, cursor: int, user: str, binding: str) -> CrmChanges:
+        """The changes after ``cursor`` to activities the user owns or takes part in as a CRM user, or
+        that ``binding`` has a link for; asked of the store, so other users' changes cost no reading."""
         ...
 
     def in_scope(self, user: str, kinds: Sequence[Kind]) -> list[str]:

@@ -14,6 +14,8 @@ class MappingContext:
     """The CRM user whose calendar this is; floating times are read in their zone."""
     options: MappingOptions = field(default_factory=MappingOptions)
     directory: Directory = field(default_factory=Directory)
+    send_invitations: bool = False
+    """The binding lets the calendar server invite, update and cancel attendees by mail (RFC 6638)."""
 
     @property
     def default_timezone(self) -> str:

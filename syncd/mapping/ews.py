@@ -19,10 +19,21 @@ What goes where:
 * owner: the Organizer of an item is read-only in EWS (it is the mailbox that created it), so the
   owner travels in the blob; an item made in Outlook gets its organizer, else the calendar's owner.
 * participants with an e-mail -> Required/OptionalAttendees (responses mapped both ways; Exchange
-  itself keeps responses up to date), matched inbound case-insensitively against ``ctx.directory``.
+  itself keeps responses up to date), matched inbound case-insensitively against ``ctx.directory``; a
+  resource (room, equipment) -> Resources.
+* sensitivity -> Sensitivity, show-as -> LegacyFreeBusyStatus (over the status table's), the CRM's own
+  categories -> Categories beside syncd's (exact in the blob, Exchange cuts them to 255 characters);
+  attachments (links), the CRM's own fields and an outside organizer ride in the blob: see
+  :mod:`.ews_fields`. An item without the blob did not carry them: :attr:`ParsedEwsItem.uncarried`.
 * recurrence: :mod:`syncd.mapping.ews_recurrence`. Deleted and modified occurrences are read
   inbound (pass the fetched exception items as ``occurrences`` to get their subject/location/body);
-  outbound they need separate operations, listed by :func:`~syncd.mapping.ews_recurrence.occurrence_changes`.
+  outbound they need separate operations, listed by :func:`~syncd.mapping.ews_recurrence.occurrence_changes`
+  (a cancelled occurrence is shown free; its exact status travels in the blob). An Exchange series has
+  one pattern: RDATEs and several RRULEs are refused per item, as is a reminder after the start.
+* times: a time whose zone offset has seconds (local mean time, Amsterdam before 1937) is sent as its
+  UTC instant, an all-day bound then at the offset cut to whole hours; UTC with ``+00:00``, as
+  exchangelib writes years before 1000 without their leading zeros otherwise.
+* a task's location (EWS tasks have none) travels in the blob.
 
 Lossy by nature of EWS (a round trip normalises these): an all-day ``end == start`` reads back as the
 exclusive next day; an empty description or location reads back as ``None``; an override field equal
@@ -50,7 +61,19 @@ from exchangelib.util import safe_xml_value
 
 from syncd.errors import ItemError
 from syncd.mapping.accepted import storable
+from syncd.mapping.carried import NOTHING, Uncarried
 from syncd.mapping.context import MappingContext
+from syncd.mapping.ews_fields import (
+    attachments_in,
+    blob_fields,
+    crm_fields_in,
+    free_busy_out,
+    organizer_in,
+    sensitivity_in,
+    sensitivity_out,
+    show_as_in,
+    uncarried_keys,
+)
 from syncd.mapping.ews_props import (
     dump_extra,
     load_extra,
@@ -85,6 +108,7 @@ from syncd.model import (
     RegardingKind,
     Response,
     Role,
+    ShowAs,
 )
 
 __all__ = ["ParsedEwsItem", "apply_to_ews", "from_ews", "register_extended_properties", "to_ews"]
@@ -121,6 +145,8 @@ class ParsedEwsItem:
     modified_at: datetime | None
     """LastModifiedTime, aware UTC."""
     categories: tuple[str, ...]
+    uncarried: Uncarried = NOTHING
+    """syncd's hidden data the item did not carry (no blob): the CRM keeps its value (:mod:`.carried`)."""
 
 
 # --- outbound ----------------------------------------------------------------------------------------
@@ -134,7 +160,7 @@ def to_ews(activity: Activity, ctx: MappingContext, account_tz: EWSTimeZone | st
     makes the mailbox that saves the item its organizer.
     """
     register_extended_properties()
-    fields = _fields(activity, ctx, account_tz, keep_categories=())
+    fields = _fields(activity, ctx, account_tz)
     if activity.is_event:
         return CalendarItem(uid=uid_for(activity.id), **fields)
     return Task(**fields)
@@ -148,7 +174,7 @@ def apply_to_ews(
 ) -> list[str]:
     """Set ``activity`` on an item read from Exchange; return the changed field names for ``update_fields``.
 
-    Categories the user added in Outlook are kept; an unchanged recurrence is left alone (rewriting it
+    A user's categories are the activity's own (``categories``); an unchanged recurrence is left alone (rewriting it
     would make Exchange drop the series' exceptions). An item of the other class (an appointment that
     became a task) raises :class:`ItemError`: the connector must replace it.
     """
@@ -156,7 +182,7 @@ def apply_to_ews(
     wanted = CalendarItem if activity.is_event else Task
     if type(item) is not wanted:
         raise ItemError(_ref(item), "kind", f"a {activity.kind} cannot be stored as an EWS {type(item).__name__}")
-    fields = _fields(activity, ctx, account_tz, keep_categories=_user_categories(item, ctx.options))
+    fields = _fields(activity, ctx, account_tz)
     if isinstance(item, CalendarItem) and item.type in ("Occurrence", "Exception"):
         fields.pop("recurrence", None)
     changed: list[str] = []
@@ -167,21 +193,22 @@ def apply_to_ews(
     return changed
 
 
-def _fields(
-    activity: Activity, ctx: MappingContext, account_tz: EWSTimeZone | str | None, keep_categories: Sequence[str]
-) -> dict[str, Any]:
+def _fields(activity: Activity, ctx: MappingContext, account_tz: EWSTimeZone | str | None) -> dict[str, Any]:
     if activity.kind not in (Kind.APPOINTMENT, Kind.CALL, Kind.TASK):
         raise ItemError(activity.id, "kind", f"{activity.kind} activities are not synced to Exchange")
     options = ctx.options
     zone_name = activity.timezone or _zone_key(account_tz) or ctx.default_timezone
     managed = _managed_categories(activity.kind, activity.type, activity.direction, options)
-    categories = list(keep_categories) + [c for c in managed if c not in keep_categories]
+    folded = {c.casefold() for c in managed}
+    own = dict.fromkeys(_shown_category(c) for c in activity.categories)
+    categories = managed + [c for c in own if c.casefold() not in folded]
     prio = options.priority.get(activity.priority) if activity.priority else None
     fields: dict[str, Any] = {
         "subject": _subject(activity),
         "body": Body(activity.description) if activity.description else None,
         "categories": categories or None,
         "importance": importance_from_priority(prio),
+        "sensitivity": sensitivity_out(activity.sensitivity),
         "syncd_crm_id": activity.id,
         "syncd_kind": str(activity.kind),
         "syncd_url": options.crm_url.format(id=activity.id) if options.crm_url else None,
@@ -210,33 +237,41 @@ def _event_fields(activity: Activity, options: MappingOptions, zone_name: str) -
         last = _as_date(end) - timedelta(days=1) if end is not None else first
         # exchangelib takes inclusive all-day end dates and sends the exclusive midnight itself.
         last = max(last, first)
-        start_v: Any = EWSDate(first.year, first.month, first.day)
-        end_v: Any = EWSDate(last.year, last.month, last.day)
+        start_v: Any = _all_day_bound(first, tz)
+        end_v: Any = _all_day_bound(last, tz)
+        if isinstance(end_v, EWSDateTime):
+            end_v = _all_day_bound(last + timedelta(days=1), tz)  # a time is sent as is: the exclusive end
     else:
         tz = _ews_zone(activity.timezone or "UTC", activity.id)
         start_dt = _aware(activity.start, activity.id, "start")
         end_dt = _aware(activity.end, activity.id, "end") if activity.end is not None else start_dt
         start_v, end_v = _ews_datetime(start_dt, tz), _ews_datetime(end_dt, tz)
-    required = [_attendee(p) for p in activity.participants if _is_attendee(p) and p.role == Role.REQUIRED]
-    optional = [_attendee(p) for p in activity.participants if _is_attendee(p) and p.role == Role.OPTIONAL]
+    people = [p for p in activity.participants if _is_attendee(p) and p.kind is not ParticipantKind.RESOURCE]
+    required = [_attendee(p) for p in people if p.role == Role.REQUIRED]
+    optional = [_attendee(p) for p in people if p.role == Role.OPTIONAL]
+    # A room or equipment is a resource attendee: Exchange books it (its own response comes back).
+    resources = [_attendee(p) for p in activity.participants if _is_attendee(p) and p.kind is ParticipantKind.RESOURCE]
     target = options.status_target(activity.status)
     recurrence = None
     if activity.recurrence is not None:
         recurrence = to_ews_recurrence(
-            activity.recurrence.rrule, activity.start, ZoneInfo(tz.key), item=activity.id
+            _one_rule(activity), activity.start, ZoneInfo(tz.key), item=activity.id
         )
+    if activity.reminder_minutes is not None and activity.reminder_minutes < 0:
+        raise ItemError(activity.id, "reminder_minutes", "Exchange cannot ring a reminder after an appointment starts")
     return {
         "start": start_v,
         "end": end_v,
         "is_all_day": activity.all_day,
         "_start_timezone": tz,
         "_end_timezone": tz,
-        "legacy_free_busy_status": target.ews_free_busy,
+        "legacy_free_busy_status": free_busy_out(activity.show_as, target.ews_free_busy),
         "location": activity.location or None,
         "reminder_is_set": activity.reminder_minutes is not None,
         "reminder_minutes_before_start": activity.reminder_minutes or 0,
         "required_attendees": required or None,
         "optional_attendees": optional or None,
+        "resources": resources or None,
         "recurrence": recurrence,
     }
 
@@ -251,7 +286,7 @@ def _task_fields(activity: Activity, options: MappingOptions, zone_name: str) ->
         if anchor is None:
             raise ItemError(activity.id, "RRULE", "a recurring task needs a start or due date")
         dtstart = activity.start if activity.start is not None else anchor
-        recurrence = to_ews_recurrence(activity.recurrence.rrule, dtstart, zone, task=True, item=activity.id)
+        recurrence = to_ews_recurrence(_one_rule(activity), dtstart, zone, task=True, item=activity.id)
     reminder_at = None
     if activity.reminder_minutes is not None and anchor is not None:
         at = anchor if isinstance(anchor, datetime) else datetime.combine(anchor, time(), tzinfo=zone)
@@ -265,6 +300,17 @@ def _task_fields(activity: Activity, options: MappingOptions, zone_name: str) ->
         "reminder_due_by": reminder_at,
         "recurrence": recurrence,
     }
+
+
+def _one_rule(activity: Activity) -> str:
+    """The series' one RRULE: an Exchange series has one pattern and no added dates."""
+    rec = activity.recurrence
+    assert rec is not None
+    if rec.rdates or not rec.rrule:
+        raise UnsupportedRecurrence(activity.id, rec.rrule, "Exchange cannot add single dates (RDATE) to a series")
+    if rec.extra_rrules:
+        raise UnsupportedRecurrence(activity.id, rec.rrule, "Exchange cannot combine several recurrence rules")
+    return rec.rrule
 
 
 def _extra(activity: Activity) -> dict[str, Any]:
@@ -283,6 +329,10 @@ def _extra(activity: Activity) -> dict[str, Any]:
         "parent_id": activity.parent_id,
         "all_day": activity.all_day,
         "rrule": activity.recurrence.rrule if activity.recurrence else None,
+        # An occurrence's exact CRM status (a cancelled one): Exchange shows only its free/busy.
+        "occurrence_status": {
+            moment_to_json(o.recurrence_id): o.status for o in activity.recurrence.overrides if o.status is not None
+        } if activity.recurrence else {},
         "regarding": [{"kind": str(r.kind), "id": r.id, "name": r.name} for r in activity.regarding],
         "participants": [
             _participant_json(p, full=not activity.is_event or not _is_attendee(p)) for p in activity.participants
@@ -297,13 +347,17 @@ def _extra(activity: Activity) -> dict[str, Any]:
             due=moment_to_json(activity.due),
             completed_at=moment_to_json(activity.completed_at),
             reminder=activity.reminder_minutes,
+            location=activity.location,  # an EWS task has no location field
         )
+    extra.update(blob_fields(activity))
     return extra
 
 
 def _participant_json(p: Participant, full: bool) -> dict[str, Any]:
     if not full:
         # Attendees carry name, role and response themselves; the blob keeps their order and kind.
+        if p.kind is ParticipantKind.RESOURCE:
+            return {"email": p.email, "kind": str(p.kind), "resource_role": str(p.role)}  # resources have none
         return {"email": p.email, "kind": str(p.kind)}
     return {"email": p.email, "kind": str(p.kind), "name": p.name, "role": str(p.role), "response": str(p.response)}
 
@@ -331,25 +385,19 @@ def _managed_categories(
     return list(dict.fromkeys(cats))
 
 
+def _shown_category(category: str) -> str:
+    """A category as Exchange keeps it (see :func:`_type_category`); the exact one rides in the blob."""
+    return safe_xml_value(category)[:_CATEGORY_MAX]
+
+
 def _type_category(type_: str, options: MappingOptions) -> str:
     """The category shown for a CRM type, as Exchange keeps it: cut to length, characters XML cannot
     carry replaced the way exchangelib does. The exact type rides in the blob."""
     return safe_xml_value(options.type_category(type_))[:_CATEGORY_MAX]
 
 
-def _user_categories(item: CalendarItem | Task, options: MappingOptions) -> list[str]:
-    """The item's categories that syncd did not put there (so a user's own survive an update)."""
-    extra = load_extra(getattr(item, "syncd_extra", None)) or {}
-    kind = _enum(Kind, getattr(item, "syncd_kind", None))
-    direction = _enum(Direction, extra.get("direction"))
-    managed = {
-        c.casefold() for c in _managed_categories(kind, _str(extra.get("type")), direction, options)
-    } | {options.call_category.casefold()}
-    return [c for c in item.categories or () if c.casefold() not in managed]
-
-
 def _same(name: str, current: Any, wanted: Any) -> bool:
-    if name in ("required_attendees", "optional_attendees"):
+    if name in ("required_attendees", "optional_attendees", "resources"):
         return _attendee_key(current) == _attendee_key(wanted)
     if name == "recurrence":
         return recurrence_key(current) == recurrence_key(wanted)
@@ -415,7 +463,15 @@ def from_ews(
         close_reason=_str(extra.get("close_reason")),
         updated_at=_utc(item.last_modified_time),
         created_at=_utc(item.datetime_created),
+        sensitivity=sensitivity_in(item.sensitivity, extra, carried),
+        attachments=attachments_in(extra),
+        extra=crm_fields_in(extra),
         **fields,
+    )
+    activity = activity.replace(
+        categories=_own_categories(categories, activity, options, raw_extra),
+        organizer=organizer_in(extra, carried, getattr(item, "organizer", None), ctx.directory.users,
+                               ctx.directory.classify, ctx.owner.email),
     )
     activity = storable(activity, ref)
     return ParsedEwsItem(
@@ -426,6 +482,71 @@ def from_ews(
         activity=activity,
         modified_at=_utc(item.last_modified_time),
         categories=categories,
+        uncarried=_uncarried(item, activity, options, raw_extra),
+    )
+
+
+def _own_categories(
+    categories: Sequence[str], activity: Activity, options: MappingOptions, blob: dict[str, Any] | None
+) -> tuple[str, ...]:
+    """The item's categories but those syncd shows for the type, a call and the direction."""
+    managed = {c.casefold() for c in _managed_categories(activity.kind, activity.type, activity.direction, options)}
+    own = tuple(dict.fromkeys(c for c in categories if c.casefold() not in managed))
+    exact = blob.get("categories") if blob is not None else None
+    # The CRM's exact categories while Exchange still shows them (cut to its length).
+    if (isinstance(exact, list) and all(isinstance(c, str) for c in exact)
+            and tuple(dict.fromkeys(_shown_category(c) for c in exact)) == own):
+        return tuple(exact)
+    return own
+
+
+def _uncarried(
+    item: CalendarItem | Task, activity: Activity, options: MappingOptions, blob: dict[str, Any] | None
+) -> Uncarried:
+    """What of syncd's data this item lacks: no blob at all (a client or a copy that dropped it), or
+    one from a syncd that knew fewer fields."""
+    missing = uncarried_keys(blob, activity.is_event)
+    if blob is not None:
+        return Uncarried(fields=frozenset(missing))
+    missing |= {"place", "project", "close_reason", "regarding", "parent_id"}
+    if not activity.is_event:
+        missing.add("end")  # a task's dates Outlook shows; its end only syncd's blob
+    shown: dict[str, Any] = {}
+    folded = {c.casefold() for c in item.categories or ()}
+    if options.direction_categories:
+        shown["direction"] = lambda crm: activity.direction == crm.direction
+    else:
+        missing.add("direction")
+    if isinstance(item, CalendarItem):
+        free_busy = item.legacy_free_busy_status
+
+        def shows(crm: Activity) -> bool:
+            # What syncd would write for the CRM's version: its show-as, else its status's free/busy.
+            by_status = options.status_target(crm.status).ews_free_busy
+            return not item.is_cancelled and free_busy_out(crm.show_as, by_status) == free_busy
+
+        shown["status"] = shown["show_as"] = shows
+    else:
+        task_status = item.status
+        shown["status"] = lambda crm: options.status_target(crm.status).ews_task_status == task_status
+    importance = item.importance
+    shown["priority"] = lambda crm: importance_from_priority(
+        options.priority.get(crm.priority) if crm.priority else None) == (importance or "Normal")
+    shown["type"] = lambda crm: (
+        activity.type is None if crm.type is None else _type_category(crm.type, options).casefold() in folded
+    )
+
+    def same_categories(crm: Activity) -> bool:
+        # The CRM's own categories as Exchange keeps them (cut to length), the CRM type's aside.
+        type_shown = _type_category(crm.type, options).casefold() if crm.type else None
+        own = tuple(c for c in activity.categories if c.casefold() != type_shown)
+        return tuple(dict.fromkeys(_shown_category(c) for c in crm.categories)) == own
+
+    shown["categories"] = same_categories
+    kinds = frozenset(p.key for p in activity.participants if p.email)
+    return Uncarried(
+        fields=frozenset(missing), shown=shown, type_category=lambda v: _type_category(v, options), kinds=kinds,
+        hidden_people=lambda p: not _is_attendee(p),
     )
 
 
@@ -453,24 +574,30 @@ def _event_in(
     else:
         start = _in_zone(raw_start, zone)
         end = _in_zone(raw_end, zone)
+    carried_status = _str(extra.get("status"))
+    carried_show_as = _enum(ShowAs, extra.get("show_as")) if carried else None
     if item.is_cancelled:
-        carried_status = _str(extra.get("status"))
         keep = carried and options.status_target(carried_status).ews_cancelled
         status = carried_status if keep else options.status_inbound.ews_cancelled
     else:
         status = _carried_or_shown(
             carried,
-            _str(extra.get("status")),
+            carried_status,
             item.legacy_free_busy_status,
-            lambda v: options.status_target(v).ews_free_busy,
+            # A show-as the CRM set decides what Exchange shows, whatever the status.
+            lambda v: free_busy_out(carried_show_as, options.status_target(v).ews_free_busy),
             options.status_inbound.ews_free_busy,
         )
+    show_as = show_as_in(
+        item.legacy_free_busy_status, extra, carried, options.status_target(carried_status).ews_free_busy,
+        options.status_target(status).ews_free_busy,
+    )
     is_call = options.call_category.casefold() in {c.casefold() for c in item.categories or ()}
     kind = Kind.CALL if is_call else Kind.APPOINTMENT
     recurrence = None
     if item.recurrence is not None and start is not None:
         rec_zone = ZoneInfo(shown_tz.key) if shown_tz is not None else zone
-        recurrence = _recurrence_in(item, start, end, rec_zone, extra, occurrences, all_day, ref)
+        recurrence = _recurrence_in(item, start, end, rec_zone, extra, occurrences, all_day, ref, options)
     return {
         "kind": kind,
         "start": start,
@@ -478,6 +605,7 @@ def _event_in(
         "all_day": all_day,
         "timezone": zone_name,
         "status": status,
+        "show_as": show_as,
         "location": item.location or None,
         "reminder_minutes": item.reminder_minutes_before_start if item.reminder_is_set else None,
         "recurrence": recurrence,
@@ -494,8 +622,11 @@ def _recurrence_in(
     occurrences: Sequence[CalendarItem],
     all_day: bool,
     ref: str,
+    options: MappingOptions,
 ) -> Recurrence:
     rule = _rule_in(item.recurrence, start, zone, extra, ref)
+    statuses = extra.get("occurrence_status")
+    carried_statuses = statuses if isinstance(statuses, dict) else {}
 
     def moment(value: datetime | None, is_end: bool = False) -> Moment | None:
         if value is None:
@@ -523,9 +654,23 @@ def _recurrence_in(
                 subject=_differs(exc.subject if exc else None, item.subject),
                 description=_differs(_text(exc.body) if exc else None, _text(item.body)),
                 location=_differs(exc.location if exc else None, item.location),
+                status=_occurrence_status(exc, _str(carried_statuses.get(moment_to_json(original))), options),
             )
         )
     return Recurrence(rrule=rule, exdates=exdates, overrides=tuple(overrides))
+
+
+def _occurrence_status(exc: CalendarItem | None, carried: str | None, options: MappingOptions) -> str | None:
+    """The CRM status of one occurrence: the carried one while Exchange still shows it (a cancelled
+    occurrence is free, or cancelled by its organizer); an occurrence its organizer cancelled is cancelled."""
+    if exc is None:
+        return carried
+    target = options.status_target(carried) if carried is not None else None
+    if exc.is_cancelled:
+        return carried if target is not None and target.ews_cancelled else options.status_inbound.ews_cancelled
+    if target is not None and target.ews_free_busy == exc.legacy_free_busy_status:
+        return carried
+    return None
 
 
 def _rule_in(rec: Any, start: Moment, zone: ZoneInfo, extra: dict[str, Any], ref: str) -> str:
@@ -588,6 +733,7 @@ def _task_in(
         "completed_at": completed_at if isinstance(completed_at, datetime) else None,
         "reminder_minutes": reminder,
         "recurrence": recurrence,
+        "location": _str(extra.get("location")) if carried else None,
         "participants": _participants_in(None, None, extra),
     }
 
@@ -618,7 +764,7 @@ def _task_reminder_in(
     if item.reminder_due_by is None or anchor is None:
         return None
     at = anchor if isinstance(anchor, datetime) else datetime.combine(anchor, time(), tzinfo=zone)
-    return max(0, round((at - item.reminder_due_by).total_seconds() / 60))
+    return round((at - item.reminder_due_by).total_seconds() / 60)  # negative: after the due moment
 
 
 def _participants_in(
@@ -626,13 +772,15 @@ def _participants_in(
 ) -> tuple[Participant, ...]:
     attendees: dict[str, Participant] = {}
     if item is not None and ctx is not None:
-        for role, group in ((Role.REQUIRED, item.required_attendees), (Role.OPTIONAL, item.optional_attendees)):
+        groups = ((Role.REQUIRED, item.required_attendees, False), (Role.OPTIONAL, item.optional_attendees, False),
+                  (Role.REQUIRED, item.resources, True))
+        for role, group, resource in groups:
             for a in group or ():
                 email = a.mailbox.email_address if a.mailbox else None
                 if not email or email.casefold() in attendees:
                     continue
                 attendees[email.casefold()] = Participant(
-                    kind=ctx.directory.classify(email),
+                    kind=ParticipantKind.RESOURCE if resource else ctx.directory.classify(email),
                     email=email,
                     name=a.mailbox.name or None,
                     role=role,
@@ -647,7 +795,8 @@ def _participants_in(
         if email and "role" not in entry:
             found = attendees.pop(email.casefold(), None)
             if found is not None:  # else removed in Outlook
-                result.append(Participant(kind, found.email, found.name, found.role, found.response))
+                booked = _enum(Role, entry.get("resource_role")) if found.kind is ParticipantKind.RESOURCE else None
+                result.append(Participant(kind, found.email, found.name, booked or found.role, found.response))
             continue
         name = _str(entry.get("name"))
         if email is None and not (name or "").strip():
@@ -775,7 +924,38 @@ def _aware(value: Moment, item: str, field: str) -> datetime:
 def _ews_datetime(value: datetime, tz: EWSTimeZone) -> EWSDateTime:
     # Whole seconds: Exchange keeps no fractions, and exchangelib cannot read back a time written with them.
     local = value.astimezone(ZoneInfo(tz.key))
+    if _odd_offset(local):
+        # Local mean time before a zone's first standard (Amsterdam until 1937: +00:19:32) is no
+        # xs:dateTime offset; the same instant in UTC is. The item's zone is sent beside it.
+        local = value.astimezone(UTC)
+        tz = _UTC
+    if tz.key == "UTC":
+        tz = _UTC  # exchangelib writes UTC with strftime, which drops the leading zeros of years before 1000
     return EWSDateTime(local.year, local.month, local.day, local.hour, local.minute, local.second, tzinfo=tz)
+
+
+_UTC = EWSTimeZone("Etc/GMT")
+"""UTC as exchangelib writes it with a ``+00:00`` offset (Exchange's id for it is "UTC" all the same)."""
+
+
+def _odd_offset(value: datetime) -> bool:
+    """Whether ``value``'s UTC offset has seconds, which xs:dateTime cannot write."""
+    offset = value.utcoffset()
+    return offset is not None and offset % timedelta(minutes=1) != timedelta()
+
+
+def _all_day_bound(day: date, tz: EWSTimeZone) -> EWSDate | EWSDateTime:
+    """An all-day start (or exclusive end) as exchangelib sends it: the date, which it writes as midnight
+    in the zone. Where that midnight's offset has seconds (local mean time, before 1937 in Amsterdam),
+    midnight at the offset cut to whole hours, in UTC: Exchange's Windows zones and exchangelib know no
+    local mean time and give such years whole-hour offsets, and the day is then the same for them and
+    for the IANA zone."""
+    midnight = datetime.combine(day, time(), tzinfo=ZoneInfo(tz.key))
+    if not _odd_offset(midnight):
+        return EWSDate(day.year, day.month, day.day)
+    offset = midnight.utcoffset() or timedelta()
+    instant = datetime.combine(day, time(), tzinfo=UTC) - offset // timedelta(hours=1) * timedelta(hours=1)
+    return EWSDateTime(instant.year, instant.month, instant.day, instant.hour, instant.minute, tzinfo=_UTC)
 
 
 def _as_date(value: Moment) -> date:

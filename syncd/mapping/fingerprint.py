@@ -117,7 +117,30 @@ def _recurrence(r: Recurrence | None, series: timedelta | None) -> Any:
     if r is None:
         return None
     overrides = [_override(o, series) for o in r.overrides]
-    return [_rrule(r.rrule), sorted({_moment(d) or "" for d in r.exdates}), sorted(overrides, key=_order)]
+    form: list[Any] = [_rrule(r.rrule), sorted({_moment(d) or "" for d in r.exdates}), sorted(overrides, key=_order)]
+    # Added after links existed: only a series that has them gets a longer form (see the module doc).
+    if r.rdates or r.extra_rrules:
+        form += [sorted({_moment(d) or "" for d in r.rdates}), sorted({_rrule(x) for x in r.extra_rrules})]
+    return form
+
+
+#: Fields added after links existed: left out while they hold their default, so that an activity
+#: without them keeps the fingerprint its link recorded (and is not taken for changed).
+_LATER = frozenset({"sensitivity", "show_as", "categories", "attachments", "extra", "organizer"})
+
+
+def _later(name: str, value: Any) -> Any:
+    if name == "categories":
+        return sorted({c.strip() for c in value if c.strip()})
+    if name == "attachments":
+        return sorted(([a.url.strip(), _text(a.name)] for a in value), key=_order)
+    if name == "extra":
+        # 2.0 and 2, -0.0 and 0 are one number to JSON (and to PostgreSQL's JSONB, which keeps either).
+        return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in value.items()}
+    if name == "organizer":
+        # Its kind is the directory's reading of the e-mail on each side, not content.
+        return None if value is None else [value.email.casefold() if value.email else None, _text(value.name)]
+    return value.value if isinstance(value, Enum) else value
 
 
 def canonical(activity: Activity, fields: Iterable[str] = CONTENT_FIELDS) -> dict[str, Any]:
@@ -125,6 +148,11 @@ def canonical(activity: Activity, fields: Iterable[str] = CONTENT_FIELDS) -> dic
     out: dict[str, Any] = {}
     for name in fields:
         value = getattr(activity, name)
+        if name in _LATER:
+            form = _later(name, value)
+            if form not in (None, [], {}):
+                out[name] = form
+            continue
         if name == "end":
             value = _end(activity)
         if name in {"start", "end", "due", "completed_at"}:
@@ -156,5 +184,7 @@ def fingerprint(activity: Activity, fields: Iterable[str] = CONTENT_FIELDS) -> s
 
 def changed_fields(a: Activity, b: Activity, fields: Iterable[str] = CONTENT_FIELDS) -> list[str]:
     """The fields whose normalized content differs between two versions."""
-    ca, cb = canonical(a, fields), canonical(b, fields)
-    return [name for name in ca if ca[name] != cb[name]]
+    names = list(fields)
+    ca, cb = canonical(a, names), canonical(b, names)
+    # A field at its default is left out of the canonical form: absent on one side is a change too.
+    return [name for name in names if ca.get(name) != cb.get(name)]

@@ -5,9 +5,12 @@ Kinds: appointments and calls are VEVENTs, tasks VTODOs. A call carries the cate
 read as a call.
 
 Values syncd owns are rewritten on every write; everything else on the previous version (``base``) is
-kept: other clients' X-properties and parameters, TRANSP, CLASS, ATTACH, foreign CATEGORIES, RELATED-TO
-links other than the parent, alarms that fire later than the reminder (see :mod:`.ical_alarms`), and
-attendee parameters. The server's UID is kept. SEQUENCE goes up when the schedule changed.
+kept: other clients' X-properties and parameters, inline files (ATTACH;VALUE=BINARY), RELATED-TO links
+other than the parent, alarms that fire later than the reminder (see :mod:`.ical_alarms`), and attendee
+parameters. The server's UID is kept. SEQUENCE goes up when the schedule changed. CLASS, TRANSP, ATTACH
+by URI and the categories other than syncd's are the activity's own fields (:mod:`.ical_fields`; a
+user's category is one of the CRM's ``categories``). What an item lacks of syncd's hidden X-properties
+is reported in :attr:`ParsedItem.uncarried` (:mod:`.carried`): not carried, not cleared.
 
 The exact CRM values of status, type, priority and direction travel in ``X-SYNCD-*`` properties; the
 standard properties show the mapped value, and :func:`syncd.mapping.options.crm_value` picks the CRM
@@ -17,20 +20,27 @@ Identity of an item made on the calendar: its activity id is :func:`activity_id_
 ``cal-`` plus the UUID-5 of the UID in syncd's namespace: stable across reads and calendars, so the
 same meeting seen twice is one activity. An item without any UID gets the same derivation of its ref.
 
-Recurrence: RRULE, EXDATE and overrides (components with RECURRENCE-ID) both ways. An override field
-equal to what the series gives reads back as ``None`` (inherited). Not representable in the domain and
-therefore refused with :class:`~syncd.errors.ItemError` rather than read as a different schedule: RDATE,
-EXRULE and several RRULEs. ``RANGE=THISANDFUTURE`` overrides are read as an override of that one
-occurrence, with a warning (the later occurrences keep the series' values).
+Recurrence: RRULEs (the same rule twice is one; others are ``Recurrence.extra_rrules``), RDATE (a PERIOD
+of another length is also an override of that occurrence), EXDATE and overrides (components with
+RECURRENCE-ID) both ways. An override field equal to what the series gives reads back as ``None``
+(inherited). Several occurrences without their series (Google's invitation to some of them) are read as
+one series from the earliest one's original start, with the others as RDATEs and each as an override:
+the same occurrences, written back with a master. Refused with :class:`~syncd.errors.ItemError` rather
+than read as a different schedule: EXRULE (removed by RFC 5545), RFC 7529 RSCALE rules, an unreadable
+rule, and a series in a time zone no IANA zone matches. An empty ``RRULE:`` is no rule (clients show one
+event). ``RANGE=THISANDFUTURE`` overrides are read as an override of that one occurrence, with a
+warning (the later occurrences keep the series' values). CREATED, LAST-MODIFIED and DTSTAMP are
+bookkeeping: an unreadable one is left out, never a reason to refuse the item.
 """
 
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import structlog
@@ -50,24 +60,40 @@ from icalendar import (
 
 from syncd.activity_json import format_moment, parse_moment
 from syncd.errors import ItemError
-from syncd.mapping import identity
+from syncd.mapping import identity, timezones
 from syncd.mapping.accepted import storable
+from syncd.mapping.carried import NOTHING, Uncarried
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ical_alarms import read_reminder, write_alarms
+from syncd.mapping.ical_fields import OWNED as FIELD_PROPS
+from syncd.mapping.ical_fields import (
+    opaque,
+    read_attachments,
+    read_extra,
+    read_sensitivity,
+    read_show_as,
+    write_fields,
+)
 from syncd.mapping.ical_people import (
+    email_of,
+    hidden_person,
+    read_organizer,
     read_owner,
     read_participants,
     read_regarding,
     write_people,
 )
 from syncd.mapping.ical_props import (
+    P_KIND,
     X_CLOSE_REASON,
     X_DIRECTION,
     X_ID,
     X_KIND,
+    X_PARTICIPANT,
     X_PLACE,
     X_PRIORITY,
     X_PROJECT,
+    X_REGARDING,
     X_STATUS,
     X_TASK_END,
     X_TYPE,
@@ -118,6 +144,9 @@ class ParsedItem:
     modified_at: datetime | None
     """LAST-MODIFIED (or DTSTAMP) as aware UTC."""
     categories: tuple[str, ...]
+    """Every category the item shows (syncd's own and the CRM's, see ``Activity.categories``)."""
+    uncarried: Uncarried = NOTHING
+    """syncd's hidden data the item did not carry: the CRM keeps its value (:mod:`.carried`)."""
 
 
 # --------------------------------------------------------------------------------------------- write
@@ -177,6 +206,9 @@ def _base_components(previous: Calendar | None, name: str) -> tuple[Component | 
             master = master or component
         elif hasattr(rid, "dt"):
             overrides[_instant_key(rid.dt)] = component
+    if master is None and overrides:
+        # Occurrences without their series: the earliest is the series, as from_ical reads it.
+        master = overrides[min(overrides, key=str)]
     if master is None:
         # A VEVENT became a task (or back): keep only the UID, other properties may not fit the new type.
         for component in previous.walk():
@@ -238,6 +270,7 @@ def _write_master(
     if activity.parent_id:
         component.add("RELATED-TO", identity.uid_for(activity.parent_id), parameters={"RELTYPE": "PARENT"})
     write_people(component, activity, ctx, base)
+    write_fields(component, activity, base)
     end = activity.end if activity.is_event else activity.due
     write_alarms(component, activity.reminder_minutes, activity.start, end, activity.timezone, activity.subject, base)
     if base is not None:
@@ -259,6 +292,8 @@ def _write_status(component: Component, status: str | None, is_event: bool, ctx:
 
 
 def _categories(activity: Activity, ctx: MappingContext, base: Component | None) -> list[str]:
+    """The type's, the call's and the direction's categories, then the activity's own (``categories``,
+    which on reading are every other category the item shows: a user's own come back as the CRM's)."""
     options = ctx.options
     ours = []
     if activity.type:
@@ -267,16 +302,9 @@ def _categories(activity: Activity, ctx: MappingContext, base: Component | None)
         ours.append(options.call_category)
     if options.direction_categories and activity.direction:
         ours.append(_DIRECTION_CATEGORY[activity.direction])
-    managed = {
-        c.casefold() for c in (options.call_category, *options.type_categories.values(), *_DIRECTION_CATEGORY.values())
-    }
-    if base is not None:
-        old_type = x_text(base, X_TYPE)
-        if old_type:
-            managed.add(options.type_category(old_type).casefold())
     result: list[str] = []
     seen: set[str] = set()
-    for category in [*ours, *(c for c in _read_categories(base) if c.casefold() not in managed)]:
+    for category in [*ours, *activity.categories]:
         if category.casefold() not in seen:
             seen.add(category.casefold())
             result.append(category)
@@ -286,7 +314,7 @@ def _categories(activity: Activity, ctx: MappingContext, base: Component | None)
 def _keep_foreign(component: Component, base: Component, ctx: MappingContext, description_changed: bool) -> None:
     """Copy what other clients wrote on the previous version and syncd does not own."""
     for name, value in base.items():
-        if name in _OWNED or name.startswith("X-SYNCD-"):
+        if name in _OWNED or name in FIELD_PROPS or name.startswith("X-SYNCD-"):
             continue
         if name == "URL" and ctx.options.crm_url:
             continue
@@ -436,7 +464,8 @@ def _from_ical(data: bytes | str, ctx: MappingContext, ref: str, cursor: _Cursor
     uid = uids.pop() if uids else None
     cursor.item = ref or uid or "?"
     # Only overrides (invited to one occurrence): that occurrence is the item, without a series.
-    master = masters[0] if masters else components[0]
+    # Invited to several (Google sends these): the earliest is read as the series' start, see below.
+    master = masters[0] if masters else min(components, key=lambda c: _rid_key(c, cursor))
     overrides = [c for c in components if c is not master]
 
     floating = ctx.default_timezone
@@ -448,22 +477,36 @@ def _from_ical(data: bytes | str, ctx: MappingContext, ref: str, cursor: _Cursor
     # A blank id names nothing (the CRM's rules refuse it): the item is then one made on the calendar.
     crm_id = _named(x_text(master, X_ID)) or _named(identity.activity_id_from_uid(uid))
     activity_id = crm_id or identity.activity_id_for_uid(uid or ref)
-    activity, categories = _read_master(master, ctx, reader, cursor, activity_id)
+    activity, categories, uncarried = _read_master(master, ctx, reader, cursor, activity_id)
+    if not masters and overrides:
+        with cursor.at("RECURRENCE-ID"):
+            activity = _occurrences_as_series(activity, components, reader)
+        overrides = components
     if overrides:
         with cursor.at("RECURRENCE-ID"):
             activity = _with_overrides(activity, overrides, ctx, reader, cursor)
-    modified = None
-    for name in ("LAST-MODIFIED", "DTSTAMP"):
-        if master.get(name) is not None:
-            with cursor.at(name):
-                modified = _utc(_time_value(master, name))
-            break
+    modified = _stamp(master, "LAST-MODIFIED") or _stamp(master, "DTSTAMP")
     activity = storable(activity, cursor.item)
-    return ParsedItem(uid=uid, crm_id=crm_id, activity=activity, modified_at=modified, categories=categories)
+    return ParsedItem(
+        uid=uid, crm_id=crm_id, activity=activity, modified_at=modified, categories=categories, uncarried=uncarried
+    )
 
 
 def _named(ident: str | None) -> str | None:
     return ident if ident and ident.strip() else None
+
+
+def _stamp(component: Component, name: str) -> datetime | None:
+    """CREATED, LAST-MODIFIED or DTSTAMP as aware UTC; ``None`` when absent or unusable.
+
+    They are bookkeeping, shown to no one: one a client wrote wrongly (``CREATED:00010101T000000``
+    east of Greenwich, text where a time belongs) is left out rather than refusing the item."""
+    if component.get(name) is None:
+        return None
+    try:
+        return _utc(_time_value(component, name))
+    except (ValueError, TypeError, AttributeError, KeyError, OverflowError):
+        return None
 
 
 def _utc(value: object) -> datetime:
@@ -568,12 +611,13 @@ def _read_type(categories: list[str], carried: str | None, ctx: MappingContext) 
 
 def _read_master(
     component: Component, ctx: MappingContext, reader: TimeReader, cursor: _Cursor, activity_id: str
-) -> tuple[Activity, tuple[str, ...]]:
+) -> tuple[Activity, tuple[str, ...], Uncarried]:
     options = ctx.options
     is_event = component.name == "VEVENT"
     with cursor.at("CATEGORIES"):
         categories = _read_categories(component)
     folded = {c.casefold() for c in categories}
+    crm_type = _read_type(categories, x_text(component, X_TYPE), ctx)
     kind = Kind.TASK
     if is_event:
         call = x_text(component, X_KIND) == Kind.CALL.value or options.call_category.casefold() in folded
@@ -599,11 +643,17 @@ def _read_master(
     completed_at = None
     if not is_event and component.get("COMPLETED") is not None:
         with cursor.at("COMPLETED"):
-            completed_at = _utc(_time_value(component, "COMPLETED"))
+            done = _time_value(component, "COMPLETED")
+            if isinstance(done, date) and not isinstance(done, datetime):
+                # RFC 5545 wants a UTC date-time; a client that wrote the day means its start, where the user is.
+                done = datetime.combine(done, time(), tzinfo=timezones.zone(zone or reader.floating_zone))
+            completed_at = _utc(done)
     with cursor.at("VALARM"):
         reminder = read_reminder(component, start, end, zone)
     with cursor.at("RRULE"):
-        recurrence = _read_recurrence(component, start, zone, reader, cursor)
+        recurrence, periods = _read_recurrence(component, start, end, zone, reader, cursor)
+        if recurrence is not None and periods:
+            recurrence = dataclasses.replace(recurrence, overrides=tuple(periods))
     with cursor.at("ATTENDEE"):
         participants = read_participants(component, ctx, cursor.item)
         owner = read_owner(component, ctx)
@@ -615,10 +665,7 @@ def _read_master(
                 target = str(link)
                 parent_id = identity.activity_id_from_uid(target) or identity.activity_id_for_uid(target)
                 break
-    stamps: dict[str, datetime | None] = {}
-    for name in ("CREATED", "LAST-MODIFIED"):
-        with cursor.at(name):
-            stamps[name] = _utc(_time_value(component, name)) if component.get(name) is not None else None
+    stamps = {name: _stamp(component, name) for name in ("CREATED", "LAST-MODIFIED")}
 
     activity = Activity(
         id=activity_id,
@@ -633,7 +680,7 @@ def _read_master(
         due=None if is_event else end,
         completed_at=completed_at,
         status=status,
-        type=_read_type(categories, x_text(component, X_TYPE), ctx),
+        type=crm_type,
         priority=priority,
         direction=direction,
         location=text(component, "LOCATION"),
@@ -648,7 +695,90 @@ def _read_master(
         updated_at=stamps["LAST-MODIFIED"],
         created_at=stamps["CREATED"],
     )
-    return activity, tuple(categories)
+    with cursor.at("CLASS"):
+        sensitivity = read_sensitivity(component)
+    with cursor.at("TRANSP"):
+        show_as, only_opaque = read_show_as(component) if is_event else (None, False)
+    with cursor.at("ATTACH"):
+        attachments = read_attachments(component)
+    with cursor.at("ORGANIZER"):
+        organizer = read_organizer(component, ctx, owner)
+    extra = read_extra(component, cursor.item)
+    own = _own_categories(categories, activity, ctx)
+    activity = activity.replace(
+        sensitivity=sensitivity, show_as=show_as, categories=own, attachments=attachments,
+        extra=extra or {}, organizer=organizer,
+    )
+    uncarried = _uncarried(component, activity, ctx, folded, shown_priority, only_opaque, extra is None)
+    return activity, tuple(categories), uncarried
+
+
+def _own_categories(categories: list[str], activity: Activity, ctx: MappingContext) -> tuple[str, ...]:
+    """The item's categories but those syncd shows for the type, a call and the direction."""
+    options = ctx.options
+    managed = {options.call_category.casefold()} if activity.is_event else set()
+    if activity.type:
+        managed.add(options.type_category(activity.type).casefold())
+    if options.direction_categories:
+        managed |= {c.casefold() for c in _DIRECTION_CATEGORY.values()}
+    seen: set[str] = set()
+    own = []
+    for category in categories:
+        folded = category.casefold()
+        if folded not in managed and folded not in seen:
+            seen.add(folded)
+            own.append(category)
+    return tuple(own)
+
+
+def _uncarried(
+    component: Component, activity: Activity, ctx: MappingContext, folded: set[str], shown_priority: int | None,
+    only_opaque: bool, no_extra: bool,
+) -> Uncarried:
+    """What of syncd's hidden data this item lacks (a client that dropped the X-properties)."""
+    options = ctx.options
+    missing = {
+        name for name, prop in (
+            ("place", X_PLACE), ("project", X_PROJECT), ("close_reason", X_CLOSE_REASON), ("regarding", X_REGARDING),
+        ) if component.get(prop) is None
+    }
+    if no_extra:
+        missing.add("extra")
+    if not activity.is_event:
+        missing.add("show_as")  # a VTODO has no TRANSP
+        if component.get(X_TASK_END) is None:
+            missing.add("end")
+    shown: dict[str, Any] = {}
+    if component.get(X_DIRECTION) is None:
+        if options.direction_categories:
+            shown["direction"] = lambda crm: activity.direction == crm.direction
+        else:
+            missing.add("direction")
+    if component.get(X_STATUS) is None:
+        status = str(component["STATUS"]).upper() if component.get("STATUS") is not None else None
+        target = (lambda v: options.status_target(v).ical_event) if activity.is_event else (
+            lambda v: options.status_target(v).ical_todo)
+        shown["status"] = lambda crm: (target(crm.status) if crm.status is not None else None) == status
+    if component.get(X_PRIORITY) is None:
+        level = shown_priority or None
+        shown["priority"] = lambda crm: (options.priority.get(crm.priority) if crm.priority else None) == level
+    if component.get(X_TYPE) is None:
+        shown["type"] = lambda crm: (
+            activity.type is None if crm.type is None else options.type_category(crm.type).casefold() in folded
+        )
+    if only_opaque:
+        shown["show_as"] = lambda crm: opaque(crm.show_as)
+    kinds = frozenset(
+        (email_of(a) or "").casefold() for a in all_values(component, "ATTENDEE")
+        if email_of(a) and P_KIND not in getattr(a, "params", {})
+    )
+    return Uncarried(
+        fields=frozenset(missing),
+        shown=shown,
+        type_category=options.type_category,
+        kinds=kinds,
+        hidden_people=hidden_person if component.get(X_PARTICIPANT) is None else None,
+    )
 
 
 def _task_end(component: Component, cursor: _Cursor) -> Moment | None:
@@ -660,37 +790,91 @@ def _task_end(component: Component, cursor: _Cursor) -> Moment | None:
 
 
 def _read_recurrence(
-    component: Component, start: Moment | None, zone: str | None, reader: TimeReader, cursor: _Cursor
-) -> Recurrence | None:
-    for unsupported in ("RDATE", "EXRULE"):
-        if component.get(unsupported) is not None:
-            raise ItemError(cursor.item, unsupported, "extra dates and exclusion rules cannot be kept in the CRM")
-    rules = all_values(component, "RRULE")
-    if not rules:
-        return None
-    if len(rules) > 1:
-        raise ItemError(cursor.item, "RRULE", "several recurrence rules cannot be kept in the CRM")
+    component: Component, start: Moment | None, end: Moment | None, zone: str | None, reader: TimeReader,
+    cursor: _Cursor,
+) -> tuple[Recurrence | None, list[Override]]:
+    """RRULEs, RDATEs and EXDATEs; and an override for each RDATE period that lasts other than the series."""
+    if component.get("EXRULE") is not None:
+        # RFC 5545 removed EXRULE (Appendix A.3); no target syncd writes to can express it.
+        raise ItemError(cursor.item, "EXRULE", "exclusion rules (EXRULE, obsolete since RFC 5545) cannot be kept")
+    rules = _read_rrules(component, start, zone, reader, cursor)
+    rdate_props = all_values(component, "RDATE")
+    if not rules and not rdate_props:
+        return None, []
     if start is None:
         raise ItemError(cursor.item, "DTSTART", "a recurring item needs a start")
-    rule = rules[0]
-    if not hasattr(rule, "to_ical") or type(rule).__name__ == "vBroken":
-        raise ItemError(cursor.item, "RRULE", "is not a valid recurrence rule")
-    if not rule.to_ical().strip():
-        # "RRULE:" (or only parts icalendar cannot read): no rule at all; clients write it when a
-        # series is turned back into one event.
-        log.warning("empty RRULE read as no recurrence", item=cursor.item)
-        return None
-    series_zone = zone or (reader.floating_zone if not isinstance(start, datetime) else None)
-    rrule = canonical_rrule(rule.to_ical().decode("utf-8"), not isinstance(start, datetime), series_zone)
-    rrule_text = rrule.to_ical().decode("ascii")
+    tzid = component["DTSTART"].params.get("TZID") if component.get("DTSTART") is not None else None
+    if tzid is not None and str(tzid) in reader.unmatched:
+        raise ItemError(
+            cursor.item, "DTSTART",
+            f"time zone {str(tzid)!r} matches no IANA zone; its series would run on other days or hours in UTC, "
+            "so the item is left alone",
+        )
+    all_day = not isinstance(start, datetime)
+    length = span(start, end, all_day)
+    rdates: list[Moment] = []
+    periods: list[Override] = []
+    with cursor.at("RDATE"):
+        for value, period_end in _dated_values(rdate_props):
+            moment = _in_series(reader.moment(value, "RDATE")[0], start, zone)
+            if moment == start or moment in rdates:
+                continue  # DTSTART is the first occurrence already; a set has no duplicates
+            rdates.append(moment)
+            if period_end is not None:
+                finish = period_end if not isinstance(period_end, timedelta) else add_duration(moment, period_end)
+                finish = _in_series(finish, start, zone)
+                if span(moment, finish, all_day) != length:
+                    periods.append(Override(recurrence_id=moment, end=in_zone(finish, zone)))
     exdates: list[Moment] = []
     with cursor.at("EXDATE"):
-        for prop in all_values(component, "EXDATE"):
-            for value in getattr(prop, "dts", None) or [prop]:
-                value.params = value.params or prop.params
-                moment, _ = reader.moment(value, "EXDATE")
-                exdates.append(_in_series(moment, start, zone))
-    return Recurrence(rrule=rrule_text, exdates=tuple(exdates))
+        for value, _ in _dated_values(all_values(component, "EXDATE")):
+            exdates.append(_in_series(reader.moment(value, "EXDATE")[0], start, zone))
+    main, *extra = rules or [""]
+    return Recurrence(rrule=main, exdates=tuple(exdates), rdates=tuple(rdates), extra_rrules=tuple(extra)), periods
+
+
+def _read_rrules(
+    component: Component, start: Moment | None, zone: str | None, reader: TimeReader, cursor: _Cursor
+) -> list[str]:
+    """The item's distinct RRULE values, canonical; the same rule given twice is one rule."""
+    found: list[str] = []
+    for rule in all_values(component, "RRULE"):
+        if not hasattr(rule, "to_ical") or type(rule).__name__ == "vBroken":
+            raise ItemError(cursor.item, "RRULE", "is not a valid recurrence rule")
+        if not rule.to_ical().strip():
+            # "RRULE:" (or only parts icalendar cannot read): no rule at all; clients write it when a
+            # series is turned back into one event, and show one event.
+            log.warning("empty RRULE read as no recurrence", item=cursor.item)
+            continue
+        if "RSCALE" in {str(key).upper() for key in rule}:
+            raise ItemError(
+                cursor.item, "RRULE",
+                "a rule in another calendar scale (RFC 7529 RSCALE, e.g. a Hebrew or Chinese date) cannot be "
+                "expanded or kept by syncd; the item is left alone",
+            )
+        if start is None:
+            raise ItemError(cursor.item, "DTSTART", "a recurring item needs a start")
+        series_zone = zone or (reader.floating_zone if not isinstance(start, datetime) else None)
+        text_value = canonical_rrule(rule.to_ical().decode("utf-8"), not isinstance(start, datetime), series_zone)
+        canonical = text_value.to_ical().decode("ascii")
+        if canonical not in found:
+            found.append(canonical)
+    return found
+
+
+def _dated_values(props: list[Any]) -> Iterator[tuple[Any, Moment | timedelta | None]]:
+    """Each value of RDATE/EXDATE properties as a DTSTART-like value (with the property's TZID), and
+    the end or duration when it is a PERIOD."""
+    for prop in props:
+        for value in getattr(prop, "dts", None) or [prop]:
+            params = {**(getattr(prop, "params", None) or {}), **(value.params or {})}
+            period_end = None
+            single = value
+            if isinstance(value.dt, tuple):
+                first, period_end = value.dt
+                single = vDDDTypes(first)
+            single.params = params
+            yield single, period_end
 
 
 def _in_series(moment: Moment, start: Moment, zone: str | None) -> Moment:
@@ -736,9 +920,54 @@ def _with_overrides(
                 status=None if status == activity.status else status,
             )
         )
+    # An override component wins over what an RDATE period said of the same occurrence.
+    taken = {_instant_key(o.recurrence_id) for o in overrides}
+    overrides += [o for o in activity.recurrence.overrides if _instant_key(o.recurrence_id) not in taken]
     overrides.sort(key=lambda o: _instant_key(o.recurrence_id))
-    rule = activity.recurrence
-    return activity.replace(recurrence=Recurrence(rule.rrule, rule.exdates, tuple(overrides)))
+    return activity.replace(recurrence=dataclasses.replace(activity.recurrence, overrides=tuple(overrides)))
+
+
+def _rid_key(component: Component, cursor: _Cursor) -> datetime:
+    with cursor.at("RECURRENCE-ID"):
+        value = _time_value(component, "RECURRENCE-ID")
+        if not isinstance(value, date):
+            raise TypeError("not a date or date-time")
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.combine(value, time(), tzinfo=UTC)
+
+
+def _occurrences_as_series(activity: Activity, components: list[Component], reader: TimeReader) -> Activity:
+    """Several occurrences of a series whose master the calendar does not hold (an invitation to some
+    of them), as one series the CRM keeps whole: it starts at the earliest RECURRENCE-ID, the others
+    are RDATEs, and each component then becomes an override of its occurrence. Written back, the item
+    shows the very same occurrences (RFC 5545 3.8.5.2), with a master."""
+    if activity.start is None:
+        raise ItemError(activity.id, "DTSTART", "a recurring item needs a start")
+    own_start = activity.start
+    zone = activity.timezone
+    rids = [_in_series(reader.moment(c["RECURRENCE-ID"], "RECURRENCE-ID")[0], own_start, zone) for c in components]
+    first = min(rids, key=_instant_key)
+    moved = _shift(own_start, first)
+    return activity.replace(
+        start=first,
+        end=None if activity.end is None else moved(activity.end),
+        due=None if activity.due is None else moved(activity.due),
+        recurrence=Recurrence(rrule="", rdates=tuple(sorted({r for r in rids if r != first}, key=_instant_key))),
+    )
+
+
+def _shift(old: Moment, new: Moment) -> Callable[[Moment], Moment]:
+    """Moves a moment as ``old`` moves to ``new``: by the same days and time (wall clock for days)."""
+    if isinstance(old, datetime) and isinstance(new, datetime):
+        delta = new - old
+        return lambda m: m + delta if isinstance(m, datetime) else m
+    days = _as_day(new) - _as_day(old)
+    return lambda m: m + days
+
+
+def _as_day(moment: Moment) -> date:
+    return moment.date() if isinstance(moment, datetime) else moment
 
 
 def _differs(value: str, series: str) -> str | None:

@@ -2,7 +2,8 @@
 
 The domain has one reminder; a calendar item may carry several alarms (Apple and Thunderbird add their
 own). The reminder is read as the *earliest* alarm, in minutes before the start (relative TRIGGER,
-``RELATED=END`` and absolute TRIGGER all count). On write the alarms of the previous version are kept
+``RELATED=END`` and absolute TRIGGER all count); an alarm after the start (a to-do's "15 minutes before
+the deadline" is one) is a negative number of minutes. On write the alarms of the previous version are kept
 when they fire *later* than the reminder (so they do not change what is read back), the one at exactly
 the reminder is kept as it is (with other clients' properties), earlier ones are dropped because the
 CRM moved the reminder past them, and a DISPLAY alarm is added when none sits at the reminder. syncd's

@@ -3,8 +3,16 @@
 * Participants with an e-mail are ATTENDEEs (CN, ROLE, PARTSTAT, RSVP=TRUE while a response is
   awaited, and ``X-SYNCD-KIND`` with the CRM participant kind). A returning attendee keeps the
   parameters other clients put on it (SCHEDULE-STATUS, CUTYPE, ...).
+* ORGANIZER and ATTENDEEs carry ``SCHEDULE-AGENT=CLIENT`` and no RSVP unless the binding has
+  ``send_invitations``: a server with implicit scheduling (RFC 6638) must not mail customers on its own.
+  The server's scheduling parameters are not read, so they never look like a user's change.
 * ORGANIZER (the owner) is written only when there are attendees: RFC 5545 3.8.4.3 forbids it on an
   item that is on one user's calendar only. The organizer is not a participant unless also an attendee.
+  An organizer who is neither the calendar's user nor a CRM user (an invitation from outside) is the
+  activity's ``organizer`` and written back as it was.
+* A participant of kind resource (a room, equipment) or group carries CUTYPE=ROOM or GROUP; inbound,
+  CUTYPE ROOM/RESOURCE/GROUP gives the kind when syncd's own parameter is missing. A room known only by
+  a non-mail URI (``urn:uuid:...``) is a participant named by it and written back as that attendee.
 * Participants without an e-mail travel as ``X-SYNCD-PARTICIPANT`` and links as ``X-SYNCD-REGARDING``,
   each a JSON object in a TEXT value; a participant's JSON carries its position (``at``) so the order
   of the participant list survives the split into two property kinds.
@@ -83,7 +91,14 @@ def write_people(component: Any, activity: Activity, ctx: MappingContext, base: 
         (email_of(a) or "").casefold(): a for a in (all_values(base, "ATTENDEE") if base is not None else [])
     }
     attendees = [p for p in activity.participants if p.email]
-    if attendees:
+    if activity.organizer is not None and activity.organizer.email:
+        # An invitation from outside the CRM: its organizer stays who it is.
+        organizer = _address(activity.organizer.email, base.get("ORGANIZER") if base is not None else None)
+        shown = _NOT_IN_PARAM.sub("", activity.organizer.name or "")
+        if shown:
+            organizer.params["CN"] = shown
+        component.add("ORGANIZER", organizer)
+    elif attendees:
         organizer = _address(activity.owner, base.get("ORGANIZER") if base is not None else None)
         name = ctx.owner.name if activity.owner.casefold() == ctx.owner.email.casefold() else None
         name = name or ctx.directory.users.get(activity.owner.casefold())
@@ -101,9 +116,16 @@ def write_people(component: Any, activity: Activity, ctx: MappingContext, base: 
         if p.response is Response.NEEDS_ACTION:
             address.params["RSVP"] = "TRUE"
         address.params[P_KIND] = p.kind.value
+        _cutype(address, p.kind)
         component.add("ATTENDEE", address)
+    # A room or resource known by a non-mail URI (urn:uuid:...) is read as a participant named by it
+    # (or by its CN): written back as the attendee it was, not only as syncd's hidden copy.
+    unmailed = {_unmailed_name(a): a for a in (all_values(base, "ATTENDEE") if base is not None else [])
+                if email_of(a) is None and _unmailed_name(a)}
     for at, p in enumerate(activity.participants):
-        if not p.email:
+        if not p.email and p.name in unmailed:
+            component.add("ATTENDEE", _unmailed(unmailed.pop(p.name), p))
+        elif not p.email:
             payload = {
                 "at": at, "kind": p.kind.value, "name": p.name, "role": p.role.value, "response": p.response.value
             }
@@ -111,6 +133,71 @@ def write_people(component: Any, activity: Activity, ctx: MappingContext, base: 
     for r in activity.regarding:
         payload = {"kind": r.kind.value, "id": r.id, "name": r.name}
         component.add(X_REGARDING, vText(json.dumps(payload, ensure_ascii=False)))
+    _schedule(component, ctx.send_invitations)
+
+
+def _schedule(component: Any, send_invitations: bool) -> None:
+    """Who delivers this item to its people (RFC 6638 3.2, 7.1): by default the client, which is syncd,
+    and syncd sends nothing, so no server mails an invitation, update or cancellation (SCHEDULE-AGENT on
+    the ORGANIZER too keeps a server from replying for an attendee-owner); no reply is asked for (RSVP).
+    With ``send_invitations`` the server schedules as it sees fit. A forced re-send is never syncd's."""
+    for name in ("ORGANIZER", "ATTENDEE"):
+        for address in all_values(component, name):
+            address.params.pop("SCHEDULE-FORCE-SEND", None)
+            if send_invitations:
+                address.params.pop("SCHEDULE-AGENT", None)
+            else:
+                address.params["SCHEDULE-AGENT"] = "CLIENT"
+                address.params.pop("RSVP", None)
+
+
+_CUTYPE = {ParticipantKind.RESOURCE: "ROOM", ParticipantKind.GROUP: "GROUP"}
+_KIND_OF_CUTYPE = {
+    "ROOM": ParticipantKind.RESOURCE, "RESOURCE": ParticipantKind.RESOURCE, "GROUP": ParticipantKind.GROUP,
+}
+
+
+def _cutype(address: vCalAddress, kind: ParticipantKind) -> None:
+    """CUTYPE for a room, equipment or group; a CUTYPE that says otherwise goes (the CRM changed it)."""
+    current = str(address.params.get("CUTYPE", "")).upper()
+    if kind in _CUTYPE:
+        if _KIND_OF_CUTYPE.get(current) is not kind:
+            address.params["CUTYPE"] = _CUTYPE[kind]  # ROOM or RESOURCE a client chose is kept
+    elif current in _KIND_OF_CUTYPE:
+        del address.params["CUTYPE"]
+
+
+def _unmailed(attendee: Any, p: Participant) -> vCalAddress:
+    address = vCalAddress(str(attendee))
+    for key, value in getattr(attendee, "params", {}).items():
+        address.params[key] = value
+    address.params["ROLE"] = "OPT-PARTICIPANT" if p.role is Role.OPTIONAL else "REQ-PARTICIPANT"
+    address.params["PARTSTAT"] = _PARTSTAT[p.response]
+    address.params[P_KIND] = p.kind.value
+    _cutype(address, p.kind)
+    return address
+
+
+def _unmailed_name(attendee: Any) -> str | None:
+    """The name a non-mail attendee is read under (its CN, else its URI); see :func:`_attendee`."""
+    cn = getattr(attendee, "params", {}).get("CN")
+    return str(cn) if cn and str(cn).strip() else (str(attendee).strip() or None)
+
+
+def hidden_person(p: Participant) -> bool:
+    """Travels in X-SYNCD-PARTICIPANT (no e-mail to invite): hidden from the calendar's user."""
+    return p.email is None
+
+
+def read_organizer(component: Any, ctx: MappingContext, owner: str) -> Participant | None:
+    """The ORGANIZER when it is neither the owner nor the calendar's user (an outside invitation)."""
+    value = component.get("ORGANIZER")
+    email = email_of(value) if value is not None else None
+    if not email or email.casefold() in (owner.casefold(), ctx.owner.email.casefold()):
+        return None
+    cn = getattr(value, "params", {}).get("CN")
+    name = _NOT_IN_PARAM.sub("", str(cn)) if cn else None
+    return Participant(ctx.directory.classify(email), email, name or None)
 
 
 def read_owner(component: Any, ctx: MappingContext) -> str:
@@ -156,8 +243,11 @@ def _attendee(attendee: Any, ctx: MappingContext) -> Participant | None:
     params = getattr(attendee, "params", {})
     email = email_of(attendee)
     kind_param = str(params.get(P_KIND, "")).casefold()
+    cutype = _KIND_OF_CUTYPE.get(str(params.get("CUTYPE", "")).upper())
     if kind_param in ParticipantKind._value2member_map_:
         kind = ParticipantKind(kind_param)
+    elif cutype is not None:
+        kind = cutype
     else:
         kind = ctx.directory.classify(email) if email else ParticipantKind.EXTERNAL
     optional = str(params.get("ROLE", "")).upper() in ("OPT-PARTICIPANT", "NON-PARTICIPANT")

@@ -22,13 +22,19 @@ X_TASK_END = "X-SYNCD-END"
 """A task's end: VTODO has no DTEND, and the CRM's value must survive a round trip."""
 X_PARTICIPANT = "X-SYNCD-PARTICIPANT"
 X_REGARDING = "X-SYNCD-REGARDING"
+X_EXTRA = "X-SYNCD-EXTRA"
+"""The CRM's own fields (``Activity.extra``) as one JSON object; never shown in the description."""
+X_CDO_BUSY = "X-MICROSOFT-CDO-BUSYSTATUS"
+"""Outlook's free/busy of an event: what TRANSP cannot say (tentative, out of office)."""
 #: Parameter on ATTENDEE naming the CRM participant kind (user/contact/account/external).
 P_KIND = "X-SYNCD-KIND"
 
 __all__ = [
     "P_KIND",
+    "X_CDO_BUSY",
     "X_CLOSE_REASON",
     "X_DIRECTION",
+    "X_EXTRA",
     "X_ID",
     "X_KIND",
     "X_PARTICIPANT",

@@ -1,11 +1,13 @@
-"""The schedule of an activity <-> DTSTART/DTEND/DUE, RRULE and EXDATE of one component.
+"""The schedule of an activity <-> DTSTART/DTEND/DUE, RRULE, RDATE and EXDATE of one component.
 
 Shared by :mod:`syncd.mapping.ical` (whole items) and :mod:`syncd.mapping.occurrences` (expansion), so
 both see exactly the same iCalendar form of a series.
 
 The domain keeps the RRULE as a string; it comes back from a calendar in icalendar's canonical part
 order (``FREQ;UNTIL;COUNT;INTERVAL;BY...;WKST``), see :func:`normalize_rrule`. UNTIL is written in the
-form RFC 5545 3.3.10 requires: a DATE for an all-day series, UTC for a zoned one.
+form RFC 5545 3.3.10 requires: a DATE for an all-day series, UTC for a zoned one. A series may have
+several RRULEs (``Recurrence.extra_rrules``, their occurrences add up) and extra starts (RDATE); one of
+RDATEs only has an empty ``rrule``.
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ def normalize_rrule(rrule: str) -> str:
     return vRecur.from_ical(text).to_ical().decode("ascii")
 
 
-def rrule_for(activity: Activity, zone: str | None) -> vRecur:
-    """The activity's RRULE, with UNTIL in the value type its DTSTART requires."""
+def rrules_for(activity: Activity, zone: str | None) -> list[vRecur]:
+    """The activity's RRULEs (none for a series of RDATEs only), with UNTIL in the value type its
+    DTSTART requires."""
     assert activity.recurrence is not None
+    rec = activity.recurrence
+    rules = [rec.rrule] if rec.rrule.strip() else []
     try:
-        return canonical_rrule(activity.recurrence.rrule, activity.all_day, zone)
+        return [canonical_rrule(rule, activity.all_day, zone) for rule in [*rules, *rec.extra_rrules]]
     except ValueError as exc:
         raise ItemError(activity.id, "RRULE", f"invalid recurrence rule: {exc}") from None
 
@@ -41,8 +46,9 @@ def rrule_for(activity: Activity, zone: str | None) -> vRecur:
 def canonical_rrule(rrule: str, all_day: bool, zone: str | None) -> vRecur:
     """The rule with UNTIL as RFC 5545 3.3.10 wants it: a DATE for all-day, UTC for a zoned series.
 
-    An all-day series' date-time UNTIL (Outlook writes one) becomes its date in ``zone``; a timed series'
-    date UNTIL includes that whole day.
+    An all-day series' date-time UNTIL (Outlook writes one) becomes its date in ``zone``, as Outlook
+    means it (the last day's midnight there), except that the end of a day in UTC (``T235959Z``, as
+    other writers say "through this day") is that day; a timed series' date UNTIL includes that whole day.
     """
     recur = vRecur.from_ical(normalize_rrule(rrule))
     until = recur.get("UNTIL")
@@ -51,7 +57,8 @@ def canonical_rrule(rrule: str, all_day: bool, zone: str | None) -> vRecur:
         value = until[0]
         if all_day:
             if isinstance(value, datetime):
-                value = (value.astimezone(tz) if value.tzinfo else value).date()
+                end_of_utc_day = value.tzinfo is not None and value.astimezone(UTC).time() == time(23, 59, 59)
+                value = (value.astimezone(tz) if value.tzinfo and not end_of_utc_day else value).date()
             recur["UNTIL"] = [value]
         elif isinstance(value, datetime):
             recur["UNTIL"] = [(value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)]
@@ -78,7 +85,10 @@ def write_schedule(component: Any, activity: Activity) -> None:
         return
     if activity.start is None:
         raise ItemError(activity.id, "RRULE", "a recurring item needs a start")
-    component.add("RRULE", rrule_for(activity, zone))
+    for rule in rrules_for(activity, zone):
+        component.add("RRULE", rule)
+    if rec.rdates:
+        component.add("RDATE", [align(d, activity.start, zone) for d in rec.rdates])
     if rec.exdates:
         component.add("EXDATE", [align(d, activity.start, zone) for d in rec.exdates])
 

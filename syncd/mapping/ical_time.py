@@ -6,8 +6,8 @@ Read rules (see ``syncd.model`` for the domain's conventions):
 * UTC (``...Z``) -> aware UTC, no display zone;
 * ``TZID=...`` -> the wall-clock time in the IANA zone the TZID stands for
   (:mod:`syncd.mapping.timezones`); a TZID no table knows is matched through the object's own VTIMEZONE;
-  if even that fails the instant is kept in UTC and a warning logged (a recurring series may then drift
-  by the DST offset, which the warning says);
+  if even that fails the instant is kept in UTC and a warning logged; a recurring series in such a zone
+  is refused (:attr:`TimeReader.unmatched`), as its rule would run on UTC days and hours;
 * floating (no zone) -> the calendar's ``X-WR-TIMEZONE`` if it names a zone (Google), else the owner's
   zone.
 
@@ -40,6 +40,9 @@ class TimeReader:
     item: str
     floating_zone: str
     _vtimezones: dict[str, Component] = field(default_factory=dict)
+    unmatched: set[str] = field(default_factory=set)
+    """TZIDs whose rules no IANA zone follows (their times read as UTC instants, or in a zone that
+    agrees only at those times): a recurrence rule in them cannot be kept."""
 
     def __post_init__(self) -> None:
         for vtz in self.calendar.walk("VTIMEZONE"):
@@ -69,7 +72,11 @@ class TimeReader:
             name = self.floating_zone
         if name == "UTC":
             return wall.replace(tzinfo=UTC), None
-        return wall.replace(tzinfo=timezones.zone(name)), name
+        # A wall time in the spring-forward gap names the instant at the offset before it (RFC 5545 3.3.5),
+        # kept as the wall time that exists: 02:30 on the night clocks go from 02:00 to 03:00 is 03:30.
+        # Every calendar gives that instant back as 03:30, which must then be no change.
+        tz = timezones.zone(name)
+        return wall.replace(tzinfo=tz).astimezone(UTC).astimezone(tz), name
 
     def _iana(self, tzid: str, wall: datetime, prop: str) -> str | None:
         name = timezones.iana_for_tzid(tzid)
@@ -78,12 +85,21 @@ class TimeReader:
         vtz = self._vtimezones.get(tzid)
         if vtz is None:
             raise ItemError(self.item, prop, f"time zone {tzid!r} is neither known nor defined by a VTIMEZONE")
-        return _match_vtimezone(tzid, vtz.to_ical(), wall.year)
+        name = _match_vtimezone(tzid, vtz.to_ical(), wall.year)
+        if name is None:
+            # Old Outlook rules for "Canberra, Melbourne, Sydney" (before Australia's 2008 change), or
+            # Windows' rule of one year for "(UTC-03:00) Brasília": a zone the name gives where it agrees
+            # at this time, which is all a single event needs.
+            name = timezones.named_zone_at(tzid, _custom_zone(vtz.to_ical()), wall)
+            if name is not None:
+                self.unmatched.add(tzid)
+        return name
 
     def _unmatched(self, tzid: str, wall: datetime, prop: str) -> datetime:
         custom = _custom_zone(self._vtimezones[tzid].to_ical())
+        self.unmatched.add(tzid)
         log.warning(
-            "time zone matches no IANA zone; kept as UTC, a recurring series may shift by the DST offset",
+            "time zone matches no IANA zone; the time is kept as its UTC instant",
             item=self.item,
             prop=prop,
             tzid=tzid,
@@ -102,7 +118,63 @@ def _custom_zone(vtimezone: bytes) -> tzinfo:
 
 @cache
 def _match_vtimezone(tzid: str, vtimezone: bytes, year: int) -> str | None:
-    return timezones.iana_for_vtimezone(tzid, _custom_zone(vtimezone), datetime(year, 7, 1, tzinfo=UTC))
+    # Compared where the definition has rules: before its first onset a VTIMEZONE says nothing (icalendar
+    # then guesses an offset), and a definition that lists its changes year by year says nothing of the
+    # years after the last one it lists, unless the item lies there.
+    around = datetime(year, 7, 1, tzinfo=UTC)
+    first, last = _onsets(vtimezone)
+    within = (first, max(last, min(around + timedelta(days=366), _OPEN_END)))
+    # icalendar lists a definition's transitions up to 2038; later years need dateutil's slow zone.
+    tz = _transitions(vtimezone) if year < 2036 else _custom_zone(vtimezone)
+    return timezones.iana_for_vtimezone(tzid, tz, around, within)
+
+
+def _transitions(vtimezone: bytes) -> tzinfo:
+    """The definition as a :class:`~syncd.mapping.timezones.TransitionZone`."""
+    component = Timezone.from_ical(vtimezone)
+    if not isinstance(component, Timezone):
+        raise ValueError("not a VTIMEZONE")
+    times, info = component.get_transitions()
+    offsets = [offset for offset, _, _ in info]
+    # Before its first onset a definition says nothing; the comparison does not look there.
+    return timezones.TransitionZone(times, offsets, offsets[0] if offsets else timedelta())
+
+
+_OPEN_END = datetime(9997, 1, 1, tzinfo=UTC)
+
+
+def _onsets(vtimezone: bytes) -> tuple[datetime, datetime]:
+    """The span a VTIMEZONE's observances describe: from its first onset (a year later for rules, see
+    below) to its last one (a rule without UNTIL runs on)."""
+    onsets: list[datetime] = []
+    open_ended = ruled = False
+    for observance in Timezone.from_ical(vtimezone).subcomponents:
+        start = getattr(observance.get("DTSTART"), "dt", None)
+        if not isinstance(start, date):
+            continue
+        onsets.append(_day(start))
+        rdates = observance.get("RDATE", [])
+        for rdate in rdates if isinstance(rdates, list) else [rdates]:
+            onsets += [_day(v.dt) for v in getattr(rdate, "dts", []) if isinstance(v.dt, date)]
+        rule = observance.get("RRULE")
+        if rule is not None:
+            ruled = True
+            until = rule.get("UNTIL")
+            if until and isinstance(until[0], date):
+                onsets.append(_day(until[0]))
+            else:
+                open_ended = True
+    if not onsets:
+        return datetime(1, 1, 1, tzinfo=UTC), _OPEN_END
+    last = _OPEN_END if open_ended else max(onsets)
+    # Outlook starts the observances of its rules on one day (DTSTART:20240101T...): the offset is right
+    # only after each rule has had its first turn, a year later.
+    first = min(onsets) + timedelta(days=366) if ruled else min(onsets)
+    return min(first, last), last
+
+
+def _day(value: date) -> datetime:
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
 def in_zone(moment: Moment, zone: str | None) -> Moment:

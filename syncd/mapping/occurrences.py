@@ -24,6 +24,7 @@ item is refused, not silently changed.
 from __future__ import annotations
 
 import calendar
+import heapq
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from dateutil.rrule import rrule, rrulestr
 from icalendar import vRecur
 
 from syncd.errors import ItemError
-from syncd.mapping.ical_recurrence import rrule_for, series_span
+from syncd.mapping.ical_recurrence import rrules_for, series_span
 from syncd.mapping.ical_time import add_duration, align, in_zone
 from syncd.model import Activity, Kind, Moment
 
@@ -453,7 +454,8 @@ class _Series:
     """One activity's series in the form recurring-ical-events computes with."""
 
     item: str
-    rule: str
+    rules: tuple[tuple[str, vRecur], ...]
+    """Each RRULE's text and parts; their instances add up (RFC 5545 3.8.5.3)."""
     zone: tzinfo | None
     """The zone date-times are compared in; ``None`` for an all-day series."""
     first: datetime
@@ -462,7 +464,8 @@ class _Series:
     dates: bool
     """DTSTART and DTEND are dates: occurrences are computed at midnight and given back as dates."""
     includes_start: bool
-    recur: vRecur
+    rdates: list[datetime] = field(default_factory=list)
+    """RDATE starts as dateutil's instances are given (a date as naive midnight), sorted."""
     exdate_ids: set[datetime] = field(default_factory=set)
     exdate_days: set[date] = field(default_factory=set)
     overrides: list[_Override] = field(default_factory=list)
@@ -480,10 +483,7 @@ class _Series:
         start = in_zone(anchor, zone_name)
         end = _raw_end(start, skeleton)
         rec = activity.recurrence
-        if rec is None:
-            recur: vRecur | None = None
-        else:
-            recur = rrule_for(skeleton, zone_name)
+        recurs = rrules_for(skeleton, zone_name) if rec is not None else []
         exdates = [align(d, anchor, zone_name) for d in rec.exdates] if rec else []
         first_value, last_value = _comparable(start, end)
         if first_value > last_value:
@@ -492,19 +492,20 @@ class _Series:
         first = _as_datetime(first_value, zone)
         series = cls(
             item=activity.id,
-            rule=recur.to_ical().decode("ascii") if recur is not None else "",
+            rules=tuple((recur.to_ical().decode("ascii"), recur) for recur in recurs),
             zone=zone,
             first=first,
             duration=_as_datetime(last_value, zone) - first,
             dates=not isinstance(first_value, datetime) and not isinstance(last_value, datetime),
             includes_start=True,
-            recur=recur if recur is not None else vRecur(),
         )
+        rdates = [in_zone(align(d, anchor, zone_name), zone_name) for d in rec.rdates] if rec else []
+        series.rdates = sorted({_as_datetime(_comparable(first, d)[1], zone) for d in rdates})
         for exdate in exdates:
             series.exdate_ids.update(_ids(exdate))
             if not isinstance(exdate, datetime):
                 series.exdate_days.add(exdate)
-        until = series.recur.get("UNTIL")
+        until = recurs[0].get("UNTIL") if recurs and rec is not None and rec.rrule.strip() else None
         if until:
             later, limit = _comparable(first, until[0])
             series.includes_start = not later > limit
@@ -591,26 +592,36 @@ class _Series:
             budget.instance()
             emitted_start = True
             yield self.first
-        if not self.rule or not _day_possible(self.recur, _days(low, high)):
-            return
         started = False
-        for instance in rule_instances(self.rule, self.first, budget, near=low, until=high):
+        previous = None
+        for instance in heapq.merge(*self._instances(low, high, budget)):
             if instance > high:
                 return
             if not started:
                 if instance < low:
                     continue
                 started = True
-            if emitted_start and instance == self.first:
+            # An instant two rules (or a rule and an RDATE) give is one occurrence (RFC 5545 3.8.5.2).
+            if (emitted_start and instance == self.first) or instance == previous:
                 continue
+            previous = instance
             yield instance
+
+    def _instances(self, low: datetime, high: datetime, budget: Budget) -> list[Iterator[datetime]]:
+        """One sorted stream per RRULE whose days can fall in [low, high], and the RDATEs."""
+        streams: list[Iterator[datetime]] = [iter(self.rdates)] if self.rdates else []
+        for rule, recur in self.rules:
+            if _day_possible(recur, _days(low, high)):
+                streams.append(rule_instances(rule, self.first, budget, near=low, until=high))
+        return streams
 
     def _limit(self, what: str, window: _Window) -> ExpansionLimit:
         cap = f"{MAX_INSTANCES} occurrences" if what == "instances" else f"{MAX_STEPS} steps of the rule"
+        rules = " and ".join(rule for rule, _ in self.rules)
         return ExpansionLimit(
             self.item,
             "RRULE",
-            f"recurrence rule {self.rule[:80]!r} needs more than {cap} to be checked against the sync window "
+            f"recurrence rule {rules[:80]!r} needs more than {cap} to be checked against the sync window "
             f"{_text(window.start)}..{_text(window.end)} (syncd's cap per series); the item is left alone",
         )
 

@@ -15,9 +15,10 @@ Calendars name zones in several ways (RFC 5545 leaves TZID free-form):
 
 from __future__ import annotations
 
+import bisect
 import re
 import zoneinfo
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from functools import cache
 
 # "tzone://Microsoft/Utc" is the id Exchange gives UTC; CLDR's Windows table does not list it.
@@ -113,31 +114,109 @@ def _standard_offset(tz: tzinfo) -> timedelta | None:
     return min(known) if known else None
 
 
-def _samples(around: datetime) -> list[datetime]:
-    """Instants every ~10 days over three years centred on ``around``, to compare two zones' offsets."""
-    base = around.astimezone(UTC) - timedelta(days=548)
-    return [base + timedelta(days=10 * i, hours=i % 24) for i in range(110)]
+_SPAN = timedelta(days=1096)
 
 
-def iana_for_vtimezone(tzid: str, tz: tzinfo, around: datetime) -> str | None:
-    """The IANA zone whose UTC offsets equal those of ``tz`` (built from a VTIMEZONE) near ``around``.
+def _samples(tz: tzinfo, around: datetime, within: tuple[datetime, datetime] | None) -> list[datetime]:
+    """Local noon of every day over three years centred on ``around`` (kept ``within`` the years a
+    definition describes, as far as they reach), to compare two zones' offsets: every day, so that
+    transitions a week apart (Australia's first Sunday of April, Europe's last Sunday of March) tell
+    zones apart; at noon, where no zone changes its clock, so that a definition with the switch at a
+    slightly different hour (03:00 instead of 02:00) still matches."""
+    first = around.astimezone(UTC) - _SPAN / 2
+    if within is not None:
+        first = max(min(first, within[1] - _SPAN), within[0])
+        last = min(first + _SPAN, within[1])
+    else:
+        last = first + _SPAN
+    day = first.date()
+    return [
+        datetime.combine(day + timedelta(days=i), time(12), tzinfo=tz).astimezone(UTC)
+        for i in range(max(1, (last - first).days))
+    ]
+
+
+def iana_for_vtimezone(
+    tzid: str, tz: tzinfo, around: datetime, within: tuple[datetime, datetime] | None = None
+) -> str | None:
+    """The IANA zone whose UTC offsets equal those of ``tz`` (built from a VTIMEZONE) near ``around``,
+    compared ``within`` the years the definition describes.
 
     Zones whose city appears in ``tzid`` are tried first, so that among the many
-    zones with identical rules (Amsterdam, Berlin, Paris, ...) the one the label names is chosen.
+    zones with identical rules (Amsterdam, Berlin, Paris, ...) the one the label names is chosen; then
+    the zones Windows' own zones stand for, so that Outlook's "Customized Time Zone" with Sydney's rules
+    is Australia/Sydney, not Antarctica/Macquarie.
     """
-    samples = _samples(around)
+    samples = _samples(tz, around, within)
     wanted = [s.astimezone(tz).utcoffset() for s in samples]
-    words = {w.casefold() for w in re.findall(r"[A-Za-z]{3,}", tzid)}
-    preferred = [name for city, names in _by_city().items() if city in words for name in names]
-    for name in [*preferred, *sorted(_available())]:
-        if not name.startswith(("posix/", "right/", "SystemV/")) and _offsets(name, samples) == wanted:
+    for name in [*_named(tzid), *_primary_zones(), *sorted(_available())]:
+        if not name.startswith(("posix/", "right/", "SystemV/")) and _agrees(name, samples, wanted):
             return name
     return None
 
 
-def _offsets(name: str, samples: list[datetime]) -> list[timedelta | None]:
+class TransitionZone(tzinfo):
+    """A zone given by its transitions (naive UTC instants) and the offset from each on: what a
+    VTIMEZONE says, looked up by bisection. dateutil's zone from the same definition walks each
+    observance's rule from its DTSTART on every lookup (Outlook's start in 1601: 2 ms), too slow to
+    compare a thousand days of a dozen definitions."""
+
+    def __init__(self, times: list[datetime], offsets: list[timedelta], before: timedelta) -> None:
+        self._times = times
+        self._offsets = offsets
+        self._before = before
+
+    def _at(self, utc: datetime) -> timedelta:
+        i = bisect.bisect_right(self._times, utc) - 1
+        return self._offsets[i] if i >= 0 else self._before
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        if dt is None:
+            return self._before
+        wall = dt.replace(tzinfo=None)
+        return self._at(wall - self._at(wall - self._before))
+
+    def dst(self, dt: datetime | None) -> None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> None:
+        return None
+
+    def fromutc(self, dt: datetime) -> datetime:
+        utc = dt.replace(tzinfo=None)
+        return (utc + self._at(utc)).replace(tzinfo=self)
+
+
+def named_zone_at(tzid: str, tz: tzinfo, wall: datetime) -> str | None:
+    """A zone ``tzid`` names, by a city or by a label's standard offset (``(UTC-03:00) Brasília``), whose
+    offset at ``wall`` (naive, on ``tz``'s clock) is ``tz``'s."""
+    wanted = wall.replace(tzinfo=tz).utcoffset()
+    match = _LABEL.match(tzid.strip())
+    labelled: list[str] = []
+    if match and match["sign"]:
+        offset = timedelta(hours=int(match["h"]), minutes=int(match["m"])) * (-1 if match["sign"] == "-" else 1)
+        labelled = [name for name in _primary_zones() if _standard_offset(zone(name)) == offset]
+    for name in [*_named(tzid), *labelled]:
+        if wall.replace(tzinfo=zone(name)).utcoffset() == wanted:
+            return name
+    return None
+
+
+def _named(tzid: str) -> list[str]:
+    words = {w.casefold() for w in re.findall(r"[A-Za-z]{3,}", tzid)}
+    return [name for city, names in _by_city().items() if city in words for name in names]
+
+
+@cache
+def _primary_zones() -> tuple[str, ...]:
+    table = _windows_zones()[0]
+    return tuple(dict.fromkeys(table[key] for key in sorted(table) if is_iana(table[key])))
+
+
+def _agrees(name: str, samples: list[datetime], wanted: list[timedelta | None]) -> bool:
+    """Whether zone ``name`` has the ``wanted`` offsets at ``samples`` (stops at the first that differs)."""
     try:
         tz = zone(name)
     except (KeyError, zoneinfo.ZoneInfoNotFoundError):
-        return []
-    return [s.astimezone(tz).utcoffset() for s in samples]
+        return False
+    return all(s.astimezone(tz).utcoffset() == w for s, w in zip(samples, wanted, strict=True))

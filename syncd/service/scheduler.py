@@ -31,8 +31,6 @@ from syncd.service.schedule import delay_after, first_run, interval_of
 
 log = get_logger("syncd.service")
 
-#: Passes of different bindings that run at once in one worker (calendar I/O, mostly waiting).
-PASS_THREADS = 4
 HEARTBEATS_PER_TTL = 3
 #: How often the change log is pruned (the first time right after start-up).
 HOUSEKEEPING_HOURS = 6
@@ -40,7 +38,7 @@ _PASS_JOB = "pass:"
 
 
 class Scheduler:
-    def __init__(self, app: App, leases: Leases, metrics: Metrics, *, threads: int = PASS_THREADS) -> None:
+    def __init__(self, app: App, leases: Leases, metrics: Metrics) -> None:
         self.app = app
         self.leases = leases
         self.metrics = metrics
@@ -57,7 +55,10 @@ class Scheduler:
         self._heartbeat_at: float | None = None
         self._heartbeat_error: str | None = None
         self._aps = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(threads), "leases": ThreadPoolExecutor(1)},
+            executors={
+                "default": ThreadPoolExecutor(app.config.daemon.passes_at_once),
+                "leases": ThreadPoolExecutor(1),
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )

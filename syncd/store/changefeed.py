@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, exists, false, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from syncd.errors import SyncdError
 from syncd.store.db import rows_changed
-from syncd.store.models import ActivityChangeRow
+from syncd.store.models import ActivityChangeRow, ActivityRow, ParticipantRow, UserRow
+from syncd.store.sync_models import SyncLinkRow
 
 
 class CursorAhead(SyncdError):
@@ -41,18 +42,23 @@ def current_cursor(session: Session) -> int:
     return session.scalar(select(func.coalesce(func.max(ActivityChangeRow.seq), 0))) or 0
 
 
-def changes_since(session: Session, cursor: int, limit: int | None = None) -> ChangeBatch:
+def changes_since(
+    session: Session, cursor: int, limit: int | None = None, among: ColumnElement[bool] | None = None
+) -> ChangeBatch:
     """The changes after ``cursor``, at most ``limit`` log entries of them (``None``: all).
 
     An activity changed and then deleted is reported as deleted; deleted and then created again
     (the same id), as changed. With a ``limit``, call again from the returned cursor until the batch
-    is empty.
+    is empty. ``among`` (e.g. :func:`concerning`) keeps only the log entries it holds true for; the
+    returned cursor is then the last such entry's, which is where the next call may start too.
     """
     query = (
         select(ActivityChangeRow.seq, ActivityChangeRow.activity_id, ActivityChangeRow.op)
         .where(ActivityChangeRow.seq > cursor)
         .order_by(ActivityChangeRow.seq)
     )
+    if among is not None:
+        query = query.where(among)
     if limit is not None:
         query = query.limit(limit)
     latest: dict[str, str] = {}
@@ -68,6 +74,31 @@ def changes_since(session: Session, cursor: int, limit: int | None = None) -> Ch
         deleted=tuple(i for i, op in latest.items() if op == "delete"),
         cursor=last,
     )
+
+
+def concerning(session: Session, email: str, binding: str) -> ColumnElement[bool]:
+    """For :func:`changes_since`: the entries of activities ``email`` owns or takes part in as a CRM
+    user, or that ``binding`` has a link for (so a deletion, or an activity the user left, reaches it).
+
+    Each entry after the cursor is checked by primary-key probes in the database, so a binding never
+    reads other users' changes; the log itself is still scanned from the cursor (an index by user
+    would need the log to name the users an entry concerns).
+    """
+    # The same rules as the first pass's scope (repository.activity_rows_for_user): e-mails compared
+    # lowered by the database on both sides.
+    user_id = session.scalar(select(UserRow.id).where(func.lower(UserRow.email) == func.lower(literal(email))))
+    entry = ActivityChangeRow.activity_id
+    owned = (
+        exists().where(ActivityRow.id == entry, ActivityRow.owner_id == user_id) if user_id is not None else false()
+    )
+    as_user = ParticipantRow.user_id == user_id if user_id is not None else false()
+    takes_part = exists().where(
+        ParticipantRow.activity_id == entry,
+        ParticipantRow.kind == "user",
+        or_(as_user, func.lower(ParticipantRow.email) == func.lower(literal(email))),
+    )
+    linked = exists().where(SyncLinkRow.binding == binding, SyncLinkRow.activity_id == entry)
+    return or_(linked, owned, takes_part)
 
 
 def prune(session: Session, read_up_to: int, before: datetime) -> int:

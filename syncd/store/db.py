@@ -54,11 +54,13 @@ def rows_changed(session: Session, statement: Executable) -> int:
     return result.rowcount or 0
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, connections: int | None = None, **kwargs: Any) -> Engine:
     """An engine for a store URL: ``sqlite:///path.db`` or ``postgresql+psycopg://user:pw@host/db``.
 
     SQLite connections get foreign keys on (the cascades the triggers rely on), WAL (readers do not
-    block the writer) and a busy timeout (two syncd processes may write at once).
+    block the writer) and a busy timeout (two syncd processes may write at once). ``connections`` is
+    how many threads use the engine at once: the pool keeps that many open (SQLAlchemy's default of 5
+    makes the sixth concurrent pass wait for a connection).
     """
     try:
         parsed = make_url(url)
@@ -66,9 +68,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         raise ConfigError("[store] url is not a database URL; expected e.g. sqlite:///syncd.sqlite3 or "
                           "postgresql+psycopg://syncd@db.example.com/crm") from None
     try:
+        in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+        if connections is not None and not in_memory:
+            kwargs = {"pool_size": connections, "max_overflow": connections, **kwargs}
         if parsed.get_backend_name() == "sqlite":
             engine = create_engine(url, **kwargs)
-            in_memory = parsed.database in (None, "", ":memory:")
             event.listen(engine, "connect", lambda conn, _record: _sqlite_pragmas(conn, wal=not in_memory))
         else:
             if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
@@ -167,7 +171,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 #: The newest migration; a test checks it against alembic's own head, so commands that find the store
 #: up to date never need to import alembic.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 
 def schema_revision(engine: Engine) -> str | None:

@@ -116,6 +116,16 @@ class ActivityRow(Base):
     rrule: Mapped[str | None] = mapped_column(Text)
     exdates: Mapped[list[str] | None] = mapped_column(JsonValue)
     overrides: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonValue)
+    rdates: Mapped[list[str] | None] = mapped_column(JsonValue)
+    extra_rrules: Mapped[list[str] | None] = mapped_column(JsonValue)
+    # Revision 0005's fields: plain columns, their values checked by syncd's rules (see the migration).
+    sensitivity: Mapped[str | None] = mapped_column(String(16))
+    show_as: Mapped[str | None] = mapped_column(String(16))
+    categories: Mapped[list[str] | None] = mapped_column(JsonValue)
+    attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonValue)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JsonValue)
+    organizer: Mapped[dict[str, Any] | None] = mapped_column(JsonValue)
+    """Who organizes the activity when it is not the owner: ``{"kind", "email", "name"}``."""
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     parent_id: Mapped[str | None] = mapped_column(String(255), index=True)
     """The activity this one follows up; not a foreign key, since a CRM may point outside the store."""
@@ -138,7 +148,9 @@ class ParticipantRow(Base):
     __tablename__ = "activity_participants"
     __table_args__ = (
         UniqueConstraint("activity_id", "position", name="uq_activity_participants_position"),
-        CheckConstraint("kind IN ('user', 'contact', 'account', 'external')", name="ck_participants_kind"),
+        CheckConstraint(
+            "kind IN ('user', 'contact', 'account', 'external', 'resource', 'group')", name="ck_participants_kind"
+        ),
         CheckConstraint("role IN ('required', 'optional')", name="ck_participants_role"),
         CheckConstraint(
             "response IN ('accepted', 'declined', 'tentative', 'needs-action')", name="ck_participants_response"

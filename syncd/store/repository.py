@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from syncd.activity_json import (
     format_moment,
+    organizer_from_json,
+    organizer_to_json,
     override_from_json,
     override_to_json,
     parse_moment,
@@ -27,6 +29,7 @@ from syncd.model import (
     CONTENT_FIELDS,
     Account,
     Activity,
+    Attachment,
     Contact,
     CrmUser,
     Direction,
@@ -39,6 +42,8 @@ from syncd.model import (
     RegardingKind,
     Response,
     Role,
+    Sensitivity,
+    ShowAs,
 )
 from syncd.store.models import (
     AccountRow,
@@ -151,9 +156,53 @@ def _recurrence(row: ActivityRow) -> Recurrence | None:
     try:
         exdates = tuple(parse_moment(text) for text in row.exdates or ())
         overrides = tuple(override_from_json(obj, all_day=row.all_day) for obj in row.overrides or ())
+        rdates = tuple(parse_moment(text) for text in row.rdates or ())
+        extra_rrules = tuple(_text(rule) for rule in row.extra_rrules or ())
     except (ValueError, TypeError, AttributeError, ValidationError) as exc:
         raise ValidationError(f'activity "{row.id}": stored recurrence is malformed: {exc}') from exc
-    return Recurrence(row.rrule, exdates, overrides)
+    return Recurrence(row.rrule, exdates, overrides, rdates, extra_rrules)
+
+
+def _list(value: object) -> list[Any]:
+    """A JSON list column; a CRM's SQL that wrote a string there ("a,b") is refused, not read letter by letter."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"{value!r} is not a JSON list")
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not a string")
+    return value
+
+
+def _fields_0005(row: ActivityRow) -> dict[str, Any]:
+    """The fields of revision 0005, each column NULL for "none" (a CRM's SQL may never write them)."""
+    try:
+        categories = tuple(_text(c) for c in _list(row.categories))
+        attachments = tuple(
+            Attachment(_text(a["url"]), None if a.get("name") is None else _text(a["name"]))
+            for a in _list(row.attachments)
+        )
+        if row.extra is not None and not isinstance(row.extra, dict):
+            raise TypeError("extra must be a JSON object")
+        extra = dict(row.extra or {})
+        if not all(isinstance(k, str) and not isinstance(v, dict | list) for k, v in extra.items()):
+            raise TypeError("extra must map names to scalars")
+        organizer = organizer_from_json(row.organizer) if row.organizer is not None else None
+    except (KeyError, TypeError, AttributeError, ValidationError) as exc:
+        raise ValidationError(f'activity "{row.id}": stored categories, attachments, extra or organizer '
+                              f"are malformed: {exc}") from exc
+    return {
+        "sensitivity": _enum(Sensitivity, row.sensitivity, row, "sensitivity") if row.sensitivity else None,
+        "show_as": _enum(ShowAs, row.show_as, row, "show_as") if row.show_as else None,
+        "categories": categories,
+        "attachments": attachments,
+        "extra": extra,
+        "organizer": organizer,
+    }
 
 
 def to_activity(row: ActivityRow) -> Activity:
@@ -193,6 +242,7 @@ def to_activity(row: ActivityRow) -> Activity:
         close_reason=row.close_reason,
         updated_at=row.updated_at,
         created_at=row.created_at,
+        **_fields_0005(row),
     )
 
 
@@ -570,9 +620,18 @@ def _fill(row: ActivityRow, a: Activity, owner: UserRow, people: People) -> None
     row.rrule = rec.rrule if rec else None
     row.exdates = [format_moment(d) for d in rec.exdates] if rec else None
     row.overrides = [override_to_json(o) for o in rec.overrides] if rec else None
+    # Empty lists are stored as NULL: a CRM's plain SQL that never heard of them reads the same.
+    row.rdates = [format_moment(d) for d in rec.rdates] if rec and rec.rdates else None
+    row.extra_rrules = list(rec.extra_rrules) if rec and rec.extra_rrules else None
     row.owner = owner
     row.parent_id = a.parent_id
     row.close_reason = a.close_reason
+    row.sensitivity = str(a.sensitivity) if a.sensitivity else None
+    row.show_as = str(a.show_as) if a.show_as else None
+    row.categories = list(a.categories) or None
+    row.attachments = [{"url": x.url, "name": x.name} for x in a.attachments] or None
+    row.extra = dict(a.extra) or None
+    row.organizer = organizer_to_json(a.organizer) if a.organizer else None
     _fill_participants(row, a.participants, people)
     _fill_regarding(row, a.regarding)
 

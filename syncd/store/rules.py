@@ -13,8 +13,9 @@ driver error.
 
 from __future__ import annotations
 
+import math
 import zoneinfo
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -25,6 +26,7 @@ from syncd.errors import ValidationError
 from syncd.model import (
     EVENT_KINDS,
     Activity,
+    Attachment,
     Kind,
     Moment,
     Override,
@@ -148,15 +150,79 @@ def participant_problems(p: Participant, path: str) -> list[Problem]:
     return problems
 
 
+#: Longest attachment URL kept (a data: URI is a file's bytes, not a link: refused, see attachment_problems).
+URL_MAX = 8192
+#: An ``extra`` key is the CRM's field name.
+EXTRA_KEY_MAX = 255
+#: From here on a float prints with an exponent, which PostgreSQL's JSONB does not give back as written.
+FLOAT_EXACT = 1e16
+
+
+def attachment_problems(a: Attachment, path: str) -> list[Problem]:
+    problems = [p for p in (text_problem(_join(path, "url"), a.url, required=True, limit=URL_MAX),) if p]
+    if not problems and (a.url != a.url.strip() or any(c.isspace() for c in a.url)):
+        problems.append(Problem(_join(path, "url"), "must be one URI without white space"))
+    if not problems and ":" not in a.url:
+        problems.append(Problem(_join(path, "url"), "must be an absolute URI such as https://example.com/offer.pdf"))
+    if not problems and a.url[:5].casefold() == "data:":
+        problems.append(Problem(_join(path, "url"), "must link to a file, not hold one (data: URIs are not carried)"))
+    _texts(problems, path, name=a.name)
+    return problems
+
+
+def extra_problems(extra: object) -> list[Problem]:
+    """The CRM's own fields: an object of JSON scalars (strings, numbers, true/false, null)."""
+    if not isinstance(extra, Mapping):
+        return [Problem("extra", "must be an object")]
+    problems: list[Problem] = []
+    for key, value in extra.items():
+        name = f"extra.{key}"
+        if not isinstance(key, str):
+            problems.append(Problem("extra", f"has a key that is not text: {key!r}"))
+            continue
+        problem = text_problem(name, key, required=True, limit=EXTRA_KEY_MAX)
+        if problem:
+            problems.append(Problem("extra", f"key {problem.message}"))
+        if isinstance(value, str):
+            problem = text_problem(name, value)
+            if problem:
+                problems.append(problem)
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(Problem(name, "must be a finite number (JSON has no NaN or infinity)"))
+        elif isinstance(value, float) and abs(value) >= FLOAT_EXACT:
+            # PostgreSQL's JSONB writes 1e+300 back as 1000...0, a whole number that is not the float.
+            problems.append(Problem(name, f"must be a whole number (no fraction, no exponent) from {FLOAT_EXACT:.0e}"))
+        elif value is not None and not isinstance(value, bool | int | float):
+            problems.append(Problem(name, "must be a string, number, true, false or null"))
+    return problems
+
+
+def categories_problems(categories: object) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, category in enumerate(categories if isinstance(categories, tuple | list) else ()):
+        name = f"categories[{i}]"
+        if not isinstance(category, str):
+            problems.append(Problem(name, "must be a string"))
+            continue
+        problem = text_problem(name, category, required=True)
+        if problem:
+            problems.append(problem)
+        elif "," in category or any(ord(c) < 32 for c in category):
+            # CATEGORIES is a comma-separated list; many clients split an escaped comma anyway.
+            problems.append(Problem(name, "must not contain a comma or control characters"))
+    return problems
+
+
 def regarding_problems(g: Regarding, path: str) -> list[Problem]:
     problems = [p for p in (text_problem(_join(path, "id"), g.id, required=True, limit=ID_MAX),) if p]
     _texts(problems, path, name=g.name)
     return problems
 
 
-def rrule_problem(rule: str, start: Moment | None) -> Problem | None:
+def rrule_problem(rule: str, start: Moment | None, name: str = "recurrence.rrule") -> Problem | None:
+    """Why ``rule`` is no RRULE value syncd can expand, if it is not."""
     message = _rrule_message(rule, isinstance(start, datetime) and start.tzinfo is not None)
-    return Problem("recurrence.rrule", message) if message else None
+    return Problem(name, message) if message else None
 
 
 @lru_cache(maxsize=4096)
@@ -203,13 +269,19 @@ def override_problems(o: Override, path: str, all_day: bool) -> list[Problem]:
 
 def recurrence_problems(rec: Recurrence, start: Moment | None, all_day: bool) -> list[Problem]:
     problems: list[Problem] = []
-    problem = rrule_problem(rec.rrule, start)
+    # A series of RDATEs only (RFC 5545 allows it) has no rule.
+    problem = rrule_problem(rec.rrule, start) if rec.rrule or not rec.rdates else None
     if problem:
         problems.append(problem)
-    for i, moment in enumerate(rec.exdates):
-        problem = moment_problem(f"recurrence.exdates[{i}]", moment, all_day)
+    for i, extra in enumerate(rec.extra_rrules):
+        problem = rrule_problem(extra, start, f"recurrence.extra_rrules[{i}]")
         if problem:
             problems.append(problem)
+    for key, moments in (("exdates", rec.exdates), ("rdates", rec.rdates)):
+        for i, moment in enumerate(moments):
+            problem = moment_problem(f"recurrence.{key}[{i}]", moment, all_day)
+            if problem:
+                problems.append(problem)
     for i, override in enumerate(rec.overrides):
         problems += override_problems(override, f"recurrence.overrides[{i}]", all_day)
     return problems
@@ -254,10 +326,17 @@ def activity_problems(activity: Activity) -> list[Problem]:
         problems += participant_problems(p, f"participants[{i}]")
     for i, g in enumerate(a.regarding):
         problems += regarding_problems(g, f"regarding[{i}]")
-    if a.reminder_minutes is not None and a.reminder_minutes < 0:
-        problems.append(Problem("reminder_minutes", "must not be negative"))
-    elif a.reminder_minutes is not None and a.reminder_minutes > INT_MAX:
-        problems.append(Problem("reminder_minutes", f"must be at most {INT_MAX}"))
+    if a.organizer is not None:
+        problems += participant_problems(a.organizer, "organizer")
+        if a.organizer.email is None:
+            problems.append(Problem("organizer.email", "is required (an organizer is known by e-mail)"))
+    problems += categories_problems(a.categories)
+    for i, attachment in enumerate(a.attachments):
+        problems += attachment_problems(attachment, f"attachments[{i}]")
+    problems += extra_problems(a.extra)
+    # Negative: the alarm rings after the start (a to-do's "before the deadline", RFC 5545 allows both).
+    if a.reminder_minutes is not None and abs(a.reminder_minutes) > INT_MAX:
+        problems.append(Problem("reminder_minutes", f"must be between -{INT_MAX} and {INT_MAX}"))
     problems += _schedule_problems(a)
     return problems
 

@@ -281,16 +281,16 @@ def test_a_failing_server_fails_the_binding_cleanly_and_the_next_pass_recovers(w
 def test_a_malformed_item_is_skipped_with_a_recorded_error_and_the_rest_syncs(world: World) -> None:
     phone = world.bind()
     world.sync()
-    # RDATE adds occurrences no rule gives; syncd refuses the item rather than show another schedule.
+    # EXRULE (removed by RFC 5545) no target syncd writes to can express: refused, not shown on other days.
     assert phone.put("broken@example.org", b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nBEGIN:VEVENT\r\n"
                      b"UID:broken@example.org\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260107T090000Z\r\n"
-                     b"RDATE:20260108T090000Z\r\nSUMMARY:Broken\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n") == 201
+                     b"RRULE:FREQ=DAILY\r\nEXRULE:FREQ=WEEKLY\r\nSUMMARY:Broken\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n") == 201
     phone.create_event("fine@example.org", "Fine", soon(2, 15))
     world.save(meeting("m1"))
     report = world.sync()
     assert report.result == "ok"
     assert report.counts["errors"] == 1 and report.counts["crm_created"] == 1 and report.counts["remote_created"] == 1
-    assert "broken@example.org" in report.errors[0] and "RDATE" in report.errors[0]
+    assert "broken@example.org" in report.errors[0] and "EXRULE" in report.errors[0]
     assert world.sql("SELECT count(*) FROM sync_errors") == [(1,)]
     assert sorted(a.subject for a in world.all()) == ["Fine", "Kick-off"]
 
@@ -303,11 +303,40 @@ def test_the_mass_deletion_guard_stops_a_pass_that_would_wipe_the_crm(world: Wor
         phone.delete(item_uid)
     report = world.sync()
     assert report.result == "stopped"
-    assert "lost 8 of 8" in report.error
+    assert "lost all 8" in report.error and "syncd forget --binding anna" in report.error
     assert len(world.all()) == 8
-    # Raising the ratio past the loss lets a deliberate clean-up through.
-    assert world.sync(mass_delete_ratio=1.0, mass_delete_min=100).result == "ok"
-    assert world.all() == []
+    # No setting believes an emptied calendar; a deliberate clean-up is confirmed in the CRM.
+    assert world.sync(mass_delete_ratio=1.0, mass_delete_min=100).result == "stopped"
+    for i in range(8):
+        world.delete(f"g{i}")
+    report = world.sync()
+    assert report.result == "ok", report.error
+    assert report.counts["unlinked"] == 8 and world.sql("SELECT count(*) FROM sync_links") == [(0,)]
+
+
+def test_the_guard_stops_a_partial_loss_until_the_ratio_is_raised(world: World) -> None:
+    phone = world.bind()
+    world.save(*(meeting(f"h{i}", f"Meeting {i}", days=i + 1) for i in range(10)))
+    world.sync()
+    for item_uid in list(phone.items())[:6]:
+        phone.delete(item_uid)
+    report = world.sync()
+    assert report.result == "stopped" and "lost 6 of 10" in report.error and "above 0.60" in report.error
+    assert world.sync(mass_delete_ratio=0.7).result == "ok"
+    assert len(world.all()) == 4
+
+
+def test_the_guard_protects_a_small_calendar_that_lost_everything(world: World) -> None:
+    phone = world.bind()
+    world.save(meeting("s1", "One"), meeting("s2", "Two", days=4), meeting("s3", "Three", days=5))
+    world.sync()
+    phone.delete(uid("s1"))
+    assert world.sync().counts["crm_deleted"] == 1  # one deletion of three is an ordinary edit
+    for item_uid in list(phone.items()):
+        phone.delete(item_uid)
+    report = world.sync()
+    assert report.result == "stopped" and "lost all 2" in report.error
+    assert sorted(a.id for a in world.all()) == ["s2", "s3"]
 
 
 def test_first_sync_pairs_existing_items_instead_of_duplicating(world: World) -> None:

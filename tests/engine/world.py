@@ -63,7 +63,12 @@ class Phone:
             conn.close()
 
     def path(self, uid: str) -> str:
-        return urlsplit(self.calendar_url).path + quote(uid, safe="") + ".ics"
+        """Where the item with this UID is: syncd names its own by a UUID of the CRM id."""
+        from syncd.mapping.identity import activity_id_from_uid, resource_name
+
+        crm_id = activity_id_from_uid(uid)
+        name = resource_name(crm_id) if crm_id else quote(uid, safe="") + ".ics"
+        return urlsplit(self.calendar_url).path + name
 
     def hrefs(self) -> list[str]:
         body = (b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>')

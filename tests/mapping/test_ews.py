@@ -193,9 +193,11 @@ def test_apply_returns_only_changed_fields_and_keeps_user_categories():
     item = reparse(to_ews(CALL, CTX))
     assert apply_to_ews(item, CALL, CTX) == []
     item.categories = [*item.categories, "Red"]
-    changed = apply_to_ews(item, CALL.replace(subject="Nieuw", type="demo", location=None), CTX)
+    # A user's category is read into the activity's own categories, so the CRM's version carries it.
+    assert from_ews(item, CTX).activity.categories == ("Red",)
+    changed = apply_to_ews(item, CALL.replace(subject="Nieuw", type="demo", location=None, categories=("Red",)), CTX)
     assert set(changed) == {"subject", "categories", "location", "syncd_extra"}
-    assert item.categories == ["Red", "Phone call", "demo"]
+    assert item.categories == ["Phone call", "demo", "Red"]
     assert_valid(update_payload(item, changed))
 
 

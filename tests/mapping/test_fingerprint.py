@@ -3,6 +3,7 @@ meaningful changed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -32,7 +33,8 @@ def _shuffled(a: Activity) -> Activity:
     """The same content in another order: lists the fingerprint reads as sets."""
     rec = a.recurrence
     if rec is not None:
-        rec = Recurrence(rec.rrule, tuple(reversed(rec.exdates)), tuple(reversed(rec.overrides)))
+        rec = dataclasses.replace(rec, exdates=tuple(reversed(rec.exdates)), overrides=tuple(reversed(rec.overrides)),
+                                  rdates=tuple(reversed(rec.rdates)))
     return a.replace(participants=tuple(reversed(a.participants)), regarding=tuple(reversed(a.regarding)), recurrence=rec)
 
 

@@ -27,6 +27,7 @@ from syncd.model import (
     Regarding,
     RegardingKind,
     Response,
+    ShowAs,
     Role,
 )
 
@@ -177,7 +178,7 @@ class TestRoundTrip:
         alone = Activity(id="o", kind=Kind.APPOINTMENT, subject="x", owner="owner@example.com",
                          start=datetime(2026, 1, 5, 8, tzinfo=UTC))
         assert b"ORGANIZER" not in to_ical(alone, CTX)
-        assert b'ORGANIZER;CN="Anna Owner":mailto:owner@example.com' in to_ical(_full(), CTX).replace(b"\r\n ", b"")
+        assert b'ORGANIZER;CN="Anna Owner";SCHEDULE-AGENT=CLIENT:mailto:owner@example.com' in to_ical(_full(), CTX).replace(b"\r\n ", b"")
 
 
 class TestBase:
@@ -203,7 +204,12 @@ class TestBase:
         earlier.add("DESCRIPTION", "x")
         earlier.add("TRIGGER", timedelta(days=-1))
         master.add_component(earlier)
-        changed = _full().replace(subject="new subject", reminder_minutes=30)
+        # TRANSP and CATEGORIES are the activity's show_as and categories now: read from the base, they
+        # come back with the CRM's version (tests/mapping/test_fields_ical.py).
+        read = from_ical(calendar.to_ical(), CTX, "r").activity
+        assert read.show_as is ShowAs.FREE and read.categories == ("Private",)
+        changed = _full().replace(subject="new subject", reminder_minutes=30, show_as=read.show_as,
+                                  categories=read.categories)
         out = Calendar.from_ical(to_ical(changed, CTX, calendar.to_ical()))
         event = out.events[0]
         assert str(event["UID"]) == "server-made-uid"
@@ -361,8 +367,9 @@ class TestErrors:
     @pytest.mark.parametrize(
         ("body", "prop"),
         [
-            ("UID:e\nDTSTART:20260105T080000Z\nRDATE:20260110T080000Z", "RDATE"),
-            ("UID:e\nDTSTART:20260105T080000Z\nRRULE:FREQ=DAILY\nRRULE:FREQ=WEEKLY", "RRULE"),
+            ("UID:e\nDTSTART:20260105T080000Z\nEXRULE:FREQ=WEEKLY", "EXRULE"),
+            ("UID:e\nDTSTART:20260105T080000Z\nRRULE:RSCALE=HEBREW;FREQ=YEARLY", "RRULE"),
+            ("UID:e\nDTSTART:20260105T080000Z\nRDATE:2026-01-10", "RDATE"),
             ("UID:e\nDTSTART:not-a-date", "DTSTART"),
             ("UID:e\nSUMMARY:no start", "DTSTART"),
             ("UID:e\nDTSTART;TZID=Mars/Olympus:20260105T080000", "DTSTART"),

@@ -1,0 +1,173 @@
+"""``python -m bench.fleet [--bindings 1000] [--events 3] [--pg URL]``: one daemon's cycle over many bindings.
+
+Each binding is one CRM user with a calendar of their own holding ``--events`` phone events (written
+into Radicale's folder, as the main bench does above --push-max). A cycle runs every binding's pass once
+on the daemon's pool (``[daemon] concurrency``, its default from the CPU count), in one warm process:
+
+- the mass first sync: every binding pulls its events into the CRM;
+- the first cycle after it: each binding's CRM cursor predates the other bindings' imports, so this is
+  where a binding that read every change since its cursor paid for everyone else's;
+- the steady no-change cycle (best of 2).
+
+Prints one JSON line; ``--pg`` runs on a fresh PostgreSQL database made with that admin URL (the
+role must be allowed to CREATE DATABASE) and dropped afterwards."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import data
+
+USER = "fleet"
+
+
+@contextmanager
+def pg_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database beside ``admin_url``'s; dropped on the way out."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"syncd_fleet_{secrets.token_hex(4)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def owner(i: int) -> str:
+    return f"rep-{i:05d}@fleet.example"
+
+
+def _event(i: int, j: int, now: datetime) -> tuple[str, bytes]:
+    """Binding ``i``'s phone event ``j``: the bench's phone event, with this binding's owner and uid."""
+    name, body = data.server_event(j, 10, now)
+    return f"b{i}-{name}", body.replace(data.OWNER.encode(), owner(i).encode()).replace(
+        b"UID:phone-", f"UID:b{i}-phone-".encode()
+    )
+
+
+def _config(store_url: str, calendars: list[str], password: str) -> dict:
+    bindings = [
+        {"name": f"b{i:05d}", "owner": owner(i),
+         "remote": {"type": "caldav", "url": url, "username": USER, "password": password}}
+        for i, url in enumerate(calendars)
+    ]
+    return {"store": {"url": store_url}, "logging": {"level": "error"}, "bindings": bindings}
+
+
+def cycle(app, pool: ThreadPoolExecutor) -> tuple[float, dict[str, int]]:
+    """Every binding's pass once, ``passes_at_once`` at a time; the seconds and the summed counts."""
+    started = time.perf_counter()
+    reports = list(pool.map(app.run_pass, app.config.bindings))
+    seconds = time.perf_counter() - started
+    counts: dict[str, int] = {"failed": sum(1 for r in reports if r.failed)}
+    for report in reports:
+        for key, value in report.counts.items():
+            counts[key] = counts.get(key, 0) + value
+    return seconds, counts
+
+
+def measure(bindings: int, events: int, store_url: str | None, root: Path, say=print) -> dict:
+    from syncd import config as config_module
+    from syncd import logging as log_setup
+    from syncd.app import App
+    from syncd.connectors.radicale_embedded import EmbeddedRadicale
+    from syncd.model import CrmUser
+    from syncd.store import repository
+    from syncd.store.db import upgrade
+
+    password = secrets.token_urlsafe(12)
+    now = datetime.now(UTC)
+    log_setup.configure("error")
+    with EmbeddedRadicale(root / "radicale") as radicale:
+        radicale.add_user(USER, password)
+        calendars = []
+        for i in range(bindings):
+            calendars.append(radicale.make_calendar(USER, f"cal-{i}"))
+            folder = radicale.storage_dir / "collections" / "collection-root" / USER / f"cal-{i}"
+            for j in range(events):
+                file_name, body = _event(i, j, now)
+                (folder / file_name).write_bytes(body)
+        say(f"fleet: {bindings} calendars of {events} events")
+        url = store_url or f"sqlite:///{root / 'fleet.sqlite3'}"
+        upgrade(url)  # what `syncd db upgrade` does; the daemon refuses a PostgreSQL store without it
+        app = App(config_module.parse(_config(url, calendars, password)))
+        app.ensure_schema()
+        with app.session() as session:
+            for i in range(bindings):
+                repository.add_user(session, CrmUser(owner(i), f"Rep {i}", data.ZONE))
+            session.commit()
+        workers = app.config.daemon.passes_at_once
+        result: dict = {"bindings": bindings, "events": events, "store": url.split(":", 1)[0],
+                        "passes_at_once": workers, "load_before": os.getloadavg()[0]}
+        with ThreadPoolExecutor(workers) as pool:
+            result["mass_first_sync_s"], result["mass_first_sync_counts"] = cycle(app, pool)
+            say(f"fleet: mass first sync {result['mass_first_sync_s']:.1f}s")
+            result["first_cycle_s"], result["first_cycle_counts"] = cycle(app, pool)
+            say(f"fleet: first cycle after it {result['first_cycle_s']:.1f}s")
+            steady = [cycle(app, pool) for _ in range(2)]
+        result["steady_cycle_s"] = min(s for s, _ in steady)
+        result["steady_counts"] = steady[0][1]
+        result["first_over_steady"] = result["first_cycle_s"] / result["steady_cycle_s"]
+        result["load_after"] = os.getloadavg()[0]
+        app.engine.dispose()
+    return result
+
+
+def problems(result: dict) -> list[str]:
+    """What the cycles did that a no-change cycle must not (the figures would then mislead)."""
+    bindings, events = result["bindings"], result["events"]
+    wrong = []
+    first = result["mass_first_sync_counts"]
+    if first.get("crm_created") != bindings * events or first.get("failed"):
+        wrong.append(f"mass first sync: expected {bindings * events} crm_created, got {first}")
+    for key in ("first_cycle_counts", "steady_counts"):
+        extra = {k: v for k, v in result[key].items() if v}
+        if extra:
+            wrong.append(f"{key}: a no-change cycle did {extra}")
+    return wrong
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fleet", description=__doc__)
+    parser.add_argument("--bindings", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=3, help="phone events per calendar (default 3)")
+    parser.add_argument("--pg", metavar="ADMIN_URL", help="run on a fresh PostgreSQL database")
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="syncd-fleet-"))
+
+    def say(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    try:
+        if args.pg:
+            with pg_database(args.pg) as url:
+                result = measure(args.bindings, args.events, url, root, say)
+        else:
+            result = measure(args.bindings, args.events, None, root, say)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    result["problems"] = problems(result)
+    print(json.dumps(result))
+    return 1 if result["problems"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

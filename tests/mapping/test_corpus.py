@@ -1,0 +1,357 @@
+"""Real calendars no one here wrote, through the whole of syncd's mapping: calendar -> CRM -> calendar, and EWS.
+
+``tests/data/ics/corpus/<source>/`` holds the test calendars of six calendar libraries (their licences are
+in ``tests/data/ics/README.md``). Each file is split into one object resource per UID, as a CalDAV
+server stores them. Every resource is
+
+1. read as an activity (:func:`syncd.mapping.ical.from_ical`), as a pull from the user's calendar does;
+2. saved to and loaded from a SQLite store, as the CRM keeps it;
+3. written to a *second*, empty calendar (no previous version to keep foreign data from) and read again;
+4. written as an EWS item, checked against Microsoft's schema, and read back as an Exchange pass would.
+
+Asserted: no exception escapes any step; a refusal is an :class:`~syncd.errors.ItemError` whose reason is
+one of :data:`REFUSALS` (the item breaks RFC 5545, or the target cannot express it); the occurrences the
+second calendar shows (expanded by recurring-ical-events, as CalDAV clients do) are those of the source
+over two years from its start, and so are syncd's own; what a user sees (title, place, wall-clock time
+and zone, privacy, free/busy, attendees, categories) is the same; the EWS item has the same series
+pattern and times. The per-source table is printed (``pytest -s``) and kept in :data:`TABLE`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import recurring_ical_events
+from ews_schema import assert_valid
+from icalendar import Calendar, Component
+
+from mapping.ews_support import create_payload, reparse
+from syncd.errors import ItemError
+from syncd.mapping.context import MappingContext
+from syncd.mapping.ews import from_ews, to_ews
+from syncd.mapping.ical import from_ical, to_ical
+from syncd.mapping.occurrences import occurrences
+from syncd.model import Activity, CrmUser
+from syncd.store import repository
+from syncd.store.db import make_engine, session_factory, upgrade
+
+CORPUS = Path(__file__).parent.parent / "data" / "ics" / "corpus"
+SOURCES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
+OWNER = CrmUser("owner@example.com", "Owner", "Europe/Amsterdam")
+CTX = MappingContext(owner=OWNER)
+
+#: Why an item may be refused, by the words of its reason: each is RFC 5545 breaking, or a target that
+#: cannot express what RFC 5545 allows.
+REFUSALS: dict[str, tuple[str, ...]] = {
+    "no start (an appointment without a time cannot be shown)": ("needs a start",),
+    "invalid: broken value or rule": (
+        "unreadable", "is not a valid", "invalid recurrence rule", "not a valid RFC 5545 RRULE", "needs FREQ",
+        "both COUNT and UNTIL", "ends before it starts", "is not a valid date",
+    ),
+    "invalid: TZID without VTIMEZONE": ("neither known nor defined by a VTIMEZONE",),
+    "invalid: one resource, several items": (
+        "several UIDs", "several components without RECURRENCE-ID", "mixes events",
+    ),
+    "not iCalendar": ("no VEVENT or VTODO",),
+    "RFC 7529 RSCALE": ("RSCALE",),
+    "EXRULE (removed by RFC 5545)": ("EXRULE",),
+    "series in a zone no IANA zone matches": ("matches no IANA zone",),
+    "Exchange: pattern it cannot express": ("cannot be expressed exactly",),
+    "Exchange: reminder after the start": ("after an appointment starts",),
+}
+
+
+#: Items that differ, each with why: all break RFC 5545 or say something two readings of it disagree on.
+#: The test fails when one of them no longer differs, so the list stays true.
+KNOWN: dict[str, str] = {
+    **{
+        f"recurring-ical-events/{name}": "DTSTART a date and DTEND a time (RFC 5545 3.6.1 forbids it): read as all-day"
+        for name in (
+            "issue_201_mixed_datetime_and_date.ics#0",
+            *(f"issue_201_test_matrix.ics#{n}" for n in (2, 3, 4, 5, 8, 9, 14, 15, 22, 23)),
+        )
+    },
+    **{
+        f"recurring-ical-events/issue_28_rrule_with_UTC_endinginZ.ics#{n}": "Outlook's date-time UNTIL on an all-day "
+        "series (RFC 5545 wants a date): its last day as Outlook means it, the midnight it names in its own zone"
+        for n in (0, 1)
+    },
+    "recurring-ical-events/issue_75_range_parameter.ics#0": "RANGE=THISANDFUTURE read as a change of one occurrence "
+    "(documented in syncd.mapping.ical; a warning is logged)",
+    "recurring-ical-events/issue_253_additional_recurrence_id.ics#0": "an override of a day the rule never gives, "
+    "carrying its own RRULE: shown as that occurrence",
+    "recurring-ical-events/recurring_events_changed_duration.ics#1": "one occurrence of a timed series made all-day: "
+    "the CRM keeps one value type per series",
+    **{
+        f"icalendar/issue_156_RDATE_with_PERIOD_TZID_khal{suffix}.ics#0": "khal's lone RANGE=THISANDFUTURE occurrence "
+        "with RDATEs and no series: syncd shows the RDATEs, recurring-ical-events does not"
+        for suffix in ("", "_2")
+    },
+    **{
+        f"icalendar/issue_722_timezone_transition_ambiguity.ics#{n}": "a made-up zone no IANA zone matches: the "
+        "same instant, shown in UTC (a series in it is refused)"
+        for n in range(4)
+    },
+    "icaljs/timezone_from_file.ics#0": "a made-up zone (-07:41) no IANA zone matches: the same instant, shown in UTC",
+    "khal/tz_windows_format.ics#0": "a Windows zone name (New Zealand) whose VTIMEZONE says Europe: syncd follows "
+    "the name",
+    "icalendar/issue_127_categories_with_commas.ics#0": "a category with a comma: the CRM's rules refuse it "
+    "(categories field, see the report)",
+    **{
+        f"libical/{name}": "a room ATTENDEE whose address is no URI (conf_Big@example.com without mailto:) is dropped"
+        for name in ("calendar.ics#0", "classify.ics#0", "classify.ics#1")
+    },
+    "recurring-ical-events/issue_61_time_zone_error.ics#0": "an ATTENDEE with its parameters in the value (a broken "
+    "line) is dropped",
+}
+
+
+def reason_class(error: ItemError) -> str | None:
+    text = str(error)
+    return next((name for name, words in REFUSALS.items() if any(w in text for w in words)), None)
+
+
+@dataclass
+class Tally:
+    items: int = 0
+    identical: int = 0
+    differing: Counter[str] = field(default_factory=Counter)
+    known: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
+    ews_refused: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+TABLE: dict[str, Tally] = defaultdict(Tally)
+
+
+def resources(path: Path) -> Iterator[tuple[str, bytes]]:
+    """One object resource per UID, each with its calendar's VTIMEZONEs and properties (a file may hold
+    several calendars)."""
+    try:
+        calendars = Calendar.from_ical(path.read_bytes(), multiple=True)
+    except ValueError:
+        yield path.name, path.read_bytes()  # syncd gets to say what is wrong with it
+        return
+    n = 0
+    for calendar in calendars:
+        if not isinstance(calendar, Calendar):
+            yield path.name, path.read_bytes()  # not a VCALENDAR: syncd gets to say so
+            return
+        for resource in _split(calendar):
+            yield f"{path.name}#{n}", resource
+            n += 1
+
+
+def _split(calendar: Component) -> Iterator[bytes]:
+    groups: dict[str, list[Component]] = defaultdict(list)
+    for component in calendar.subcomponents:
+        if component.name in ("VEVENT", "VTODO"):
+            groups[str(component.get("UID", id(component)))].append(component)
+    for components in groups.values():
+        single = Calendar()
+        for key, value in calendar.items():
+            single[key] = value
+        for tz in calendar.timezones:
+            single.add_component(tz)
+        for component in components:
+            single.add_component(component)
+        yield single.to_ical()
+
+
+# --- what a user sees ----------------------------------------------------------------------------------
+
+
+def master(data: bytes) -> tuple[Component, str]:
+    """The series (or the single item) and the property its start is; of several occurrences without
+    their series, the earliest, whose original time (RECURRENCE-ID) syncd's series starts at."""
+    items = [c for c in Calendar.from_ical(data).walk() if c.name in ("VEVENT", "VTODO")]
+    series = [c for c in items if "RECURRENCE-ID" not in c]
+    if series or len(items) == 1:
+        return (series or items)[0], "DTSTART"
+    return min(items, key=lambda c: str(_instant(c["RECURRENCE-ID"].dt, ZoneInfo("UTC")))), "RECURRENCE-ID"
+
+
+def _text(component: Component, name: str, default: str = "") -> str:
+    value = component.get(name)
+    return str(value).strip() if value is not None and not isinstance(value, list) else default
+
+
+def _wall(component: Component, name: str) -> Any:
+    """A time as its clock shows it: the wall-clock reading and whether it is zoned, UTC or a date."""
+    value = getattr(component.get(name), "dt", None)
+    if isinstance(value, datetime):
+        utc = value.tzinfo is not None and value.utcoffset() == timedelta()
+        return value.replace(tzinfo=None), "UTC" if utc else ""
+    return value
+
+
+def _people(component: Component) -> set[str]:
+    values = component.get("ATTENDEE")
+    values = values if isinstance(values, list) else [values] if values is not None else []
+    return {str(v).casefold().removeprefix("mailto:") for v in values}
+
+
+def _categories(component: Component) -> set[str]:
+    values = component.get("CATEGORIES")
+    values = values if isinstance(values, list) else [values] if values is not None else []
+    return {str(c).casefold() for v in values for c in getattr(v, "cats", [v])}
+
+
+def visible(found: tuple[Component, str]) -> dict[str, Any]:
+    component, start = found
+    event = component.name == "VEVENT"
+    return {
+        "title": _text(component, "SUMMARY"),
+        "location": _text(component, "LOCATION"),
+        "wall-clock start": _wall(component, start),
+        "privacy": _text(component, "CLASS", "PUBLIC").upper(),
+        "free/busy": _text(component, "TRANSP", "OPAQUE").upper() if event else "",
+        "attendees": _people(component),
+        "categories": _categories(component),
+    }
+
+
+# --- occurrences ---------------------------------------------------------------------------------------
+
+
+def window(activity: Activity) -> tuple[datetime, datetime]:
+    anchor = activity.start if activity.start is not None else activity.due
+    if anchor is None:
+        anchor = date(2026, 1, 1)  # a to-do without dates is at no time; any span shows that
+    first = anchor if isinstance(anchor, datetime) else datetime(anchor.year, anchor.month, anchor.day, tzinfo=UTC)
+    first = first.astimezone(UTC) - timedelta(days=1)
+    return first, first + timedelta(days=2 * 366)
+
+
+def _instant(value: date | datetime, floating: ZoneInfo) -> date | datetime:
+    if not isinstance(value, datetime):
+        return value
+    return (value if value.tzinfo else value.replace(tzinfo=floating)).astimezone(UTC)
+
+
+def shown(data: bytes, span: tuple[datetime, datetime]) -> set[tuple[Any, Any]]:
+    """The occurrences a CalDAV client shows, with recurring-ical-events."""
+    calendar = Calendar.from_ical(data)
+    zone = calendar.get("X-WR-TIMEZONE")
+    floating = ZoneInfo(str(zone)) if zone and str(zone) in _ZONES else ZoneInfo(OWNER.timezone or "UTC")
+    found = set()
+    for item in recurring_ical_events.of(calendar, components=["VEVENT", "VTODO"]).between(*span):
+        start = item.get("DTSTART") or item.get("DUE")
+        end = item.get("DTEND") or item.get("DUE") or start
+        first, last = _instant(start.dt, floating), _instant(end.dt, floating)
+        if not isinstance(first, datetime) and first == last:
+            last = first + timedelta(days=1)  # DTEND = DTSTART on a day: shown as that day
+        found.add((first, last))
+    return found
+
+
+def expanded(activity: Activity, span: tuple[datetime, datetime]) -> set[tuple[Any, Any]]:
+    """The occurrences syncd holds, with its own expander."""
+    utc = ZoneInfo("UTC")
+    return {(_instant(s, utc), _instant(e, utc)) for s, e in occurrences(activity, *span)}
+
+
+def _starts(found: set[tuple[Any, Any]], activity: Activity) -> set[Any]:
+    """Occurrences to compare with syncd's own expansion, which places a to-do on its start or due
+    moment and gives it no length of its own: for to-dos, only where they are."""
+    if activity.is_event:
+        return found
+    # recurring-ical-events shows a to-do without dates over all time, syncd at no time: both mean "undated".
+    return {start for start, _ in found} if activity.start or activity.due else set()
+
+
+_ZONES = __import__("zoneinfo").available_timezones()
+
+
+def pattern(activity: Activity) -> Activity:
+    """The series without its exceptions: Exchange writes those to occurrences after the master."""
+    rec = activity.recurrence
+    return activity.replace(recurrence=rec and rec.__class__(rec.rrule))
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('corpus') / 'crm.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        repository.add_user(session, OWNER)
+        session.commit()
+        yield session
+    engine.dispose()
+
+
+def through_syncd(name: str, data: bytes, session: Any, tally: Tally) -> None:
+    tally.items += 1
+    try:
+        activity = from_ical(data, CTX, name).activity
+    except ItemError as error:
+        why = reason_class(error)
+        if name in KNOWN:
+            tally.known[KNOWN[name]] += 1
+        else:
+            assert why is not None, f"{name}: refused for a reason RFC 5545 does not give: {error}"
+            tally.refused[why] += 1
+        return
+    repository.save_activity(session, activity)
+    session.commit()
+    kept = repository.get_activity(session, activity.id)
+    assert kept is not None
+    second = to_ical(kept, CTX)
+    again = from_ical(second, CTX, "second").activity
+    span = window(activity)
+
+    differences = []
+    source_view = shown(data, span)
+    if source_view != shown(second, span):
+        differences.append("occurrences")
+    if _starts(expanded(kept, span), kept) != _starts(source_view, kept):
+        differences.append("occurrences (syncd's expansion)")
+    if again.recurrence != kept.recurrence or (again.start, again.end, again.due) != (kept.start, kept.end, kept.due):
+        differences.append("schedule read back")
+    before, after = visible(master(data)), visible(master(second))
+    differences += [key for key in before if before[key] != after[key]]
+    if name in KNOWN:
+        tally.known[KNOWN[name]] += 1
+        assert differences, f"{name} no longer differs: remove it from KNOWN"
+    else:
+        for difference in differences:
+            tally.differing[difference] += 1
+            tally.examples[difference].append(name)
+    if not differences:
+        tally.identical += 1
+
+    try:
+        item = to_ews(kept, CTX)
+    except ItemError as error:
+        why = reason_class(error)
+        assert why is not None and why.startswith("Exchange"), f"{name}: EWS refused it: {error}"
+        tally.ews_refused[why] += 1
+        return
+    assert_valid(create_payload(item))
+    back = from_ews(reparse(item), CTX).activity
+    if expanded(pattern(back), span) != expanded(pattern(kept), span):
+        tally.differing["Exchange occurrences"] += 1
+        tally.examples["Exchange occurrences"].append(name)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_corpus_goes_through_syncd_unchanged(source: str, store: Any) -> None:
+    tally = TABLE[source]
+    for path in sorted((CORPUS / source).glob("*.ics")):
+        for name, data in resources(path):
+            through_syncd(f"{source}/{name}", data, store, tally)
+    print(f"\n{source}: {tally.items} items, {tally.identical} identical, known differences {dict(tally.known)}, "
+          f"refused {dict(tally.refused)}, refused by Exchange {dict(tally.ews_refused)}")
+    assert not tally.differing, f"{source}: {dict(tally.examples)}"
