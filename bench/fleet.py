@@ -115,7 +115,7 @@ def measure(bindings: int, events: int, store_url: str | None, root: Path, say=p
                 repository.add_user(session, CrmUser(owner(i), f"Rep {i}", data.ZONE))
             session.commit()
         workers = app.config.daemon.passes_at_once
-        result: dict = {"bindings": bindings, "events": events, "store": url.split(":", 1)[0],
+        result: dict = {"bindings": bindings, "events": events, "store": url.split(":", 1)[0].split("+")[0],
                         "passes_at_once": workers, "load_before": os.getloadavg()[0]}
         with ThreadPoolExecutor(workers) as pool:
             result["mass_first_sync_s"], result["mass_first_sync_counts"] = cycle(app, pool)

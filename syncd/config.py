@@ -300,6 +300,9 @@ class Binding(_Section):
     """Stop the pass when one side lost at least this share of the linked items at once ..."""
     mass_delete_min: int = Field(5, ge=1)
     """... and at least this many of them."""
+    mass_delete_all: bool = True
+    """Stop the pass when the calendar lost all of two or more synced items at once, however few: a
+    wrong URL or account, or a server that stored every item under another name, looks like that."""
     interval: float | None = Field(None, gt=0)
     """Seconds between passes; defaults to ``[daemon] interval``."""
     enabled: bool = True

@@ -266,9 +266,11 @@ def _both_present(
     if not _differs(crm, theirs, policy):
         if link is not None and not crm_changed and link.etag == remote.etag and link.status == LinkStatus.SYNCED:
             return None
-        return Relink(item.key, link, remote, crm) if link is not None else Write(
-            item.key, crm, remote, None, save_crm=False, push=False
-        )
+        if link is not None:
+            return Relink(item.key, link, remote, crm)
+        # Paired by content: the item gets the activity's id (one write, once), so that it is known by
+        # identity from then on, wherever a server moves it and whatever else comes to look like it.
+        return Write(item.key, crm, remote, None, save_crm=False, push=policy.push and remote.crm_id != crm.id)
     if not remote_changed:
         if policy.push:
             return PushUpdate(item.key, crm, link, remote) if link is not None else None

@@ -389,8 +389,10 @@ class Runner:
 
     def _guard(self, items: dict[str, ItemInput], links: dict[str, Link]) -> None:
         """Stop before one side's mass loss reaches the other: a share of at least ``mass_delete_ratio``
-        of the synced items and at least ``mass_delete_min`` of them, or, in a smaller calendar, all of
-        two or more (a wrong URL or account, or a server that renamed every item, looks like that)."""
+        of the synced items and at least ``mass_delete_min`` of them, or, with ``mass_delete_all``, a
+        calendar that lost all of two or more, however small (a wrong URL or account, or a server that
+        renamed every item, looks like that). A CRM that lost all of a few is a user's clean-up: the
+        store does not move under a binding (its links live in it)."""
         synced = [link for link in links.values() if link.status == LinkStatus.SYNCED]
         total = len(synced)
         # Only losses this pass would carry to the other side; an item gone on both is no loss.
@@ -399,13 +401,13 @@ class Runner:
         threshold = max(self.binding.mass_delete_min, self.binding.mass_delete_ratio * total)
         name = self.binding.name
         for side, lost in (("calendar", lost_remote), ("CRM", lost_crm)):
-            if 2 <= lost == total:
+            if side == "calendar" and self.binding.mass_delete_all and 2 <= lost == total:
                 # No ratio lets this through: a side that empties at once is far likelier a wrong URL,
                 # account or store, or a server that renamed every item, than a clean-up.
-                other = "CRM" if side == "calendar" else "calendar"
                 raise SafetyStop(
                     f"the {side} lost all {lost} synced items at once; nothing was changed. If they were "
-                    f"deleted on purpose, delete them in the {other} too; otherwise check the calendar URL "
+                    "deleted on purpose, delete them in the CRM too (or set mass_delete_all = false for "
+                    f"binding {name!r}); otherwise check the calendar URL "
                     f"and account, or run `syncd forget --binding {name}` to start over (the items of both "
                     "sides are then paired again, and what one side lacks is copied from the other)"
                 )

@@ -133,19 +133,38 @@ def write_people(component: Any, activity: Activity, ctx: MappingContext, base: 
     for r in activity.regarding:
         payload = {"kind": r.kind.value, "id": r.id, "name": r.name}
         component.add(X_REGARDING, vText(json.dumps(payload, ensure_ascii=False)))
-    _schedule(component, ctx.send_invitations)
+    _schedule(component, ctx.send_invitations, _server_scheduled(base))
 
 
-def _schedule(component: Any, send_invitations: bool) -> None:
+def _server_scheduled(base: Any | None) -> set[tuple[str, str]]:
+    """(property, e-mail) of the people the server already schedules on the stored item: a phone's
+    meeting, or one an older syncd wrote."""
+    if base is None:
+        return set()
+    return {
+        (name, email.casefold())
+        for name in ("ORGANIZER", "ATTENDEE")
+        for address in all_values(base, name)
+        if (email := email_of(address)) and str(address.params.get("SCHEDULE-AGENT", "SERVER")).upper() == "SERVER"
+    }
+
+
+def _schedule(component: Any, send_invitations: bool, server_scheduled: set[tuple[str, str]]) -> None:
     """Who delivers this item to its people (RFC 6638 3.2, 7.1): by default the client, which is syncd,
     and syncd sends nothing, so no server mails an invitation, update or cancellation (SCHEDULE-AGENT on
     the ORGANIZER too keeps a server from replying for an attendee-owner); no reply is asked for (RSVP).
-    With ``send_invitations`` the server schedules as it sees fit. A forced re-send is never syncd's."""
+    With ``send_invitations`` the server schedules as it sees fit. A forced re-send is never syncd's.
+
+    A person the server already schedules on the stored item stays the server's: taking them from it
+    makes an RFC 6638 server mail them a cancellation at once (Cyrus does), so the meeting would vanish
+    from their calendar. The server then tells them of changes, as it would for an edit on the phone."""
     for name in ("ORGANIZER", "ATTENDEE"):
         for address in all_values(component, name):
             address.params.pop("SCHEDULE-FORCE-SEND", None)
             if send_invitations:
                 address.params.pop("SCHEDULE-AGENT", None)
+            elif (name, (email_of(address) or "").casefold()) in server_scheduled:
+                continue
             else:
                 address.params["SCHEDULE-AGENT"] = "CLIENT"
                 address.params.pop("RSVP", None)

@@ -299,7 +299,7 @@ def test_an_unreadable_item_is_reported_and_the_others_are_read(
     bad = (
         b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//elsewhere//EN\r\nBEGIN:VEVENT\r\nUID:odd-one\r\n"
         b"DTSTAMP:20260101T000000Z\r\nDTSTART:20260105T100000Z\r\nDTEND:20260105T110000Z\r\n"
-        b"RDATE:20260107T100000Z\r\nSUMMARY:Odd\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        b"EXRULE:FREQ=WEEKLY\r\nSUMMARY:Odd\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     )
     assert 201 == put_raw(url + "odd-one.ics", bad)
     items = {item.ref.rsplit("/", 1)[1]: item for item in caldav.changes(None, {}).changed}
@@ -307,7 +307,7 @@ def test_an_unreadable_item_is_reported_and_the_others_are_read(
     assert items[a1].activity is not None
     odd = items["odd-one.ics"]
     assert odd.activity is None
-    assert odd.error and "RDATE" in odd.error
+    assert odd.error and "EXRULE" in odd.error
     assert odd.etag is not None and odd.raw
 
 

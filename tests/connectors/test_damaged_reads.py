@@ -35,10 +35,11 @@ AMS = ZoneInfo("Europe/Amsterdam")
 OWNER = "alice@example.com"
 CTX = MappingContext(owner=CrmUser(OWNER, "Alice", "Europe/Amsterdam"))
 SAMPLES = sorted((Path(__file__).parent.parent / "data" / "ics").glob("*.ics"))
-#: What the phone adds to the item syncd made; syncd owns none of it, so every update must keep it.
+#: What the phone adds to the item syncd made; syncd owns none of it, so every update must keep it
+#: (CLASS and TRANSP are the activity's sensitivity and show-as now: the CRM's to write).
 PHONE_LINES = (
-    "TRANSP:TRANSPARENT",
-    "CLASS:PRIVATE",
+    "COLOR:tomato",
+    "X-MOZ-GENERATION:3",
     "X-PHONE-COLOR:#FF2968",
     "X-APPLE-TRAVEL-ADVISORY-BEHAVIOR:AUTOMATIC",
 )

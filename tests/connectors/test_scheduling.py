@@ -59,7 +59,6 @@ def test_the_servers_scheduling_parameters_are_not_a_change() -> None:
     cal = icalendar.Calendar.from_ical(data)
     for person in [*master(cal)["ATTENDEE"], master(cal)["ORGANIZER"]]:
         person.params["SCHEDULE-STATUS"] = "1.2"
-        person.params["SCHEDULE-AGENT"] = "SERVER"
         person.params["RSVP"] = "TRUE"
     before = from_ical(data, OWNER_CTX, "m1.ics").activity
     after = from_ical(cal.to_ical(), OWNER_CTX, "m1.ics").activity
@@ -167,3 +166,25 @@ def test_a_colleague_on_the_same_server_gets_nothing_delivered_by_syncds_writes(
     assert (inbox.hrefs(), default.hrefs()) == before
     assert anna.phone("anna", anna.server.calendar_path("anna", "Inbox")).hrefs() == []
     assert anna.server.mails() == []
+
+
+def test_a_phones_meeting_stays_scheduled_by_the_server(anna: ServerWorld) -> None:
+    """The phone asked the server to schedule its meeting with Jan. Taking Jan from the server when
+    the CRM edits it would make the server mail him a cancellation at once (Cyrus does): he stays the
+    server's, which tells him of the change as it would of an edit on the phone, and of the deletion.
+    Eva, whom the CRM adds, is syncd's, and gets nothing."""
+    phone = anna.bind()
+    anna.sync()
+    phone.create_event("phone-2@example.org", "Site visit", soon(3, 10),
+                       organizer=icalendar.vCalAddress(f"mailto:{OWNER}"), attendee=icalendar.vCalAddress(f"mailto:{JAN.email}"))
+    anna.sync()
+    anna.server.clear_mail()
+    [imported] = anna.all()
+    anna.save(imported.replace(subject="Site visit and demo", participants=(*imported.participants, EVA)))
+    assert anna.sync().counts["remote_updated"] == 1
+    assert _sent(anna.server.mails()) == [(JAN.email, "REQUEST", "phone-2@example.org")]
+    anna.server.clear_mail()
+    anna.delete(imported.id)
+    assert anna.sync().counts["remote_deleted"] == 1
+    assert phone.items() == {}
+    assert _sent(anna.server.mails()) == [(JAN.email, "CANCEL", "phone-2@example.org")]

@@ -284,7 +284,8 @@ def test_a_malformed_item_is_skipped_with_a_recorded_error_and_the_rest_syncs(wo
     # EXRULE (removed by RFC 5545) no target syncd writes to can express: refused, not shown on other days.
     assert phone.put("broken@example.org", b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nBEGIN:VEVENT\r\n"
                      b"UID:broken@example.org\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260107T090000Z\r\n"
-                     b"RRULE:FREQ=DAILY\r\nEXRULE:FREQ=WEEKLY\r\nSUMMARY:Broken\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n") == 201
+                     b"RRULE:FREQ=DAILY\r\nEXRULE:FREQ=WEEKLY\r\nSUMMARY:Broken\r\n"
+                     b"END:VEVENT\r\nEND:VCALENDAR\r\n") == 201
     phone.create_event("fine@example.org", "Fine", soon(2, 15))
     world.save(meeting("m1"))
     report = world.sync()
@@ -305,7 +306,7 @@ def test_the_mass_deletion_guard_stops_a_pass_that_would_wipe_the_crm(world: Wor
     assert report.result == "stopped"
     assert "lost all 8" in report.error and "syncd forget --binding anna" in report.error
     assert len(world.all()) == 8
-    # No setting believes an emptied calendar; a deliberate clean-up is confirmed in the CRM.
+    # The ratio does not let an emptied calendar through; a deliberate clean-up is confirmed in the CRM.
     assert world.sync(mass_delete_ratio=1.0, mass_delete_min=100).result == "stopped"
     for i in range(8):
         world.delete(f"g{i}")
@@ -337,6 +338,20 @@ def test_the_guard_protects_a_small_calendar_that_lost_everything(world: World) 
     report = world.sync()
     assert report.result == "stopped" and "lost all 2" in report.error
     assert sorted(a.id for a in world.all()) == ["s2", "s3"]
+    # A calendar emptied on purpose, said so in the config.
+    assert world.sync(mass_delete_all=False).counts["crm_deleted"] == 2
+    assert world.all() == []
+
+
+def test_a_user_who_deletes_the_last_few_activities_in_the_crm_is_not_stopped(world: World) -> None:
+    phone = world.bind()
+    world.save(meeting("d1", "One"), meeting("d2", "Two", days=4))
+    world.sync()
+    world.delete("d1")
+    world.delete("d2")
+    report = world.sync()
+    assert report.result == "ok", report.error
+    assert report.counts["remote_deleted"] == 2 and phone.items() == {}
 
 
 def test_first_sync_pairs_existing_items_instead_of_duplicating(world: World) -> None:

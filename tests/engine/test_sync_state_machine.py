@@ -48,7 +48,7 @@ class SyncMachine(RuleBasedStateMachine):
             session.commit()
         self.binding = config_module.parse({"bindings": [{
             "name": "m", "owner": OWNER, "past_days": 3650, "future_days": 3650, "mass_delete_min": 10_000,
-            "conflict": policy, "merge_winner": merge_winner,
+            "mass_delete_all": False, "conflict": policy, "merge_winner": merge_winner,
             "remote": {"type": "caldav", "url": "http://127.0.0.1/unused/"},
         }]}).bindings[0]
         self.calendar = MemoryCalendar()
@@ -178,7 +178,7 @@ class CopiesMachine(RuleBasedStateMachine):
             b.name: b
             for b in config_module.parse({"bindings": [
                 {"name": name, "owner": owner, "past_days": 3650, "future_days": 3650, "mass_delete_min": 10_000,
-                 "remote": {"type": "caldav", "url": f"http://127.0.0.1/{name}/"}}
+                 "mass_delete_all": False, "remote": {"type": "caldav", "url": f"http://127.0.0.1/{name}/"}}
                 for name, owner in (("anna", OWNER), ("bob", BOB))
             ]}).bindings
         }
