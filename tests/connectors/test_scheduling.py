@@ -176,7 +176,8 @@ def test_a_phones_meeting_stays_scheduled_by_the_server(anna: ServerWorld) -> No
     phone = anna.bind()
     anna.sync()
     phone.create_event("phone-2@example.org", "Site visit", soon(3, 10),
-                       organizer=icalendar.vCalAddress(f"mailto:{OWNER}"), attendee=icalendar.vCalAddress(f"mailto:{JAN.email}"))
+                       organizer=icalendar.vCalAddress(f"mailto:{OWNER}"),
+                       attendee=icalendar.vCalAddress(f"mailto:{JAN.email}"))
     anna.sync()
     anna.server.clear_mail()
     [imported] = anna.all()
