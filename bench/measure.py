@@ -47,7 +47,9 @@ def run(argv: Sequence[str], *, log: RequestLog | None, timeout: float,
         output = out.read().decode("utf-8", "replace")
     out_path.unlink(missing_ok=True)
     if status != 0:
-        raise PhaseFailed(f"{' '.join(argv[:4])}... exited {status}:\n{output[-3000:]}")
+        # The head names the error; the tail shows where it ended (a SQL error's parameters can fill it).
+        shown = output if len(output) <= 4000 else f"{output[:2000]}\n[...]\n{output[-2000:]}"
+        raise PhaseFailed(f"{' '.join(argv[:4])}... exited {status}:\n{shown}")
     return Run(seconds, usage.ru_maxrss / 1024, log.since(mark) if log else None, output)
 
 
