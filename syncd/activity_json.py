@@ -21,6 +21,7 @@ from typing import Any, TextIO, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from syncd.errors import ValidationError
+from syncd.mapping.ical_time import kept_zone
 from syncd.model import (
     Activity,
     Attachment,
@@ -59,6 +60,7 @@ FIELDS: tuple[str, ...] = (
     "end",
     "all_day",
     "timezone",
+    "timezone_definition",
     "due",
     "completed_at",
     "status",
@@ -130,8 +132,13 @@ def format_moment(value: Moment, zone: tzinfo = UTC) -> str:
     return value.isoformat()
 
 
-def display_zone(name: str | None) -> tzinfo:
-    """The zone an activity's times are shown in: its IANA ``timezone``, else UTC."""
+def display_zone(name: str | None, definition: str | None = None) -> tzinfo:
+    """The zone an activity's times are shown in: its IANA ``timezone`` or kept definition, else UTC."""
+    if definition is not None:
+        try:
+            return kept_zone(definition)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+            return UTC
     if not name:
         return UTC
     try:
@@ -158,7 +165,7 @@ def override_to_json(override: Override, zone: tzinfo = UTC) -> dict[str, Any]:
 
 def activity_to_json(a: Activity) -> dict[str, Any]:
     """The exchange-format object for ``a`` (every field present, in :data:`FIELDS` order)."""
-    zone = display_zone(a.timezone)
+    zone = display_zone(a.timezone, a.timezone_definition)
     recurrence = None
     if a.recurrence is not None:
         recurrence = {
@@ -177,6 +184,7 @@ def activity_to_json(a: Activity) -> dict[str, Any]:
         "end": _moment_or_none(a.end, zone),
         "all_day": a.all_day,
         "timezone": a.timezone,
+        "timezone_definition": a.timezone_definition,
         "due": _moment_or_none(a.due, zone),
         "completed_at": _moment_or_none(a.completed_at, zone),
         "status": a.status,
@@ -534,7 +542,8 @@ def _read_activity(r: _Reader, value: Any) -> Activity | None:
     completed_at = r.moment(obj, "completed_at")
     updated_at = r.moment(obj, "updated_at")
     zone = r.text(obj, "timezone")
-    zone_wrong = zone_problem(zone)
+    definition = r.text(obj, "timezone_definition")
+    zone_wrong = zone_problem(zone, definition)
     if zone_wrong:
         r.problems.append(zone_wrong)
     for name, moment in (("completed_at", completed_at), ("updated_at", updated_at)):
@@ -566,6 +575,7 @@ def _read_activity(r: _Reader, value: Any) -> Activity | None:
         end=end,
         all_day=all_day,
         timezone=zone,
+        timezone_definition=definition,
         due=due,
         completed_at=completed_at if isinstance(completed_at, datetime) else None,
         direction=direction,

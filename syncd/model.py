@@ -7,7 +7,8 @@ edges.
 Time conventions, relied on everywhere:
 
 * A timed activity has ``start``/``end`` as timezone-aware ``datetime`` values and ``timezone`` as an
-  IANA name (``Europe/Amsterdam``) or ``None`` (then UTC is the display zone).
+  IANA name (``Europe/Amsterdam``) or ``None`` (then UTC is the display zone); or, for a zone a calendar
+  defined that no IANA zone follows, its TZID with the VTIMEZONE in ``timezone_definition``.
 * An all-day activity has ``start``/``end`` as ``date`` values; ``end`` is exclusive as in RFC 5545
   (a one-day event on 22 Nov has start 2026-11-22, end 2026-11-23). ``end == start`` is accepted and
   read as one day, because CRMs often write it that way.
@@ -175,6 +176,9 @@ class Activity:
     end: Moment | None = None
     all_day: bool = False
     timezone: str | None = None
+    timezone_definition: str | None = None
+    """The VTIMEZONE text of ``timezone`` when that is a calendar's own zone, not an IANA name: its rules,
+    kept so that a series in it runs on its own days and hours (``None`` for an IANA zone)."""
     due: Moment | None = None
     completed_at: datetime | None = None
     status: str | None = None

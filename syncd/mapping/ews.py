@@ -196,6 +196,12 @@ def apply_to_ews(
 def _fields(activity: Activity, ctx: MappingContext, account_tz: EWSTimeZone | str | None) -> dict[str, Any]:
     if activity.kind not in (Kind.APPOINTMENT, Kind.CALL, Kind.TASK):
         raise ItemError(activity.id, "kind", f"{activity.kind} activities are not synced to Exchange")
+    if activity.timezone_definition is not None:
+        raise ItemError(
+            activity.id, "timezone",
+            f"Exchange cannot express a calendar's own time zone ({activity.timezone!r}, which no IANA zone "
+            "follows); the item is left alone rather than moved to another zone's days and hours",
+        )
     options = ctx.options
     zone_name = activity.timezone or _zone_key(account_tz) or ctx.default_timezone
     managed = _managed_categories(activity.kind, activity.type, activity.direction, options)

@@ -21,6 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from icalendar import Timezone
+
 from syncd.model import (
     CONTENT_FIELDS,
     Activity,
@@ -126,7 +128,27 @@ def _recurrence(r: Recurrence | None, series: timedelta | None) -> Any:
 
 #: Fields added after links existed: left out while they hold their default, so that an activity
 #: without them keeps the fingerprint its link recorded (and is not taken for changed).
-_LATER = frozenset({"sensitivity", "show_as", "categories", "attachments", "extra", "organizer"})
+_LATER = frozenset(
+    {"sensitivity", "show_as", "categories", "attachments", "extra", "organizer", "timezone_definition"}
+)
+#: What a VTIMEZONE says besides its rules: a server may add, drop or reword it.
+_ZONE_BOOKKEEPING = ("LAST-MODIFIED", "TZURL", "COMMENT", "X-")
+
+
+def _zone_rules(definition: str) -> Any:
+    """A kept VTIMEZONE's observances, each as its sorted property lines: the same rules however a
+    server orders, folds or annotates them."""
+    try:
+        component = Timezone.from_ical(definition)
+        return sorted(
+            [observance.name, sorted(
+                line for line in observance.content_lines()
+                if line and not line.startswith(("BEGIN:", "END:", *_ZONE_BOOKKEEPING))
+            )]
+            for observance in component.subcomponents
+        )
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        return definition  # not readable (the rules refuse it): still a stable form
 
 
 def _later(name: str, value: Any) -> Any:
@@ -137,6 +159,8 @@ def _later(name: str, value: Any) -> Any:
     if name == "extra":
         # 2.0 and 2, -0.0 and 0 are one number to JSON (and to PostgreSQL's JSONB, which keeps either).
         return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in value.items()}
+    if name == "timezone_definition":
+        return None if value is None else _zone_rules(value)
     if name == "organizer":
         # Its kind is the directory's reading of the e-mail on each side, not content.
         return None if value is None else [value.email.casefold() if value.email else None, _text(value.name)]

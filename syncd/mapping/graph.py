@@ -87,6 +87,12 @@ def event_to_graph(activity: Activity, ctx: MappingContext, *, invitations: bool
         raise ItemError(activity.id, "start", "an appointment or call needs a start")
     if activity.reminder_minutes is not None and activity.reminder_minutes < 0:
         raise ItemError(activity.id, "reminder_minutes", "Exchange cannot ring a reminder after an appointment starts")
+    if activity.timezone_definition is not None:
+        raise ItemError(
+            activity.id, "timezone",
+            f"Exchange cannot express a calendar's own time zone ({activity.timezone!r}, which no IANA zone "
+            "follows); the item is left alone rather than moved to another zone's days and hours",
+        )
     options = ctx.options
     body: dict[str, Any] = {
         "subject": _subject(activity),

@@ -42,6 +42,10 @@ def task_to_graph(activity: Activity, ctx: MappingContext) -> dict[str, Any]:
     """The task's own fields (without linked resource and extension, see below)."""
     if activity.is_event:
         raise ItemError(activity.id, "kind", f"a {activity.kind} is not a To Do task")
+    if activity.timezone_definition is not None:
+        raise ItemError(
+            activity.id, "timezone", f"To Do cannot express a calendar's own time zone ({activity.timezone!r})"
+        )
     options = ctx.options
     zone_name = gp.zone_of(activity.timezone or ctx.default_timezone)
     zone = zone_name or ZoneInfo("UTC")

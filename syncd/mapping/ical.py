@@ -26,8 +26,9 @@ RECURRENCE-ID) both ways. An override field equal to what the series gives reads
 (inherited). Several occurrences without their series (Google's invitation to some of them) are read as
 one series from the earliest one's original start, with the others as RDATEs and each as an override:
 the same occurrences, written back with a master. Refused with :class:`~syncd.errors.ItemError` rather
-than read as a different schedule: EXRULE (removed by RFC 5545), RFC 7529 RSCALE rules, an unreadable
-rule, and a series in a time zone no IANA zone matches. An empty ``RRULE:`` is no rule (clients show one
+than read as a different schedule: EXRULE (removed by RFC 5545), RFC 7529 RSCALE rules and an unreadable
+rule. A time zone no IANA zone matches is kept with its VTIMEZONE, written back as it was, so a weekday
+rule in it never moves. An empty ``RRULE:`` is no rule (clients show one
 event). ``RANGE=THISANDFUTURE`` overrides are read as an override of that one occurrence, with a
 warning (the later occurrences keep the series' values). CREATED, LAST-MODIFIED and DTSTAMP are
 bookkeeping: an unreadable one is left out, never a reason to refuse the item.
@@ -60,7 +61,7 @@ from icalendar import (
 
 from syncd.activity_json import format_moment, parse_moment
 from syncd.errors import ItemError
-from syncd.mapping import identity, timezones
+from syncd.mapping import identity
 from syncd.mapping.accepted import storable
 from syncd.mapping.carried import NOTHING, Uncarried
 from syncd.mapping.context import MappingContext
@@ -105,11 +106,14 @@ from syncd.mapping.ical_props import (
 from syncd.mapping.ical_recurrence import canonical_rrule, series_span, write_schedule
 from syncd.mapping.ical_time import (
     TimeReader,
+    Zone,
+    activity_zone,
     add_duration,
     add_timezones,
     align,
     in_zone,
     span,
+    zone_info,
 )
 from syncd.mapping.options import crm_value, priority_value
 from syncd.mapping.timezones import iana_for_tzid
@@ -181,7 +185,9 @@ def to_ical(activity: Activity, ctx: MappingContext, base: bytes | None = None) 
         component = _override_component(factory, master, activity, override, base_overrides, ctx)
         calendar.add_component(component)
         moments.append(override.recurrence_id)
-    add_timezones(calendar, moments)
+    definition = activity.timezone_definition
+    kept = (activity.timezone, definition) if activity.timezone and definition else None
+    add_timezones(calendar, moments, kept)
     return calendar.to_ical()
 
 
@@ -272,7 +278,8 @@ def _write_master(
     write_people(component, activity, ctx, base)
     write_fields(component, activity, base)
     end = activity.end if activity.is_event else activity.due
-    write_alarms(component, activity.reminder_minutes, activity.start, end, activity.timezone, activity.subject, base)
+    zone = activity_zone(activity)
+    write_alarms(component, activity.reminder_minutes, activity.start, end, zone, activity.subject, base)
     if base is not None:
         _keep_foreign(component, base, ctx, description_changed=text(base, "DESCRIPTION") != activity.description)
 
@@ -355,7 +362,7 @@ def _override_component(
     ctx: MappingContext,
 ) -> Component:
     assert activity.start is not None  # write_schedule refused a recurrence without a start
-    zone = activity.timezone
+    zone = activity_zone(activity)
     component = factory()
     for name, value in master.items():
         if name not in _SCHEDULE and name not in _OVERRIDDEN and name != "SEQUENCE":
@@ -473,6 +480,10 @@ def _from_ical(data: bytes | str, ctx: MappingContext, ref: str, cursor: _Cursor
     if x_wr is not None:
         floating = iana_for_tzid(str(x_wr)) or floating
     reader = TimeReader(calendar, cursor.item, floating)
+    # Only a zone that follows a definition all year long runs a series on that definition's days and hours.
+    reader.series = (not masters and len(components) > 1) or any(
+        c.get("RRULE") is not None or c.get("RDATE") is not None for c in components
+    )
 
     # A blank id names nothing (the CRM's rules refuse it): the item is then one made on the calendar.
     crm_id = _named(x_text(master, X_ID)) or _named(identity.activity_id_from_uid(uid))
@@ -566,7 +577,7 @@ def _read_times(
             end, end_zone = reader.moment(component[end_name], end_name)
             zone = zone if start is not None else end_zone
             if start is not None:
-                end = align(end, start, zone)
+                end = align(end, start, reader.zone(zone))
     elif component.get("DURATION") is not None and start is not None:
         with cursor.at("DURATION"):
             duration = _time_value(component, "DURATION")
@@ -622,7 +633,8 @@ def _read_master(
     if is_event:
         call = x_text(component, X_KIND) == Kind.CALL.value or options.call_category.casefold() in folded
         kind = Kind.CALL if call else Kind.APPOINTMENT
-    start, end, zone = _read_times(component, is_event, reader, cursor)
+    start, end, zone_name = _read_times(component, is_event, reader, cursor)
+    zone = reader.zone(zone_name)
     all_day = start is not None and not isinstance(start, datetime)
     if start is None and end is not None:
         all_day = not isinstance(end, datetime)
@@ -646,7 +658,7 @@ def _read_master(
             done = _time_value(component, "COMPLETED")
             if isinstance(done, date) and not isinstance(done, datetime):
                 # RFC 5545 wants a UTC date-time; a client that wrote the day means its start, where the user is.
-                done = datetime.combine(done, time(), tzinfo=timezones.zone(zone or reader.floating_zone))
+                done = datetime.combine(done, time(), tzinfo=zone_info(zone or reader.floating_zone))
             completed_at = _utc(done)
     with cursor.at("VALARM"):
         reminder = read_reminder(component, start, end, zone)
@@ -676,7 +688,8 @@ def _read_master(
         start=start,
         end=end if is_event else _task_end(component, cursor),
         all_day=all_day,
-        timezone=zone,
+        timezone=zone_name,
+        timezone_definition=reader.kept.get(zone_name) if zone_name else None,
         due=None if is_event else end,
         completed_at=completed_at,
         status=status,
@@ -790,7 +803,7 @@ def _task_end(component: Component, cursor: _Cursor) -> Moment | None:
 
 
 def _read_recurrence(
-    component: Component, start: Moment | None, end: Moment | None, zone: str | None, reader: TimeReader,
+    component: Component, start: Moment | None, end: Moment | None, zone: Zone, reader: TimeReader,
     cursor: _Cursor,
 ) -> tuple[Recurrence | None, list[Override]]:
     """RRULEs, RDATEs and EXDATEs; and an override for each RDATE period that lasts other than the series."""
@@ -803,13 +816,6 @@ def _read_recurrence(
         return None, []
     if start is None:
         raise ItemError(cursor.item, "DTSTART", "a recurring item needs a start")
-    tzid = component["DTSTART"].params.get("TZID") if component.get("DTSTART") is not None else None
-    if tzid is not None and str(tzid) in reader.unmatched:
-        raise ItemError(
-            cursor.item, "DTSTART",
-            f"time zone {str(tzid)!r} matches no IANA zone; its series would run on other days or hours in UTC, "
-            "so the item is left alone",
-        )
     all_day = not isinstance(start, datetime)
     length = span(start, end, all_day)
     rdates: list[Moment] = []
@@ -834,7 +840,7 @@ def _read_recurrence(
 
 
 def _read_rrules(
-    component: Component, start: Moment | None, zone: str | None, reader: TimeReader, cursor: _Cursor
+    component: Component, start: Moment | None, zone: Zone, reader: TimeReader, cursor: _Cursor
 ) -> list[str]:
     """The item's distinct RRULE values, canonical; the same rule given twice is one rule."""
     found: list[str] = []
@@ -877,7 +883,7 @@ def _dated_values(props: list[Any]) -> Iterator[tuple[Any, Moment | timedelta | 
             yield single, period_end
 
 
-def _in_series(moment: Moment, start: Moment, zone: str | None) -> Moment:
+def _in_series(moment: Moment, start: Moment, zone: Zone) -> Moment:
     """An EXDATE/RECURRENCE-ID/override time in the series' value type; a date-time on an all-day
     series means the day it names on its own wall clock (Outlook writes ``TZID=...:20240715T000000``)."""
     if isinstance(moment, datetime) and not isinstance(start, datetime):
@@ -891,7 +897,7 @@ def _with_overrides(
     if activity.recurrence is None or activity.start is None:
         log.warning("occurrence overrides without a recurring series ignored", item=cursor.item)
         return activity
-    zone = activity.timezone
+    zone = activity_zone(activity)
     series = series_span(activity)
     overrides = []
     for component in components:
@@ -945,7 +951,7 @@ def _occurrences_as_series(activity: Activity, components: list[Component], read
     if activity.start is None:
         raise ItemError(activity.id, "DTSTART", "a recurring item needs a start")
     own_start = activity.start
-    zone = activity.timezone
+    zone = activity_zone(activity)
     rids = [_in_series(reader.moment(c["RECURRENCE-ID"], "RECURRENCE-ID")[0], own_start, zone) for c in components]
     first = min(rids, key=_instant_key)
     moved = _shift(own_start, first)

@@ -23,17 +23,17 @@ from typing import Any
 
 from icalendar import Alarm
 
-from syncd.mapping import timezones
+from syncd.mapping.ical_time import Zone, zone_info
 from syncd.model import Moment
 
 X_ALARM = "X-SYNCD-ALARM"
 APPLE_NO_ALARM = datetime(1976, 4, 1, 0, 55, 45, tzinfo=UTC)
 
 
-def _instant(moment: Moment, zone: str | None) -> datetime:
+def _instant(moment: Moment, zone: Zone) -> datetime:
     if isinstance(moment, datetime):
         return moment
-    return datetime.combine(moment, time(), tzinfo=timezones.zone(zone) if zone else UTC)
+    return datetime.combine(moment, time(), tzinfo=zone_info(zone))
 
 
 def never_fires(alarm: Any) -> bool:
@@ -44,7 +44,7 @@ def never_fires(alarm: Any) -> bool:
     return isinstance(value, datetime) and value.tzinfo is not None and value == APPLE_NO_ALARM
 
 
-def alarm_minutes(alarm: Any, start: Moment | None, end: Moment | None, zone: str | None) -> int | None:
+def alarm_minutes(alarm: Any, start: Moment | None, end: Moment | None, zone: Zone) -> int | None:
     """Minutes between the alarm and the start (or, without a start, the end/due); ``None`` if unknown."""
     ref = start if start is not None else end
     if never_fires(alarm):
@@ -59,7 +59,7 @@ def alarm_minutes(alarm: Any, start: Moment | None, end: Moment | None, zone: st
         # Relative to the anchor, never via the instant it fires: 15 minutes before 0001-01-01 is no datetime.
         return round(((_instant(ref, zone) - _instant(anchor, zone)) - value).total_seconds() / 60)
     if isinstance(value, datetime):
-        fires = value if value.tzinfo else value.replace(tzinfo=timezones.zone(zone) if zone else UTC)
+        fires = value if value.tzinfo else value.replace(tzinfo=zone_info(zone))
     elif isinstance(value, date):
         fires = _instant(value, zone)
     else:
@@ -67,14 +67,14 @@ def alarm_minutes(alarm: Any, start: Moment | None, end: Moment | None, zone: st
     return round((_instant(ref, zone) - fires).total_seconds() / 60)
 
 
-def read_reminder(component: Any, start: Moment | None, end: Moment | None, zone: str | None) -> int | None:
+def read_reminder(component: Any, start: Moment | None, end: Moment | None, zone: Zone) -> int | None:
     minutes = [alarm_minutes(a, start, end, zone) for a in component.walk("VALARM")]
     known = [m for m in minutes if m is not None]
     return max(known) if known else None
 
 
 def write_alarms(
-    component: Any, minutes: int | None, start: Moment | None, end: Moment | None, zone: str | None,
+    component: Any, minutes: int | None, start: Moment | None, end: Moment | None, zone: Zone,
     subject: str, base: Any | None,
 ) -> None:
     previous = base.walk("VALARM") if base is not None else []

@@ -18,8 +18,7 @@ from typing import Any
 from icalendar import vRecur
 
 from syncd.errors import ItemError
-from syncd.mapping import timezones
-from syncd.mapping.ical_time import align, in_zone, span
+from syncd.mapping.ical_time import Zone, activity_zone, align, in_zone, span, zone_info
 from syncd.model import Activity
 
 
@@ -31,7 +30,7 @@ def normalize_rrule(rrule: str) -> str:
     return vRecur.from_ical(text).to_ical().decode("ascii")
 
 
-def rrules_for(activity: Activity, zone: str | None) -> list[vRecur]:
+def rrules_for(activity: Activity, zone: Zone) -> list[vRecur]:
     """The activity's RRULEs (none for a series of RDATEs only), with UNTIL in the value type its
     DTSTART requires."""
     assert activity.recurrence is not None
@@ -43,7 +42,7 @@ def rrules_for(activity: Activity, zone: str | None) -> list[vRecur]:
         raise ItemError(activity.id, "RRULE", f"invalid recurrence rule: {exc}") from None
 
 
-def canonical_rrule(rrule: str, all_day: bool, zone: str | None) -> vRecur:
+def canonical_rrule(rrule: str, all_day: bool, zone: Zone) -> vRecur:
     """The rule with UNTIL as RFC 5545 3.3.10 wants it: a DATE for all-day, UTC for a zoned series.
 
     An all-day series' date-time UNTIL (Outlook writes one) becomes its date in ``zone``, as Outlook
@@ -53,7 +52,7 @@ def canonical_rrule(rrule: str, all_day: bool, zone: str | None) -> vRecur:
     recur = vRecur.from_ical(normalize_rrule(rrule))
     until = recur.get("UNTIL")
     if until:
-        tz = timezones.zone(zone) if zone else UTC
+        tz = zone_info(zone)
         value = until[0]
         if all_day:
             if isinstance(value, datetime):
@@ -69,7 +68,7 @@ def canonical_rrule(rrule: str, all_day: bool, zone: str | None) -> vRecur:
 
 def write_schedule(component: Any, activity: Activity) -> None:
     """DTSTART, DTEND (events) or DUE (tasks), RRULE and EXDATE."""
-    zone = activity.timezone
+    zone = activity_zone(activity)
     if activity.start is not None:
         component.add("DTSTART", in_zone(activity.start, zone))
     if activity.is_event:

@@ -6,13 +6,13 @@ Read rules (see ``syncd.model`` for the domain's conventions):
 * UTC (``...Z``) -> aware UTC, no display zone;
 * ``TZID=...`` -> the wall-clock time in the IANA zone the TZID stands for
   (:mod:`syncd.mapping.timezones`); a TZID no table knows is matched through the object's own VTIMEZONE;
-  if even that fails the instant is kept in UTC and a warning logged; a recurring series in such a zone
-  is refused (:attr:`TimeReader.unmatched`), as its rule would run on UTC days and hours;
+  if even that fails the TZID and its VTIMEZONE are kept (:attr:`TimeReader.kept`) and the times read on
+  that zone's clock, so that a weekday rule in it never moves;
 * floating (no zone) -> the calendar's ``X-WR-TIMEZONE`` if it names a zone (Google), else the owner's
   zone.
 
-Written times use the activity's IANA zone as TZID (UTC with ``Z`` when the activity has none); every
-TZID used gets a VTIMEZONE generated from zoneinfo.
+Written times use the activity's zone as TZID (UTC with ``Z`` when the activity has none); every IANA
+TZID used gets a VTIMEZONE generated from zoneinfo, a kept zone its own definition.
 """
 
 from __future__ import annotations
@@ -27,9 +27,71 @@ from icalendar import Calendar, Component, Timezone
 
 from syncd.errors import ItemError
 from syncd.mapping import timezones
-from syncd.model import Moment
+from syncd.model import Activity, Moment
 
 log = structlog.get_logger(__name__)
+
+Zone = str | tzinfo | None
+"""A zone to show times in: an IANA name, a zone built from a kept VTIMEZONE, or ``None`` (UTC)."""
+
+
+@cache
+def kept_zone(definition: str) -> tzinfo:
+    """The zone a kept VTIMEZONE (:attr:`syncd.model.Activity.timezone_definition`) defines; one object
+    per definition, so that times in it compare and convert as times in one zone."""
+    component = Timezone.from_ical(definition)
+    return KeptZone(str(component["TZID"]), _custom_zone(definition.encode("utf-8")))
+
+
+class KeptZone(tzinfo):
+    """A calendar's own zone: dateutil's zone from its VTIMEZONE, which reads wall times right (also a
+    repeated hour, by ``fold``), with a conversion from UTC that does not assume the daylight offset is
+    the larger one. dateutil's does, and puts 19:00Z an hour before a clock set back from +12:00 to
+    +10:00 at 05:00 instead of 07:00."""
+
+    def __init__(self, tzid: str, rules: tzinfo) -> None:
+        self.zone = tzid  # icalendar writes this as the TZID
+        self._rules = rules
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return self._rules.utcoffset(dt)
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return self._rules.dst(dt)
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return self._rules.tzname(dt)
+
+    def fromutc(self, dt: datetime) -> datetime:
+        utc = dt.replace(tzinfo=None)
+        # The offsets in effect within a day of the instant (a zone changes its clock at most once in a
+        # day); of the wall times they give, the one that reads back as this instant, the first pass of
+        # a repeated hour before the second.
+        nearby = dict.fromkeys(self._rules.utcoffset(utc + timedelta(hours=h)) for h in (-14, 0, 14))
+        for offset in nearby:
+            if offset is None:
+                continue
+            for fold in (0, 1):
+                wall = (utc + offset).replace(fold=fold)
+                if self._rules.utcoffset(wall) == offset:
+                    return wall.replace(tzinfo=self)
+        return (utc + (self._rules.utcoffset(utc) or timedelta())).replace(tzinfo=self)
+
+    def __repr__(self) -> str:
+        return f"KeptZone({self.zone!r})"
+
+
+def activity_zone(activity: Activity) -> Zone:
+    """The zone an activity's times are shown in: its own definition when it keeps one, else its IANA name."""
+    if activity.timezone_definition is not None:
+        return kept_zone(activity.timezone_definition)
+    return activity.timezone
+
+
+def zone_info(zone: Zone) -> tzinfo:
+    if zone is None or zone == "UTC":
+        return UTC
+    return zone if isinstance(zone, tzinfo) else timezones.zone(zone)
 
 
 @dataclass
@@ -40,9 +102,10 @@ class TimeReader:
     item: str
     floating_zone: str
     _vtimezones: dict[str, Component] = field(default_factory=dict)
-    unmatched: set[str] = field(default_factory=set)
-    """TZIDs whose rules no IANA zone follows (their times read as UTC instants, or in a zone that
-    agrees only at those times): a recurrence rule in them cannot be kept."""
+    series: bool = False
+    """Whether the object recurs: a zone that only agrees with a definition at one time is then no match."""
+    kept: dict[str, str] = field(default_factory=dict)
+    """TZIDs whose rules no IANA zone follows, with their VTIMEZONE text: times in them stay on that clock."""
 
     def __post_init__(self) -> None:
         for vtz in self.calendar.walk("VTIMEZONE"):
@@ -50,8 +113,13 @@ class TimeReader:
             if tzid:
                 self._vtimezones[str(tzid)] = vtz
 
+    def zone(self, name: str | None) -> Zone:
+        """The zone a name :meth:`moment` gave stands for (a kept TZID: its own definition)."""
+        return kept_zone(self.kept[name]) if name in self.kept else name
+
     def moment(self, value: Any, prop: str) -> tuple[Moment, str | None]:
-        """A DTSTART-like value as (moment, IANA zone or ``None``); ``None`` zone means UTC or date."""
+        """A DTSTART-like value as (moment, zone name or ``None``); ``None`` zone means UTC or date.
+        The name is an IANA name, or a TZID :attr:`kept` with its definition."""
         dt = getattr(value, "dt", None)
         if isinstance(dt, datetime):
             params = getattr(value, "params", {})
@@ -65,7 +133,7 @@ class TimeReader:
         if tzid:
             name = self._iana(str(tzid), wall, prop)
             if name is None:
-                return self._unmatched(str(tzid), wall, prop), None
+                return self._keep(str(tzid), wall), str(tzid)
         elif dt.tzinfo is not None:
             return dt.astimezone(UTC), None
         else:
@@ -86,25 +154,21 @@ class TimeReader:
         if vtz is None:
             raise ItemError(self.item, prop, f"time zone {tzid!r} is neither known nor defined by a VTIMEZONE")
         name = _match_vtimezone(tzid, vtz.to_ical(), wall.year)
-        if name is None:
+        if name is None and not self.series:
             # Old Outlook rules for "Canberra, Melbourne, Sydney" (before Australia's 2008 change), or
             # Windows' rule of one year for "(UTC-03:00) Brasília": a zone the name gives where it agrees
             # at this time, which is all a single event needs.
             name = timezones.named_zone_at(tzid, _custom_zone(vtz.to_ical()), wall)
-            if name is not None:
-                self.unmatched.add(tzid)
         return name
 
-    def _unmatched(self, tzid: str, wall: datetime, prop: str) -> datetime:
-        custom = _custom_zone(self._vtimezones[tzid].to_ical())
-        self.unmatched.add(tzid)
-        log.warning(
-            "time zone matches no IANA zone; the time is kept as its UTC instant",
-            item=self.item,
-            prop=prop,
-            tzid=tzid,
-        )
-        return wall.replace(tzinfo=custom).astimezone(UTC)
+    def _keep(self, tzid: str, wall: datetime) -> datetime:
+        definition = self._vtimezones[tzid].to_ical().decode("utf-8")
+        if tzid not in self.kept:
+            log.info("time zone matches no IANA zone; its definition is kept", item=self.item, tzid=tzid)
+        self.kept[tzid] = definition
+        tz = kept_zone(definition)
+        # As for an IANA zone above: a wall time in a gap is the one that exists at that instant.
+        return wall.replace(tzinfo=tz).astimezone(UTC).astimezone(tz)
 
 
 @cache
@@ -177,18 +241,16 @@ def _day(value: date) -> datetime:
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
-def in_zone(moment: Moment, zone: str | None) -> Moment:
-    """``moment`` as it is written: dates as they are, times in the IANA zone (UTC when ``None``)."""
+def in_zone(moment: Moment, zone: Zone) -> Moment:
+    """``moment`` as it is written: dates as they are, times in the zone (UTC when ``None``)."""
     if not isinstance(moment, datetime):
         return moment
     if moment.tzinfo is None:
         raise ValueError("naive datetime in an activity")
-    if zone is None or zone == "UTC":
-        return moment.astimezone(UTC)
-    return moment.astimezone(timezones.zone(zone))
+    return moment.astimezone(zone_info(zone))
 
 
-def align(moment: Moment, like: Moment, zone: str | None) -> Moment:
+def align(moment: Moment, like: Moment, zone: Zone) -> Moment:
     """``moment`` in the value type of ``like`` (EXDATE and RECURRENCE-ID follow DTSTART, RFC 5545)."""
     if isinstance(like, datetime):
         if isinstance(moment, datetime):
@@ -226,15 +288,19 @@ def span(start: Moment, end: Moment | None, all_day: bool) -> timedelta:
     raise ValueError("start and end are of different types")
 
 
-def add_timezones(calendar: Calendar, moments: list[Moment]) -> None:
-    """Add a VTIMEZONE for every TZID used, covering the years the object's times fall in."""
+def add_timezones(calendar: Calendar, moments: list[Moment], kept: tuple[str, str] | None = None) -> None:
+    """Add a VTIMEZONE for every TZID used, covering the years the object's times fall in; the ``kept``
+    (TZID, VTIMEZONE text) is written as it was read."""
     times = [m for m in moments if isinstance(m, datetime)]
     if not times:
         return
     spans = _year_spans(sorted({t.year for t in times}))
     position = len(calendar.timezones)
     for tzid in sorted(calendar.get_missing_tzids()):
-        vtimezone = _merged_vtimezone(tzid, spans)
+        if kept is not None and tzid == kept[0]:
+            vtimezone: Component | None = Timezone.from_ical(kept[1])
+        else:
+            vtimezone = _merged_vtimezone(tzid, spans)
         if vtimezone is not None:  # a zone icalendar cannot describe is left out, as it does itself
             calendar.subcomponents.insert(position, vtimezone)
             position += 1

@@ -37,7 +37,7 @@ from icalendar import vRecur
 
 from syncd.errors import ItemError
 from syncd.mapping.ical_recurrence import rrules_for, series_span
-from syncd.mapping.ical_time import add_duration, align, in_zone
+from syncd.mapping.ical_time import activity_zone, add_duration, align, in_zone
 from syncd.model import Activity, Kind, Moment
 
 MAX_INSTANCES = 20_000
@@ -366,7 +366,7 @@ def _window(moment: Moment) -> datetime | date:
 
 def _moment(value: Moment, activity: Activity) -> Moment:
     if isinstance(value, datetime):
-        return in_zone(value if value.tzinfo else value.replace(tzinfo=UTC), activity.timezone)
+        return in_zone(value if value.tzinfo else value.replace(tzinfo=UTC), activity_zone(activity))
     return value
 
 
@@ -476,7 +476,7 @@ class _Series:
         anchor = activity.start if activity.start is not None else activity.due
         if anchor is None:
             return None
-        zone_name = activity.timezone
+        zone_name = activity_zone(activity)
         # Events and tasks expand the same way; a VEVENT skeleton avoids VTODO's DUE/DTSTART special cases.
         skeleton = activity.replace(kind=activity.kind if activity.is_event else Kind.APPOINTMENT, start=anchor,
                                     end=activity.end if activity.is_event else (activity.due or anchor), due=None)
@@ -629,7 +629,7 @@ class _Series:
 def _raw_end(start: _Time, skeleton: Activity) -> _Time:
     """DTEND as write_schedule writes it, or what RFC 5545 3.6.1 implies without one."""
     if skeleton.end is not None and not (skeleton.all_day and skeleton.end == skeleton.start):
-        return in_zone(skeleton.end, skeleton.timezone)
+        return in_zone(skeleton.end, activity_zone(skeleton))
     if isinstance(start, datetime):
         return start
     return start + timedelta(days=1)

@@ -126,6 +126,8 @@ class ActivityRow(Base):
     extra: Mapped[dict[str, Any] | None] = mapped_column(JsonValue)
     organizer: Mapped[dict[str, Any] | None] = mapped_column(JsonValue)
     """Who organizes the activity when it is not the owner: ``{"kind", "email", "name"}``."""
+    timezone_definition: Mapped[str | None] = mapped_column(Text)
+    """The VTIMEZONE of ``timezone`` when that is a calendar's own zone, not an IANA name."""
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     parent_id: Mapped[str | None] = mapped_column(String(255), index=True)
     """The activity this one follows up; not a foreign key, since a CRM may point outside the store."""

@@ -202,6 +202,7 @@ def _fields_0005(row: ActivityRow) -> dict[str, Any]:
         "attachments": attachments,
         "extra": extra,
         "organizer": organizer,
+        "timezone_definition": row.timezone_definition,
     }
 
 
@@ -394,22 +395,6 @@ def activity_ids_for_user(session: Session, email: str, kinds: Collection[Kind],
         _concerning(user_id, email), ActivityRow.kind.in_([str(k) for k in kinds]), _in_window(window)
     )
     return set(session.scalars(query))
-
-
-def concerned_users(session: Session, ids: Iterable[str]) -> dict[str, frozenset[str]]:
-    """For each existing id, the casefolded e-mails of the users whose calendars show it."""
-    found: dict[str, set[str]] = {}
-    for batch in _chunks(ids):
-        owners = select(ActivityRow.id, UserRow.email).join(ActivityRow.owner).where(ActivityRow.id.in_(batch))
-        takers = (
-            select(ParticipantRow.activity_id, func.coalesce(UserRow.email, ParticipantRow.email))
-            .outerjoin(ParticipantRow.user)
-            .where(ParticipantRow.kind == "user", ParticipantRow.activity_id.in_(batch))
-        )
-        for ident, email in session.execute(owners.union_all(takers)):
-            if email:
-                found.setdefault(ident, set()).add(email.casefold())
-    return {ident: frozenset(emails) for ident, emails in found.items()}
 
 
 # ------------------------------------------------------------------------------------ people
@@ -632,6 +617,7 @@ def _fill(row: ActivityRow, a: Activity, owner: UserRow, people: People) -> None
     row.attachments = [{"url": x.url, "name": x.name} for x in a.attachments] or None
     row.extra = dict(a.extra) or None
     row.organizer = organizer_to_json(a.organizer) if a.organizer else None
+    row.timezone_definition = a.timezone_definition
     _fill_participants(row, a.participants, people)
     _fill_regarding(row, a.regarding)
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from dateutil.rrule import rrulestr
+from icalendar import Timezone
 
 from syncd.errors import ValidationError
 from syncd.model import (
@@ -40,6 +41,8 @@ from syncd.model import (
 ID_MAX = 255
 EMAIL_MAX = 320
 ZONE_MAX = 64
+#: A kept VTIMEZONE: Outlook's take a few hundred bytes, one listing every change since 1900 some KB.
+DEFINITION_MAX = 65536
 INT_MAX = 2**31 - 1
 
 #: Statuses that mark an activity as done; configurable because each CRM names its own list.
@@ -287,12 +290,38 @@ def recurrence_problems(rec: Recurrence, start: Moment | None, all_day: bool) ->
     return problems
 
 
-def zone_problem(zone: str | None) -> Problem | None:
+def zone_problem(zone: str | None, definition: str | None = None) -> Problem | None:
+    """A ``timezone`` is an IANA name, or a calendar's own TZID together with its VTIMEZONE."""
+    if definition is not None:
+        return definition_problem(zone, definition)
     if zone is None:
         return None
     if not known_zone(zone):
         shown = zone if len(zone) <= 40 else zone[:37] + "..."
         return Problem("timezone", f"is not an IANA time zone name (such as Europe/Amsterdam): \"{shown}\"")
+    return None
+
+
+@lru_cache(maxsize=256)
+def definition_problem(zone: str | None, definition: str) -> Problem | None:
+    """A kept VTIMEZONE: the definition of the activity's own TZID, one icalendar builds a zone from."""
+    field_name = "timezone_definition"
+    if zone is None:
+        return Problem(field_name, "needs the TZID it defines in timezone")
+    wrong = text_problem("timezone", zone, limit=ZONE_MAX) or text_problem(field_name, definition, limit=DEFINITION_MAX)
+    if wrong:
+        return wrong
+    if known_zone(zone):
+        return Problem(field_name, f'must be empty for an IANA time zone ("{zone}")')
+    try:
+        component = Timezone.from_ical(definition)
+        if not isinstance(component, Timezone) or str(component.get("TZID", "")) != zone:
+            raise ValueError(f'not the VTIMEZONE of "{zone}"')
+        if not component.subcomponents:
+            raise ValueError("it has no STANDARD or DAYLIGHT observance")
+        component.to_tz(lookup_tzid=False)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        return Problem(field_name, f"is not a VTIMEZONE icalendar can read: {exc}")
     return None
 
 
@@ -316,7 +345,7 @@ def activity_problems(activity: Activity) -> list[Problem]:
         text_problem("owner", a.owner, required=True, limit=EMAIL_MAX),
         text_problem("subject", a.subject),
         text_problem("parent_id", a.parent_id, limit=ID_MAX),
-        zone_problem(a.timezone),
+        zone_problem(a.timezone, a.timezone_definition),
     ):
         if problem:
             problems.append(problem)

@@ -261,20 +261,6 @@ def test_an_outlook_zone_is_matched_by_its_own_rules(onsets: str, year: int) -> 
     assert {s.astimezone(sydney).hour for s in starts} == {9}  # type: ignore[union-attr]
 
 
-def test_a_series_in_a_zone_no_iana_zone_matches_is_refused_not_moved_to_utc() -> None:
-    """A made-up zone (+05:17 with odd DST days): a single event keeps its instant; a series would run on
-    UTC days, so it is one item's error."""
-    zone = (
-        "VTIMEZONE\nTZID:Made up\nBEGIN:STANDARD\nDTSTART:20000101T030000\nTZOFFSETFROM:+0617\nTZOFFSETTO:+0517\n"
-        "RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=3\nEND:STANDARD\nBEGIN:DAYLIGHT\nDTSTART:20000101T020000\n"
-        "TZOFFSETFROM:+0517\nTZOFFSETTO:+0617\nRRULE:FREQ=YEARLY;BYMONTH=9;BYMONTHDAY=9\nEND:DAYLIGHT\nEND:VTIMEZONE"
-    )
-    single = from_ical(calendar(zone, event("DTSTART;TZID=Made up:20260105T090000")), CTX, "one").activity
-    assert single.start == datetime(2026, 1, 5, 9, tzinfo=UTC) - timedelta(hours=6, minutes=17)
-    with pytest.raises(ItemError, match="matches no IANA zone"):
-        from_ical(calendar(zone, event("DTSTART;TZID=Made up:20260105T090000\nRRULE:FREQ=WEEKLY")), CTX, "series")
-
-
 # --- the CRM keeps it ----------------------------------------------------------------------------------
 
 

@@ -101,6 +101,37 @@ def test_an_activity_without_the_new_fields_exports_them_empty(session: Session,
     assert {k: line[k] for k in ("sensitivity", "show_as", "categories", "attachments", "extra", "organizer")} == {
         "sensitivity": None, "show_as": None, "categories": [], "attachments": [], "extra": {}, "organizer": None,
     }
+    assert line["timezone_definition"] is None
+
+
+#: A calendar's own zone no IANA zone follows (+10:30, +11:30 from 7 October to 29 March).
+MADE_UP = (
+    "BEGIN:VTIMEZONE\r\nTZID:Made up\r\nBEGIN:STANDARD\r\nDTSTART:20000329T020000\r\nTZOFFSETFROM:+1130\r\n"
+    "TZOFFSETTO:+1030\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=29\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\n"
+    "DTSTART:20001007T020000\r\nTZOFFSETFROM:+1030\r\nTZOFFSETTO:+1130\r\n"
+    "RRULE:FREQ=YEARLY;BYMONTH=10;BYMONTHDAY=7\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n"
+)
+
+
+def test_a_calendars_own_zone_is_kept_with_its_definition(session: Session, owner: str) -> None:
+    """Imported, stored and exported: the series' times still shown on that zone's clock."""
+    series = {
+        "id": "own-zone", "kind": "appointment", "subject": "Stand-up", "owner": owner,
+        "start": "2026-01-05T09:00:00+11:30", "end": "2026-01-05T09:15:00+11:30",
+        "timezone": "Made up", "timezone_definition": MADE_UP,
+        "recurrence": {"rrule": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "exdates": ["2026-04-07T09:00:00+10:30"]},
+    }
+    import_jsonl(session, json.dumps(series) + "\n")
+    session.commit()
+    stored = repository.get_activity(session, "own-zone")
+    assert stored is not None and (stored.timezone, stored.timezone_definition) == ("Made up", MADE_UP)
+    stream = io.StringIO()
+    export_activities(session, stream)
+    line = json.loads(stream.getvalue())
+    assert {k: line[k] for k in ("start", "end", "timezone", "timezone_definition")} == {
+        k: series[k] for k in ("start", "end", "timezone", "timezone_definition")
+    }
+    assert line["recurrence"]["exdates"] == ["2026-04-07T09:00:00+10:30"]
 
 
 def test_a_series_of_added_dates_only_is_kept(session: Session, owner: str) -> None:
@@ -126,6 +157,12 @@ def test_a_series_of_added_dates_only_is_kept(session: Session, owner: str) -> N
         ({"extra": "12500"}, 'field "extra": must be an object, not "12500"'),
         ({"sensitivity": "secret"}, 'field "sensitivity": must be one of normal|private|confidential, not "secret"'),
         ({"show_as": "away"}, 'field "show_as": must be one of busy|free|tentative|out_of_office, not "away"'),
+        ({"timezone": "Made up"}, 'field "timezone": is not an IANA time zone name'),
+        ({"timezone": "Made up", "timezone_definition": "BEGIN:VEVENT\r\nEND:VEVENT\r\n"},
+         'field "timezone_definition": is not a VTIMEZONE icalendar can read'),
+        ({"timezone": "Other", "timezone_definition": MADE_UP},
+         'field "timezone_definition": is not a VTIMEZONE icalendar can read: not the VTIMEZONE of "Other"'),
+        ({"timezone_definition": MADE_UP}, 'field "timezone_definition": must be empty for an IANA time zone'),
         ({"organizer": {"name": "Bob"}}, 'field "organizer.email": is required'),
         ({"recurrence": {"rrule": "FREQ=DAILY", "rdates": ["2026-12-05"]}},
          'field "recurrence.rdates[0]": must be a date and time with a UTC offset because all_day is false'),
@@ -202,6 +239,7 @@ def test_a_crm_writing_plain_sql_may_leave_the_new_columns_null(engine: object, 
         stored = repository.get_activity(session, "sql-1")
     assert stored is not None and (stored.sensitivity, stored.show_as, stored.extra, stored.attachments) == (
         None, None, {}, ())
+    assert stored.timezone_definition is None
 
 
 def test_categories_a_crm_wrote_as_one_string_are_that_rows_error_not_letters(engine: Engine, owner: str) -> None:

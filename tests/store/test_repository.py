@@ -183,17 +183,6 @@ def test_activities_for_user_owned_or_participating(session: Session, owner: str
     assert ids("anna@example.com", ids=["D-1", "A-2", "missing"]) == ["D-1"]
 
 
-def test_concerned_users(session: Session, owner: str) -> None:
-    repository.save_activity(session, meeting("A-1", owner=owner))
-    repository.save_activity(session, day_off("D-1", owner=owner))
-    session.commit()
-
-    assert repository.concerned_users(session, ["A-1", "D-1", "gone"]) == {
-        "A-1": frozenset({"anna@example.com", "bart@example.com"}),
-        "D-1": frozenset({"anna@example.com"}),
-    }
-
-
 def test_reading_many_activities_takes_a_fixed_number_of_queries(
     session: Session, engine: Engine, owner: str
 ) -> None:
