@@ -1,5 +1,5 @@
 """``python -m bench [--items N ...] [--large N] [--fleet N] [--rounds R] [--no-peers] [--no-exchange]
-[--no-startup] [--push-max N] [--budget S]``.
+[--no-graph] [--no-startup] [--push-max N] [--budget S]``.
 
 PostgreSQL figures (the daemon cycle) need ``SYNCD_BENCH_PG_URL`` or ``SYNCD_TEST_PG_URL``: an admin URL
 whose role may CREATE DATABASE; a fresh database is made and dropped."""
@@ -41,6 +41,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="alternated rounds of the initial pull against its references (default 3)")
     parser.add_argument("--no-peers", action="store_true", help="skip vdirsyncer")
     parser.add_argument("--no-exchange", action="store_true", help="skip the Exchange (EWS test server) figures")
+    parser.add_argument("--no-graph", action="store_true", help="skip the Microsoft Graph (test server) figures")
     parser.add_argument("--push-max", type=int, default=2000,
                         help="largest N pushed by PUT (Radicale's PUT costs O(collection size); default 2000)")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up and import figures")
@@ -98,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
             ex_rows, ex_notes = exchange.measure(deadline, min(1000, max(args.items)), root, say=_say)
             rows += ex_rows
             notes += ex_notes
+        if not args.no_graph:
+            from bench import graph
+
+            graph_rows, graph_notes = graph.measure(deadline, min(1000, max(args.items)), root, say=_say)
+            rows += graph_rows
+            notes += graph_notes
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
