@@ -131,7 +131,7 @@ def resources(path: Path) -> Iterator[tuple[str, bytes]]:
     several calendars)."""
     try:
         calendars = Calendar.from_ical(path.read_bytes(), multiple=True)
-    except ValueError:
+    except (ValueError, OverflowError):  # icalendar 7.1 overflows on a huge DURATION; later ones say ValueError
         yield path.name, path.read_bytes()  # syncd gets to say what is wrong with it
         return
     n = 0
@@ -347,6 +347,10 @@ def through_syncd(name: str, data: bytes, session: Any, tally: Tally) -> None:
         tally.examples["Exchange occurrences"].append(name)
 
 
+# Slow (half a minute), and its list of known differences is that of the newest icalendar and
+# recurring-ical-events: the run at the dependency floors (.ci/run) leaves it out, as older parsers
+# read some of these third-party files differently.
+@pytest.mark.slow
 @pytest.mark.parametrize("source", SOURCES)
 def test_corpus_goes_through_syncd_unchanged(source: str, store: Any) -> None:
     tally = TABLE[source]
