@@ -90,10 +90,17 @@ from syncd.mapping.ews_recurrence import (
 from syncd.mapping.identity import activity_id_for_uid, activity_id_from_uid, uid_for
 from syncd.mapping.options import (
     MappingOptions,
-    crm_value,
     importance_from_priority,
     priority_from_importance,
     priority_value,
+)
+from syncd.mapping.outlook_data import (
+    DIRECTION_CATEGORY,
+    carried_or_shown,
+    direction_in,
+    enum,
+    regarding_in,
+    text,
 )
 from syncd.model import (
     Activity,
@@ -104,8 +111,6 @@ from syncd.model import (
     Participant,
     ParticipantKind,
     Recurrence,
-    Regarding,
-    RegardingKind,
     Response,
     Role,
     ShowAs,
@@ -128,7 +133,6 @@ _RESPONSE_IN = {
     "Decline": Response.DECLINED,
     "Tentative": Response.TENTATIVE,
 }
-_DIRECTION_CATEGORY = {Direction.INBOUND: "Inbound", Direction.OUTBOUND: "Outbound"}
 _SUBJECT_MAX = 255  # EWS Subject limit
 _ADDRESS_MAX = 255
 _CATEGORY_MAX = 255  # exchangelib refuses a longer category (a ValueError, not the item's error)
@@ -387,7 +391,7 @@ def _managed_categories(
     if type_:
         cats.append(_type_category(type_, options))
     if direction and options.direction_categories:
-        cats.append(_DIRECTION_CATEGORY[direction])
+        cats.append(DIRECTION_CATEGORY[direction])
     return list(dict.fromkeys(cats))
 
 
@@ -461,12 +465,12 @@ def from_ews(
         description=_text(item.body),
         type=_type_in(categories, options, extra, carried),
         priority=_priority_in(item.importance, options, extra, carried),
-        direction=_direction_in(categories, options, extra, carried),
-        place=_str(extra.get("place")),
-        project=_str(extra.get("project")),
-        regarding=_regarding_in(extra),
-        parent_id=_str(extra.get("parent_id")),
-        close_reason=_str(extra.get("close_reason")),
+        direction=direction_in(categories, options, extra, carried),
+        place=text(extra.get("place")),
+        project=text(extra.get("project")),
+        regarding=regarding_in(extra),
+        parent_id=text(extra.get("parent_id")),
+        close_reason=text(extra.get("close_reason")),
         updated_at=_utc(item.last_modified_time),
         created_at=_utc(item.datetime_created),
         sensitivity=sensitivity_in(item.sensitivity, extra, carried),
@@ -562,7 +566,7 @@ def _event_in(
     options = ctx.options
     ref = _ref(item)
     shown_tz = item._start_timezone
-    carried_tz = _str(extra.get("tz"))
+    carried_tz = text(extra.get("tz"))
     if carried and _zone_ms_id(carried_tz or "UTC") == getattr(shown_tz, "ms_id", None):
         zone_name = carried_tz
     else:
@@ -580,13 +584,13 @@ def _event_in(
     else:
         start = _in_zone(raw_start, zone)
         end = _in_zone(raw_end, zone)
-    carried_status = _str(extra.get("status"))
-    carried_show_as = _enum(ShowAs, extra.get("show_as")) if carried else None
+    carried_status = text(extra.get("status"))
+    carried_show_as = enum(ShowAs, extra.get("show_as")) if carried else None
     if item.is_cancelled:
         keep = carried and options.status_target(carried_status).ews_cancelled
         status = carried_status if keep else options.status_inbound.ews_cancelled
     else:
-        status = _carried_or_shown(
+        status = carried_or_shown(
             carried,
             carried_status,
             item.legacy_free_busy_status,
@@ -660,7 +664,7 @@ def _recurrence_in(
                 subject=_differs(exc.subject if exc else None, item.subject),
                 description=_differs(_text(exc.body) if exc else None, _text(item.body)),
                 location=_differs(exc.location if exc else None, item.location),
-                status=_occurrence_status(exc, _str(carried_statuses.get(moment_to_json(original))), options),
+                status=_occurrence_status(exc, text(carried_statuses.get(moment_to_json(original))), options),
             )
         )
     return Recurrence(rrule=rule, exdates=exdates, overrides=tuple(overrides))
@@ -681,7 +685,7 @@ def _occurrence_status(exc: CalendarItem | None, carried: str | None, options: M
 
 def _rule_in(rec: Any, start: Moment, zone: ZoneInfo, extra: dict[str, Any], ref: str) -> str:
     rule = from_ews_recurrence(rec, start, zone, item=ref)
-    carried_rule = _str(extra.get("rrule"))
+    carried_rule = text(extra.get("rrule"))
     if carried_rule and carried_rule != rule:
         # The CRM's own spelling of the rule wins while it still means the pattern Exchange shows.
         try:
@@ -697,12 +701,12 @@ def _task_in(
     item: Task, options: MappingOptions, extra: dict[str, Any], carried: bool, default_zone: str
 ) -> dict[str, Any]:
     # The zone the dates were written in (see _fields): the activity's, else the calendar owner's.
-    zone = ZoneInfo(_ews_zone_quiet(_str(extra.get("tz")) or default_zone).key) if carried else ZoneInfo("UTC")
+    zone = ZoneInfo(_ews_zone_quiet(text(extra.get("tz")) or default_zone).key) if carried else ZoneInfo("UTC")
     all_day = bool(extra.get("all_day")) if carried else True
     shown_status = item.status
-    status = _carried_or_shown(
+    status = carried_or_shown(
         carried,
-        _str(extra.get("status")),
+        text(extra.get("status")),
         shown_status,
         lambda v: options.status_target(v).ews_task_status,
         options.status_inbound.ews_task_status,
@@ -714,7 +718,7 @@ def _task_in(
         isinstance(end, datetime) != isinstance(start, datetime) or end < start
     ):
         end = None  # Outlook moved the start past the CRM's end, which it does not show
-    unchanged_status = carried and options.status_target(_str(extra.get("status"))).ews_task_status == shown_status
+    unchanged_status = carried and options.status_target(text(extra.get("status"))).ews_task_status == shown_status
     if unchanged_status:
         completed_at = moment_from_json(extra.get("completed_at"))
     elif shown_status == "Completed":
@@ -734,12 +738,12 @@ def _task_in(
         "end": end,
         "due": due,
         "all_day": all_day,
-        "timezone": _str(extra.get("tz")) if carried else None,
+        "timezone": text(extra.get("tz")) if carried else None,
         "status": status,
         "completed_at": completed_at if isinstance(completed_at, datetime) else None,
         "reminder_minutes": reminder,
         "recurrence": recurrence,
-        "location": _str(extra.get("location")) if carried else None,
+        "location": text(extra.get("location")) if carried else None,
         "participants": _participants_in(None, None, extra),
     }
 
@@ -796,15 +800,15 @@ def _participants_in(
     for entry in extra.get("participants") or ():
         if not isinstance(entry, dict):
             continue
-        kind = _enum(ParticipantKind, entry.get("kind")) or ParticipantKind.EXTERNAL
-        email = (_str(entry.get("email")) or "").strip() or None
+        kind = enum(ParticipantKind, entry.get("kind")) or ParticipantKind.EXTERNAL
+        email = (text(entry.get("email")) or "").strip() or None
         if email and "role" not in entry:
             found = attendees.pop(email.casefold(), None)
             if found is not None:  # else removed in Outlook
-                booked = _enum(Role, entry.get("resource_role")) if found.kind is ParticipantKind.RESOURCE else None
+                booked = enum(Role, entry.get("resource_role")) if found.kind is ParticipantKind.RESOURCE else None
                 result.append(Participant(kind, found.email, found.name, booked or found.role, found.response))
             continue
-        name = _str(entry.get("name"))
+        name = text(entry.get("name"))
         if email is None and not (name or "").strip():
             continue  # names no one: the CRM's rules could not keep it, and it carries nothing
         if email is None and kind is ParticipantKind.USER:
@@ -814,8 +818,8 @@ def _participants_in(
                 kind=kind,
                 email=email,
                 name=name,
-                role=_enum(Role, entry.get("role")) or Role.REQUIRED,
-                response=_enum(Response, entry.get("response")) or Response.NEEDS_ACTION,
+                role=enum(Role, entry.get("role")) or Role.REQUIRED,
+                response=enum(Response, entry.get("response")) or Response.NEEDS_ACTION,
             )
         )
     result.extend(attendees.values())  # added in Outlook
@@ -823,7 +827,7 @@ def _participants_in(
 
 
 def _owner(item: CalendarItem | Task, ctx: MappingContext, extra: dict[str, Any]) -> str:
-    carried = _str(extra.get("owner"))
+    carried = text(extra.get("owner"))
     if carried:
         return carried
     organizer = getattr(item, "organizer", None)
@@ -834,14 +838,14 @@ def _owner(item: CalendarItem | Task, ctx: MappingContext, extra: dict[str, Any]
 
 def _type_in(categories: Sequence[str], options: MappingOptions, extra: dict[str, Any], carried: bool) -> str | None:
     shown = {c.casefold() for c in categories}
-    carried_type = _str(extra.get("type")) if carried else None
+    carried_type = text(extra.get("type")) if carried else None
     if carried_type and _type_category(carried_type, options).casefold() in shown:
         return carried_type
     return options.type_from_categories(list(categories))
 
 
 def _priority_in(importance: str | None, options: MappingOptions, extra: dict[str, Any], carried: bool) -> str | None:
-    carried_prio = _str(extra.get("priority"))
+    carried_prio = text(extra.get("priority"))
 
     def forward(value: str | None) -> str:
         return importance_from_priority(options.priority.get(value) if value else None)
@@ -851,37 +855,6 @@ def _priority_in(importance: str | None, options: MappingOptions, extra: dict[st
     if not carried and importance in (None, "Normal"):
         return None  # Normal is EWS's "not set"
     return priority_value(options, carried_prio, priority_from_importance(importance))
-
-
-def _direction_in(
-    categories: Sequence[str], options: MappingOptions, extra: dict[str, Any], carried: bool
-) -> Direction | None:
-    if carried:
-        return _enum(Direction, extra.get("direction"))
-    if options.direction_categories:
-        shown = {c.casefold() for c in categories}
-        for direction, cat in _DIRECTION_CATEGORY.items():
-            if cat.casefold() in shown:
-                return direction
-    return None
-
-
-def _regarding_in(extra: dict[str, Any]) -> tuple[Regarding, ...]:
-    out: list[Regarding] = []
-    for entry in extra.get("regarding") or ():
-        if isinstance(entry, dict):
-            kind = _enum(RegardingKind, entry.get("kind"))
-            ident = _str(entry.get("id"))
-            if kind and ident:
-                out.append(Regarding(kind, ident, _str(entry.get("name"))))
-    return tuple(out)
-
-
-def _carried_or_shown(carried: bool, value: str | None, shown: Any, forward: Any, inbound: Any) -> str | None:
-    """:func:`crm_value`, where a carried ``None`` (no CRM value) counts as carried too."""
-    if carried and forward(value) == shown:
-        return value
-    return crm_value(value, shown, forward, inbound)
 
 
 # --- small helpers -----------------------------------------------------------------------------------
@@ -1045,12 +1018,3 @@ def _differs(value: str | None, series: str | None) -> str | None:
     return value if value and value != series else None
 
 
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _enum(cls: Any, value: object) -> Any:
-    try:
-        return cls(value) if value is not None else None
-    except ValueError:
-        return None

@@ -31,6 +31,7 @@ import structlog
 
 from syncd.errors import ItemError
 from syncd.mapping import graph_props as gp
+from syncd.mapping import outlook_data as od
 from syncd.mapping.accepted import storable
 from syncd.mapping.carried import Uncarried
 from syncd.mapping.context import MappingContext
@@ -260,7 +261,7 @@ def event_from_graph(event: dict[str, Any], ctx: MappingContext) -> gp.ParsedGra
     raw_extra = gp.load_extra(props.get(gp.EXTRA))
     carried = raw_extra is not None
     extra = raw_extra or {}
-    uid = gp.text(event.get("iCalUId"))
+    uid = od.text(event.get("iCalUId"))
     crm_id = props.get(gp.CRM_ID) or activity_id_from_uid(uid)
     categories = tuple(c for c in event.get("categories") or () if isinstance(c, str))
     options = ctx.options
@@ -270,7 +271,7 @@ def event_from_graph(event: dict[str, Any], ctx: MappingContext) -> gp.ParsedGra
         raise ItemError(ref, None, f"unreadable: {exc}") from exc
     activity = Activity(
         id=crm_id or activity_id_for_uid(uid or ref),
-        subject=gp.text(event.get("subject")) or "",
+        subject=od.text(event.get("subject")) or "",
         owner=_owner(event, ctx, extra),
         description=gp.body_text(event.get("body")),
         sensitivity=sensitivity_in(str(event.get("sensitivity") or "normal").capitalize(), extra, carried),
@@ -278,12 +279,12 @@ def event_from_graph(event: dict[str, Any], ctx: MappingContext) -> gp.ParsedGra
         extra=crm_fields_in(extra),
         type=gp.type_in(categories, options, extra, carried),
         priority=gp.priority_in(event.get("importance"), options, extra, carried),
-        direction=gp.direction_in(categories, options, extra, carried),
-        place=gp.text(extra.get("place")),
-        project=gp.text(extra.get("project")),
-        regarding=gp.regarding_in(extra),
-        parent_id=gp.text(extra.get("parent_id")),
-        close_reason=gp.text(extra.get("close_reason")),
+        direction=od.direction_in(categories, options, extra, carried),
+        place=od.text(extra.get("place")),
+        project=od.text(extra.get("project")),
+        regarding=od.regarding_in(extra),
+        parent_id=od.text(extra.get("parent_id")),
+        close_reason=od.text(extra.get("close_reason")),
         updated_at=gp.utc(event.get("lastModifiedDateTime")),
         created_at=gp.utc(event.get("createdDateTime")),
         **fields,
@@ -338,7 +339,7 @@ def _event_in(event: dict[str, Any], ctx: MappingContext, extra: dict[str, Any],
     options = ctx.options
     shown_name = event.get("originalStartTimeZone")
     shown_zone = gp.zone_of(shown_name)
-    carried_tz = gp.text(extra.get("tz"))
+    carried_tz = od.text(extra.get("tz"))
     zone_name: str | None
     if carried and _same_zone(shown_name, carried_tz or "UTC", event.get("start")):
         zone_name = carried_tz
@@ -358,14 +359,14 @@ def _event_in(event: dict[str, Any], ctx: MappingContext, extra: dict[str, Any],
         end = end_at.astimezone(zone) if end_at else None
     if start is None:
         raise ValueError("the event has no start")
-    carried_status = gp.text(extra.get("status"))
-    carried_show_as = gp.enum(ShowAs, extra.get("show_as")) if carried else None
+    carried_status = od.text(extra.get("status"))
+    carried_show_as = od.enum(ShowAs, extra.get("show_as")) if carried else None
     shown = _SHOWN_AS.get(str(event.get("showAs") or "busy").casefold(), "Busy")
     if event.get("isCancelled"):
         keep = carried and options.status_target(carried_status).ews_cancelled
         status = carried_status if keep else options.status_inbound.ews_cancelled
     else:
-        status = gp.carried_or_shown(
+        status = od.carried_or_shown(
             carried, carried_status, shown,
             # A show-as the CRM set decides what Outlook shows, whatever the status.
             lambda v: free_busy_out(carried_show_as, options.status_target(v).ews_free_busy),
@@ -427,7 +428,7 @@ def _recurrence_in(
                 recurrence_id=original,
                 start=new_start if new_start != original else None,
                 end=new_end if new_end != original + duration else None,
-                subject=_differs(gp.text(occ.get("subject")), gp.text(event.get("subject"))),
+                subject=_differs(od.text(occ.get("subject")), od.text(event.get("subject"))),
                 description=_differs(gp.body_text(occ.get("body")), master_text),
                 location=_differs(_location(occ.get("location")), _location(event.get("location"))),
             )
@@ -445,7 +446,7 @@ def rule_in(value: dict[str, Any], start: Moment, zone: ZoneInfo, extra: dict[st
         reason = exc.reason if isinstance(exc, UnsupportedRecurrence) else str(exc)
         log.warning("graph.recurrence.unsupported", item=ref, pattern=str(value.get("pattern")), reason=reason)
         raise UnsupportedRecurrence(ref, str(value.get("pattern")), reason) from None
-    carried_rule = gp.text(extra.get("rrule"))
+    carried_rule = od.text(extra.get("rrule"))
     if carried_rule and carried_rule != rule:
         try:
             again = to_outlook(carried_rule, start, zone)
@@ -474,10 +475,10 @@ def _sort_key(value: Moment) -> datetime:
 def _attendees(event: dict[str, Any], ctx: MappingContext) -> dict[str, Participant]:
     found: dict[str, Participant] = {}
     for a in event.get("attendees") or ():
-        address = gp.text((a.get("emailAddress") or {}).get("address"))
+        address = od.text((a.get("emailAddress") or {}).get("address"))
         if not address or address.casefold() in found:
             continue
-        name = gp.text((a.get("emailAddress") or {}).get("name"))
+        name = od.text((a.get("emailAddress") or {}).get("name"))
         response = str((a.get("status") or {}).get("response") or "").casefold()
         resource = a.get("type") == "resource"
         found[address.casefold()] = Participant(
@@ -491,10 +492,10 @@ def _attendees(event: dict[str, Any], ctx: MappingContext) -> dict[str, Particip
 
 
 def _owner(event: dict[str, Any], ctx: MappingContext, extra: dict[str, Any]) -> str:
-    carried = gp.text(extra.get("owner"))
+    carried = od.text(extra.get("owner"))
     if carried:
         return carried
-    address = gp.text(((event.get("organizer") or {}).get("emailAddress") or {}).get("address"))
+    address = od.text(((event.get("organizer") or {}).get("emailAddress") or {}).get("address"))
     return address or ctx.owner.email
 
 

@@ -20,11 +20,11 @@ from syncd.mapping.carried import NOTHING, Uncarried
 from syncd.mapping.ews_fields import blob_fields
 from syncd.mapping.options import (
     MappingOptions,
-    crm_value,
     importance_from_priority,
     priority_from_importance,
     priority_value,
 )
+from syncd.mapping.outlook_data import DIRECTION_CATEGORY, enum, text
 from syncd.mapping.outlook_recurrence import (
     DAYS,
     ORDINALS,
@@ -42,8 +42,6 @@ from syncd.model import (
     Moment,
     Participant,
     ParticipantKind,
-    Regarding,
-    RegardingKind,
     Response,
     Role,
 )
@@ -66,7 +64,6 @@ EXPAND_PROPERTIES = "singleValueExtendedProperties($filter=" + " or ".join(f"id 
 
 EXTRA_VERSION = 1
 SUBJECT_MAX = 255
-DIRECTION_CATEGORY = {Direction.INBOUND: "Inbound", Direction.OUTBOUND: "Outbound"}
 _GRAPH_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _GRAPH_INDEX = ("first", "second", "third", "fourth", "last")
 
@@ -232,37 +229,6 @@ def priority_in(importance: object, options: MappingOptions, extra: dict[str, An
     if not carried and shown == "Normal":
         return None  # normal is Outlook's "not set"
     return priority_value(options, carried_prio, priority_from_importance(shown))
-
-
-def direction_in(
-    categories: tuple[str, ...], options: MappingOptions, extra: dict[str, Any], carried: bool
-) -> Direction | None:
-    if carried:
-        return enum(Direction, extra.get("direction"))
-    if options.direction_categories:
-        shown = {c.casefold() for c in categories}
-        for direction, cat in DIRECTION_CATEGORY.items():
-            if cat.casefold() in shown:
-                return direction
-    return None
-
-
-def regarding_in(extra: dict[str, Any]) -> tuple[Regarding, ...]:
-    out: list[Regarding] = []
-    for entry in extra.get("regarding") or ():
-        if isinstance(entry, dict):
-            kind = enum(RegardingKind, entry.get("kind"))
-            ident = text(entry.get("id"))
-            if kind and ident:
-                out.append(Regarding(kind, ident, text(entry.get("name"))))
-    return tuple(out)
-
-
-def carried_or_shown(carried: bool, value: str | None, shown: Any, forward: Any, inbound: Any) -> str | None:
-    """:func:`crm_value`, where a carried ``None`` (no CRM value) counts as carried too."""
-    if carried and forward(value) == shown:
-        return value
-    return crm_value(value, shown, forward, inbound)
 
 
 def participants_in(attendees: dict[str, Participant], extra: dict[str, Any]) -> tuple[Participant, ...]:
@@ -458,17 +424,6 @@ def body_text(body: object) -> str | None:
     if str(body.get("contentType", "text")).lower() == "html":
         return html.unescape(_TAG.sub("", _HEAD.sub("", content))).strip() or None
     return content
-
-
-def text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def enum(cls: Any, value: object) -> Any:
-    try:
-        return cls(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def utc(value: object) -> datetime | None:

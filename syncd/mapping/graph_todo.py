@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from syncd.errors import ItemError
 from syncd.mapping import graph_props as gp
+from syncd.mapping import outlook_data as od
 from syncd.mapping.accepted import storable
 from syncd.mapping.carried import Uncarried
 from syncd.mapping.context import MappingContext
@@ -158,30 +159,30 @@ def task_from_graph(task: dict[str, Any], ctx: MappingContext) -> gp.ParsedGraph
     raw_extra = gp.load_extra(ext.get("extra"))
     carried = raw_extra is not None
     extra = raw_extra or {}
-    crm_id = gp.text(ext.get("crmId")) or gp.text(link.get("externalId"))
+    crm_id = od.text(ext.get("crmId")) or od.text(link.get("externalId"))
     categories = tuple(c for c in task.get("categories") or () if isinstance(c, str))
     options = ctx.options
     try:
         fields = _task_in(task, ctx, extra, carried)
     except (ValueError, TypeError, KeyError) as exc:
         raise ItemError(ref, None, f"unreadable: {exc}") from exc
-    owner = gp.text(extra.get("owner")) or ctx.owner.email
+    owner = od.text(extra.get("owner")) or ctx.owner.email
     activity = Activity(
         id=crm_id or activity_id_for_uid(f"todo:{ref}"),
-        subject=gp.text(task.get("title")) or "",
+        subject=od.text(task.get("title")) or "",
         owner=owner,
         description=gp.body_text(task.get("body")),
-        sensitivity=gp.enum(Sensitivity, extra.get("sensitivity")) if carried else None,
+        sensitivity=od.enum(Sensitivity, extra.get("sensitivity")) if carried else None,
         attachments=attachments_in(extra),
         extra=crm_fields_in(extra),
         type=gp.type_in(categories, options, extra, carried),
         priority=gp.priority_in(task.get("importance"), options, extra, carried),
-        direction=gp.direction_in(categories, options, extra, carried),
-        place=gp.text(extra.get("place")),
-        project=gp.text(extra.get("project")),
-        regarding=gp.regarding_in(extra),
-        parent_id=gp.text(extra.get("parent_id")),
-        close_reason=gp.text(extra.get("close_reason")),
+        direction=od.direction_in(categories, options, extra, carried),
+        place=od.text(extra.get("place")),
+        project=od.text(extra.get("project")),
+        regarding=od.regarding_in(extra),
+        parent_id=od.text(extra.get("parent_id")),
+        close_reason=od.text(extra.get("close_reason")),
         updated_at=gp.utc(task.get("lastModifiedDateTime")),
         created_at=gp.utc(task.get("createdDateTime")),
         **fields,
@@ -221,11 +222,11 @@ def _uncarried(task: dict[str, Any], activity: Activity, options: MappingOptions
 
 def _task_in(task: dict[str, Any], ctx: MappingContext, extra: dict[str, Any], carried: bool) -> dict[str, Any]:
     options = ctx.options
-    zone = gp.zone_of(gp.text(extra.get("tz")) or ctx.default_timezone) or ZoneInfo("UTC")
+    zone = gp.zone_of(od.text(extra.get("tz")) or ctx.default_timezone) or ZoneInfo("UTC")
     all_day = bool(extra.get("all_day")) if carried else True
     shown_status = _STATUS_IN.get(str(task.get("status") or "notStarted").casefold(), "NotStarted")
-    status = gp.carried_or_shown(
-        carried, gp.text(extra.get("status")), shown_status,
+    status = od.carried_or_shown(
+        carried, od.text(extra.get("status")), shown_status,
         lambda v: options.status_target(v).ews_task_status, options.status_inbound.ews_task_status,
     )
     due = _date_in(task.get("dueDateTime"), extra.get("due") if carried else None, zone, timed=not all_day)
@@ -235,7 +236,7 @@ def _task_in(task: dict[str, Any], ctx: MappingContext, extra: dict[str, Any], c
         isinstance(end, datetime) != isinstance(start, datetime) or end < start
     ):
         end = None
-    unchanged = carried and options.status_target(gp.text(extra.get("status"))).ews_task_status == shown_status
+    unchanged = carried and options.status_target(od.text(extra.get("status"))).ews_task_status == shown_status
     completed_at: Moment | None
     if unchanged:
         completed_at = gp.moment_from_json(extra.get("completed_at"))
@@ -264,11 +265,11 @@ def _task_in(task: dict[str, Any], ctx: MappingContext, extra: dict[str, Any], c
         "end": end,
         "due": due,
         "all_day": all_day,
-        "timezone": gp.text(extra.get("tz")) if carried else None,
+        "timezone": od.text(extra.get("tz")) if carried else None,
         "status": status,
         "completed_at": completed_at if isinstance(completed_at, datetime) else None,
         "reminder_minutes": reminder,
-        "location": gp.text(extra.get("location")) if carried else None,
+        "location": od.text(extra.get("location")) if carried else None,
         "recurrence": recurrence,
         "participants": gp.participants_in({}, extra),
     }
