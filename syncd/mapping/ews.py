@@ -65,7 +65,6 @@ from syncd.mapping.carried import NOTHING, Uncarried
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ews_fields import (
     attachments_in,
-    blob_fields,
     crm_fields_in,
     free_busy_out,
     organizer_in,
@@ -74,13 +73,7 @@ from syncd.mapping.ews_fields import (
     show_as_in,
     uncarried_keys,
 )
-from syncd.mapping.ews_props import (
-    dump_extra,
-    load_extra,
-    moment_from_json,
-    moment_to_json,
-    register_extended_properties,
-)
+from syncd.mapping.ews_props import dump_extra, register_extended_properties
 from syncd.mapping.ews_recurrence import (
     UnsupportedRecurrence,
     from_ews_recurrence,
@@ -96,9 +89,14 @@ from syncd.mapping.options import (
 )
 from syncd.mapping.outlook_data import (
     DIRECTION_CATEGORY,
+    blob,
     carried_or_shown,
     direction_in,
     enum,
+    is_attendee,
+    load_extra,
+    moment_from_json,
+    moment_to_json,
     regarding_in,
     text,
 )
@@ -120,7 +118,6 @@ __all__ = ["ParsedEwsItem", "apply_to_ews", "from_ews", "register_extended_prope
 
 log = structlog.get_logger(__name__)
 
-_EXTRA_VERSION = 1
 _RESPONSE_OUT = {
     Response.ACCEPTED: "Accept",
     Response.DECLINED: "Decline",
@@ -134,7 +131,6 @@ _RESPONSE_IN = {
     "Tentative": Response.TENTATIVE,
 }
 _SUBJECT_MAX = 255  # EWS Subject limit
-_ADDRESS_MAX = 255
 _CATEGORY_MAX = 255  # exchangelib refuses a longer category (a ValueError, not the item's error)
 
 
@@ -227,7 +223,7 @@ def _fields(activity: Activity, ctx: MappingContext, account_tz: EWSTimeZone | s
         fields.update(_event_fields(activity, options, zone_name))
     else:
         fields.update(_task_fields(activity, options, zone_name))
-    fields["syncd_extra"] = dump_extra(_extra(activity))
+    fields["syncd_extra"] = dump_extra(blob(activity, attendees_sent=True))
     return fields
 
 
@@ -256,11 +252,11 @@ def _event_fields(activity: Activity, options: MappingOptions, zone_name: str) -
         start_dt = _aware(activity.start, activity.id, "start")
         end_dt = _aware(activity.end, activity.id, "end") if activity.end is not None else start_dt
         start_v, end_v = _ews_datetime(start_dt, tz), _ews_datetime(end_dt, tz)
-    people = [p for p in activity.participants if _is_attendee(p) and p.kind is not ParticipantKind.RESOURCE]
+    people = [p for p in activity.participants if is_attendee(p) and p.kind is not ParticipantKind.RESOURCE]
     required = [_attendee(p) for p in people if p.role == Role.REQUIRED]
     optional = [_attendee(p) for p in people if p.role == Role.OPTIONAL]
     # A room or equipment is a resource attendee: Exchange books it (its own response comes back).
-    resources = [_attendee(p) for p in activity.participants if _is_attendee(p) and p.kind is ParticipantKind.RESOURCE]
+    resources = [_attendee(p) for p in activity.participants if is_attendee(p) and p.kind is ParticipantKind.RESOURCE]
     target = options.status_target(activity.status)
     recurrence = None
     if activity.recurrence is not None:
@@ -321,61 +317,6 @@ def _one_rule(activity: Activity) -> str:
     if rec.extra_rrules:
         raise UnsupportedRecurrence(activity.id, rec.rrule, "Exchange cannot combine several recurrence rules")
     return rec.rrule
-
-
-def _extra(activity: Activity) -> dict[str, Any]:
-    """The blob: every field EWS cannot hold exactly, and the exact CRM values behind lossy tables."""
-    extra: dict[str, Any] = {
-        "v": _EXTRA_VERSION,
-        "owner": activity.owner,
-        "tz": activity.timezone,
-        "status": activity.status,
-        "type": activity.type,
-        "priority": activity.priority,
-        "direction": str(activity.direction) if activity.direction else None,
-        "place": activity.place,
-        "project": activity.project,
-        "close_reason": activity.close_reason,
-        "parent_id": activity.parent_id,
-        "all_day": activity.all_day,
-        "rrule": activity.recurrence.rrule if activity.recurrence else None,
-        # An occurrence's exact CRM status (a cancelled one): Exchange shows only its free/busy.
-        "occurrence_status": {
-            moment_to_json(o.recurrence_id): o.status for o in activity.recurrence.overrides if o.status is not None
-        } if activity.recurrence else {},
-        "regarding": [{"kind": str(r.kind), "id": r.id, "name": r.name} for r in activity.regarding],
-        "participants": [
-            _participant_json(p, full=not activity.is_event or not _is_attendee(p)) for p in activity.participants
-        ],
-    }
-    if activity.is_event and activity.all_day:
-        extra["end"] = moment_to_json(activity.effective_end)
-    if not activity.is_event:
-        extra.update(
-            start=moment_to_json(activity.start),
-            end=moment_to_json(activity.end),
-            due=moment_to_json(activity.due),
-            completed_at=moment_to_json(activity.completed_at),
-            reminder=activity.reminder_minutes,
-            location=activity.location,  # an EWS task has no location field
-        )
-    extra.update(blob_fields(activity))
-    return extra
-
-
-def _participant_json(p: Participant, full: bool) -> dict[str, Any]:
-    if not full:
-        # Attendees carry name, role and response themselves; the blob keeps their order and kind.
-        if p.kind is ParticipantKind.RESOURCE:
-            return {"email": p.email, "kind": str(p.kind), "resource_role": str(p.role)}  # resources have none
-        return {"email": p.email, "kind": str(p.kind)}
-    return {"email": p.email, "kind": str(p.kind), "name": p.name, "role": str(p.role), "response": str(p.response)}
-
-
-def _is_attendee(p: Participant) -> bool:
-    """Exchange can invite it: exchangelib takes addresses up to 255 characters (the CRM keeps 320);
-    a longer one rides in the blob like a participant without e-mail."""
-    return p.email is not None and len(p.email) <= _ADDRESS_MAX
 
 
 def _attendee(p: Participant) -> Attendee:
@@ -556,7 +497,7 @@ def _uncarried(
     kinds = frozenset(p.key for p in activity.participants if p.email)
     return Uncarried(
         fields=frozenset(missing), shown=shown, type_category=lambda v: _type_category(v, options), kinds=kinds,
-        hidden_people=lambda p: not _is_attendee(p),
+        hidden_people=lambda p: not is_attendee(p),
     )
 
 

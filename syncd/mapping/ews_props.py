@@ -13,12 +13,9 @@ from __future__ import annotations
 import json
 import re
 import threading
-from datetime import date, datetime
 from typing import Any
 
 from exchangelib import CalendarItem, ExtendedProperty, Task
-
-from syncd.model import Moment
 
 #: The property set of every syncd property (a fixed, syncd-owned GUID; never change it).
 PROPERTY_SET_ID = "5f3c2b1e-8d4a-4e6b-9c1f-73796e636400"
@@ -70,25 +67,6 @@ def register_extended_properties() -> None:
                     item_cls.register(attr, prop_cls)
 
 
-def moment_to_json(value: Moment | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat()
-
-
-def moment_from_json(value: object) -> Moment | None:
-    """Inverse of :func:`moment_to_json`; anything malformed reads as ``None`` (the item still maps)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        if len(value) == 10:
-            return date.fromisoformat(value)
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
 #: What XML cannot carry and JSON leaves as it is (JSON escapes C0 itself): exchangelib would send "?".
 _NOT_IN_XML = re.compile("[\x7f-\x84\x86-\x9f\ufdd0-\ufddf\ufffe\uffff]")
 
@@ -98,14 +76,3 @@ def dump_extra(extra: dict[str, Any]) -> str:
     text = json.dumps(extra, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     # Only inside JSON strings can such characters occur, where \uXXXX means the same character.
     return _NOT_IN_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def load_extra(raw: str | None) -> dict[str, Any] | None:
-    """The blob as a dict; ``None`` when absent (item made outside syncd) or unreadable (edited by hand)."""
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -122,12 +122,12 @@ def event_to_graph(activity: Activity, ctx: MappingContext, *, invitations: bool
             {"emailAddress": {"address": p.email, "name": p.name or p.email},
              "type": "resource" if p.kind is ParticipantKind.RESOURCE else str(p.role)}
             for p in activity.participants
-            if gp.is_attendee(p)
+            if od.is_attendee(p)
         ]
     props = {
         gp.CRM_ID: activity.id,
         gp.KIND: str(activity.kind),
-        gp.EXTRA: gp.dump_extra(gp.extra_for(activity, attendees_sent=invitations)),
+        gp.EXTRA: gp.dump_extra(od.blob(activity, attendees_sent=invitations)),
     }
     if options.crm_url:
         props[gp.URL] = options.crm_url.format(id=activity.id)
@@ -258,7 +258,7 @@ def event_from_graph(event: dict[str, Any], ctx: MappingContext) -> gp.ParsedGra
     it cannot be read (e.g. a pattern syncd cannot express)."""
     ref = str(event.get("id") or "<new event>")
     props = gp.properties(event)
-    raw_extra = gp.load_extra(props.get(gp.EXTRA))
+    raw_extra = od.load_extra(props.get(gp.EXTRA))
     carried = raw_extra is not None
     extra = raw_extra or {}
     uid = od.text(event.get("iCalUId"))
@@ -331,7 +331,7 @@ def _uncarried(event: dict[str, Any], activity: Activity, options: MappingOption
     kinds = frozenset(p.key for p in activity.participants if p.email)
     return Uncarried(
         fields=frozenset(missing), shown=shown, type_category=lambda v: options.type_category(v)[:255], kinds=kinds,
-        hidden_people=lambda p: not gp.is_attendee(p),
+        hidden_people=lambda p: not od.is_attendee(p),
     )
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from syncd.mapping.carried import NOTHING, Uncarried
-from syncd.mapping.ews_fields import blob_fields
 from syncd.mapping.options import (
     MappingOptions,
     importance_from_priority,
@@ -39,7 +38,6 @@ from syncd.model import (
     Activity,
     Direction,
     Kind,
-    Moment,
     Participant,
     ParticipantKind,
     Response,
@@ -62,7 +60,6 @@ PROPERTY_IDS = (CRM_ID, KIND, EXTRA, URL)
 #: ``$expand`` of the properties above (Graph returns only the ones named).
 EXPAND_PROPERTIES = "singleValueExtendedProperties($filter=" + " or ".join(f"id eq '{p}'" for p in PROPERTY_IDS) + ")"
 
-EXTRA_VERSION = 1
 SUBJECT_MAX = 255
 _GRAPH_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _GRAPH_INDEX = ("first", "second", "third", "fourth", "last")
@@ -87,83 +84,6 @@ class ParsedGraphItem:
 def dump_extra(extra: dict[str, Any]) -> str:
     # sort_keys: the same activity always gives the same string, so an unchanged item is not rewritten.
     return json.dumps(extra, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-def load_extra(raw: object) -> dict[str, Any] | None:
-    """The blob as a dict; ``None`` when absent (item made outside syncd) or unreadable (edited by hand)."""
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def moment_to_json(value: Moment | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def moment_from_json(value: object) -> Moment | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        if len(value) == 10:
-            return date.fromisoformat(value)
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
-def extra_for(activity: Activity, attendees_sent: bool) -> dict[str, Any]:
-    """The blob (same keys as EWS's). Participants Graph was not given as attendees ride in full."""
-    extra: dict[str, Any] = {
-        "v": EXTRA_VERSION,
-        "owner": activity.owner,
-        "tz": activity.timezone,
-        "status": activity.status,
-        "type": activity.type,
-        "priority": activity.priority,
-        "direction": str(activity.direction) if activity.direction else None,
-        "place": activity.place,
-        "project": activity.project,
-        "close_reason": activity.close_reason,
-        "parent_id": activity.parent_id,
-        "all_day": activity.all_day,
-        "rrule": activity.recurrence.rrule if activity.recurrence else None,
-        "regarding": [{"kind": str(r.kind), "id": r.id, "name": r.name} for r in activity.regarding],
-        "participants": [
-            _participant_json(p, full=not (attendees_sent and activity.is_event and is_attendee(p)))
-            for p in activity.participants
-        ],
-    }
-    if activity.is_event and activity.all_day:
-        extra["end"] = moment_to_json(activity.effective_end)
-    if not activity.is_event:
-        extra.update(
-            start=moment_to_json(activity.start),
-            end=moment_to_json(activity.end),
-            due=moment_to_json(activity.due),
-            completed_at=moment_to_json(activity.completed_at),
-            reminder=activity.reminder_minutes,
-            location=activity.location,  # a To Do task has no location field
-        )
-    extra.update(blob_fields(activity))
-    return extra
-
-
-def _participant_json(p: Participant, full: bool) -> dict[str, Any]:
-    if not full:
-        # Attendees carry name, role and response themselves; the blob keeps their order and kind.
-        if p.kind is ParticipantKind.RESOURCE:
-            return {"email": p.email, "kind": str(p.kind), "resource_role": str(p.role)}  # resources have none
-        return {"email": p.email, "kind": str(p.kind)}
-    return {"email": p.email, "kind": str(p.kind), "name": p.name, "role": str(p.role), "response": str(p.response)}
-
-
-def is_attendee(p: Participant) -> bool:
-    return p.email is not None and len(p.email) <= 255
 
 
 # --- CRM fields shown as categories and importance ---------------------------------------------------

@@ -95,7 +95,7 @@ def task_extension(activity: Activity) -> dict[str, Any]:
         "extensionName": EXTENSION,
         "crmId": activity.id,
         "kind": str(activity.kind),
-        "extra": gp.dump_extra(gp.extra_for(activity, attendees_sent=False)),
+        "extra": gp.dump_extra(od.blob(activity, attendees_sent=False)),
     }
 
 
@@ -156,7 +156,7 @@ def task_from_graph(task: dict[str, Any], ctx: MappingContext) -> gp.ParsedGraph
     ref = str(task.get("id") or "<new task>")
     ext = extension_of(task) or {}
     link = link_of(task) or {}
-    raw_extra = gp.load_extra(ext.get("extra"))
+    raw_extra = od.load_extra(ext.get("extra"))
     carried = raw_extra is not None
     extra = raw_extra or {}
     crm_id = od.text(ext.get("crmId")) or od.text(link.get("externalId"))
@@ -231,7 +231,7 @@ def _task_in(task: dict[str, Any], ctx: MappingContext, extra: dict[str, Any], c
     )
     due = _date_in(task.get("dueDateTime"), extra.get("due") if carried else None, zone, timed=not all_day)
     start = _date_in(task.get("startDateTime"), extra.get("start") if carried else None, zone, timed=not all_day)
-    end = gp.moment_from_json(extra.get("end")) if carried else None
+    end = od.moment_from_json(extra.get("end")) if carried else None
     if end is not None and start is not None and (
         isinstance(end, datetime) != isinstance(start, datetime) or end < start
     ):
@@ -239,7 +239,7 @@ def _task_in(task: dict[str, Any], ctx: MappingContext, extra: dict[str, Any], c
     unchanged = carried and options.status_target(od.text(extra.get("status"))).ews_task_status == shown_status
     completed_at: Moment | None
     if unchanged:
-        completed_at = gp.moment_from_json(extra.get("completed_at"))
+        completed_at = od.moment_from_json(extra.get("completed_at"))
     elif shown_status == "Completed":
         completed_at = gp.instant(task.get("completedDateTime")) or datetime.now(UTC).replace(microsecond=0)
     else:
@@ -286,7 +286,7 @@ def _date_in(shown_value: object, carried_json: object, zone: ZoneInfo, timed: b
     shown = gp.day_of(shown_value, zone if own is None or own.key in ("UTC", "Etc/UTC") else own)
     if shown is None:
         return None
-    carried = gp.moment_from_json(carried_json)
+    carried = od.moment_from_json(carried_json)
     local = carried.astimezone(zone).date() if isinstance(carried, datetime) else carried
     if carried is not None and local == shown and isinstance(carried, datetime) == timed:
         return carried

@@ -4,13 +4,18 @@ other."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 
+from syncd.mapping.ews_fields import blob_fields
 from syncd.mapping.options import MappingOptions, crm_value
-from syncd.model import Direction, Regarding, RegardingKind
+from syncd.model import Activity, Direction, Moment, Participant, ParticipantKind, Regarding, RegardingKind
 
 DIRECTION_CATEGORY = {Direction.INBOUND: "Inbound", Direction.OUTBOUND: "Outbound"}
+EXTRA_VERSION = 1
+ADDRESS_MAX = 255
 
 
 def text(value: object) -> str | None:
@@ -53,3 +58,88 @@ def carried_or_shown(carried: bool, value: str | None, shown: Any, forward: Any,
     if carried and forward(value) == shown:
         return value
     return crm_value(value, shown, forward, inbound)
+
+
+def moment_to_json(value: Moment | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def moment_from_json(value: object) -> Moment | None:
+    """Inverse of :func:`moment_to_json`; anything malformed reads as ``None`` (the item still maps)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def load_extra(raw: object) -> dict[str, Any] | None:
+    """The blob as a dict; ``None`` when absent (item made outside syncd) or unreadable (edited by hand)."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def blob(activity: Activity, attendees_sent: bool) -> dict[str, Any]:
+    """syncd's data for the item: every field Outlook cannot hold exactly, and the exact CRM values
+    behind lossy tables. Participants not given to the server as attendees ride in full."""
+    extra: dict[str, Any] = {
+        "v": EXTRA_VERSION,
+        "owner": activity.owner,
+        "tz": activity.timezone,
+        "status": activity.status,
+        "type": activity.type,
+        "priority": activity.priority,
+        "direction": str(activity.direction) if activity.direction else None,
+        "place": activity.place,
+        "project": activity.project,
+        "close_reason": activity.close_reason,
+        "parent_id": activity.parent_id,
+        "all_day": activity.all_day,
+        "rrule": activity.recurrence.rrule if activity.recurrence else None,
+        # An occurrence's exact CRM status (a cancelled one): Outlook shows only its free/busy.
+        "occurrence_status": {
+            moment_to_json(o.recurrence_id): o.status for o in activity.recurrence.overrides if o.status is not None
+        } if activity.recurrence else {},
+        "regarding": [{"kind": str(r.kind), "id": r.id, "name": r.name} for r in activity.regarding],
+        "participants": [
+            _participant_json(p, full=not (attendees_sent and activity.is_event and is_attendee(p)))
+            for p in activity.participants
+        ],
+    }
+    if activity.is_event and activity.all_day:
+        extra["end"] = moment_to_json(activity.effective_end)
+    if not activity.is_event:
+        extra.update(
+            start=moment_to_json(activity.start),
+            end=moment_to_json(activity.end),
+            due=moment_to_json(activity.due),
+            completed_at=moment_to_json(activity.completed_at),
+            reminder=activity.reminder_minutes,
+            location=activity.location,  # neither an EWS task nor a To Do task has a location
+        )
+    extra.update(blob_fields(activity))
+    return extra
+
+
+def _participant_json(p: Participant, full: bool) -> dict[str, Any]:
+    if not full:
+        # Attendees carry name, role and response themselves; the blob keeps their order and kind.
+        if p.kind is ParticipantKind.RESOURCE:
+            return {"email": p.email, "kind": str(p.kind), "resource_role": str(p.role)}  # resources have none
+        return {"email": p.email, "kind": str(p.kind)}
+    return {"email": p.email, "kind": str(p.kind), "name": p.name, "role": str(p.role), "response": str(p.response)}
+
+
+def is_attendee(p: Participant) -> bool:
+    """The server can invite it: exchangelib takes addresses up to 255 characters (the CRM keeps 320);
+    a longer one rides in the blob like a participant without e-mail."""
+    return p.email is not None and len(p.email) <= ADDRESS_MAX
