@@ -4,6 +4,7 @@ and what they refuse is refused with a ValidationError, never a driver error. On
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
 
 import pytest
@@ -35,7 +36,20 @@ STORE_SETTINGS = settings(
 
 
 def content(a: Activity) -> dict[str, object]:
-    return {name: getattr(a, name) for name in ("id", *CONTENT_FIELDS)}
+    return {name: _instants(getattr(a, name)) for name in ("id", *CONTENT_FIELDS)}
+
+
+def _instants(value: object) -> object:
+    """Times as UTC instants, at any depth. The store keeps instants, and PEP 495 makes a wall time in
+    a DST gap or fold unequal to the same instant in any other zone: 02:00 on the spring-forward night
+    in Amsterdam is 01:00 UTC, yet never == to it."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    if isinstance(value, tuple):
+        return tuple(_instants(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return type(value), {f.name: _instants(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
 
 
 def reload(session: Session, ident: str) -> Activity:
