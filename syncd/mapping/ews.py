@@ -97,6 +97,7 @@ from syncd.mapping.outlook_data import (
     load_extra,
     moment_from_json,
     moment_to_json,
+    participants_in,
     regarding_in,
     text,
 )
@@ -737,34 +738,7 @@ def _participants_in(
                     role=role,
                     response=_RESPONSE_IN.get(a.response_type or "", Response.NEEDS_ACTION),
                 )
-    result: list[Participant] = []
-    for entry in extra.get("participants") or ():
-        if not isinstance(entry, dict):
-            continue
-        kind = enum(ParticipantKind, entry.get("kind")) or ParticipantKind.EXTERNAL
-        email = (text(entry.get("email")) or "").strip() or None
-        if email and "role" not in entry:
-            found = attendees.pop(email.casefold(), None)
-            if found is not None:  # else removed in Outlook
-                booked = enum(Role, entry.get("resource_role")) if found.kind is ParticipantKind.RESOURCE else None
-                result.append(Participant(kind, found.email, found.name, booked or found.role, found.response))
-            continue
-        name = text(entry.get("name"))
-        if email is None and not (name or "").strip():
-            continue  # names no one: the CRM's rules could not keep it, and it carries nothing
-        if email is None and kind is ParticipantKind.USER:
-            kind = ParticipantKind.EXTERNAL  # users are known by e-mail
-        result.append(
-            Participant(
-                kind=kind,
-                email=email,
-                name=name,
-                role=enum(Role, entry.get("role")) or Role.REQUIRED,
-                response=enum(Response, entry.get("response")) or Response.NEEDS_ACTION,
-            )
-        )
-    result.extend(attendees.values())  # added in Outlook
-    return tuple(result)
+    return participants_in(attendees, extra)
 
 
 def _owner(item: CalendarItem | Task, ctx: MappingContext, extra: dict[str, Any]) -> str:

@@ -391,7 +391,7 @@ def _event_in(event: dict[str, Any], ctx: MappingContext, extra: dict[str, Any],
         "location": _location(event.get("location")) or None,
         "reminder_minutes": reminder if isinstance(reminder, int) else None,
         "recurrence": recurrence,
-        "participants": gp.participants_in(_attendees(event, ctx), extra),
+        "participants": od.participants_in(_attendees(event, ctx), extra),
     }
 
 

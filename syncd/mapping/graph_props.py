@@ -23,7 +23,7 @@ from syncd.mapping.options import (
     priority_from_importance,
     priority_value,
 )
-from syncd.mapping.outlook_data import DIRECTION_CATEGORY, enum, text
+from syncd.mapping.outlook_data import DIRECTION_CATEGORY, text
 from syncd.mapping.outlook_recurrence import (
     DAYS,
     ORDINALS,
@@ -38,10 +38,6 @@ from syncd.model import (
     Activity,
     Direction,
     Kind,
-    Participant,
-    ParticipantKind,
-    Response,
-    Role,
 )
 
 #: syncd's MAPI property set (the one of :data:`syncd.mapping.ews_props.PROPERTY_SET_ID`; never change it).
@@ -149,42 +145,6 @@ def priority_in(importance: object, options: MappingOptions, extra: dict[str, An
     if not carried and shown == "Normal":
         return None  # normal is Outlook's "not set"
     return priority_value(options, carried_prio, priority_from_importance(shown))
-
-
-def participants_in(attendees: dict[str, Participant], extra: dict[str, Any]) -> tuple[Participant, ...]:
-    """The blob's participants in their order, with the attendees Outlook shows (``attendees`` by
-    case-folded address) for the short entries; attendees the blob does not name were added in Outlook."""
-    attendees = dict(attendees)
-    result: list[Participant] = []
-    for entry in extra.get("participants") or ():
-        if not isinstance(entry, dict):
-            continue
-        kind = enum(ParticipantKind, entry.get("kind")) or ParticipantKind.EXTERNAL
-        email = (text(entry.get("email")) or "").strip() or None
-        if email and "role" not in entry:
-            found = attendees.pop(email.casefold(), None)
-            if found is not None:  # else removed in Outlook
-                booked = enum(Role, entry.get("resource_role")) if found.kind is ParticipantKind.RESOURCE else None
-                result.append(Participant(kind, found.email, found.name, booked or found.role, found.response))
-            continue
-        if email:
-            attendees.pop(email.casefold(), None)
-        name = text(entry.get("name"))
-        if email is None and not (name or "").strip():
-            continue
-        if email is None and kind is ParticipantKind.USER:
-            kind = ParticipantKind.EXTERNAL
-        result.append(
-            Participant(
-                kind=kind,
-                email=email,
-                name=name,
-                role=enum(Role, entry.get("role")) or Role.REQUIRED,
-                response=enum(Response, entry.get("response")) or Response.NEEDS_ACTION,
-            )
-        )
-    result.extend(attendees.values())
-    return tuple(result)
 
 
 # --- time --------------------------------------------------------------------------------------------

@@ -271,7 +271,7 @@ def _task_in(task: dict[str, Any], ctx: MappingContext, extra: dict[str, Any], c
         "reminder_minutes": reminder,
         "location": od.text(extra.get("location")) if carried else None,
         "recurrence": recurrence,
-        "participants": gp.participants_in({}, extra),
+        "participants": od.participants_in({}, extra),
     }
 
 

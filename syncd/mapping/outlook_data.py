@@ -11,7 +11,17 @@ from typing import Any
 
 from syncd.mapping.ews_fields import blob_fields
 from syncd.mapping.options import MappingOptions, crm_value
-from syncd.model import Activity, Direction, Moment, Participant, ParticipantKind, Regarding, RegardingKind
+from syncd.model import (
+    Activity,
+    Direction,
+    Moment,
+    Participant,
+    ParticipantKind,
+    Regarding,
+    RegardingKind,
+    Response,
+    Role,
+)
 
 DIRECTION_CATEGORY = {Direction.INBOUND: "Inbound", Direction.OUTBOUND: "Outbound"}
 EXTRA_VERSION = 1
@@ -143,3 +153,39 @@ def is_attendee(p: Participant) -> bool:
     """The server can invite it: exchangelib takes addresses up to 255 characters (the CRM keeps 320);
     a longer one rides in the blob like a participant without e-mail."""
     return p.email is not None and len(p.email) <= ADDRESS_MAX
+
+
+def participants_in(attendees: dict[str, Participant], extra: dict[str, Any]) -> tuple[Participant, ...]:
+    """The blob's participants in their order, with the attendees Outlook shows (``attendees`` by
+    case-folded address) for the short entries; attendees the blob does not name were added in Outlook."""
+    attendees = dict(attendees)
+    result: list[Participant] = []
+    for entry in extra.get("participants") or ():
+        if not isinstance(entry, dict):
+            continue
+        kind = enum(ParticipantKind, entry.get("kind")) or ParticipantKind.EXTERNAL
+        email = (text(entry.get("email")) or "").strip() or None
+        if email and "role" not in entry:
+            found = attendees.pop(email.casefold(), None)
+            if found is not None:  # else removed in Outlook
+                booked = enum(Role, entry.get("resource_role")) if found.kind is ParticipantKind.RESOURCE else None
+                result.append(Participant(kind, found.email, found.name, booked or found.role, found.response))
+            continue
+        if email:
+            attendees.pop(email.casefold(), None)
+        name = text(entry.get("name"))
+        if email is None and not (name or "").strip():
+            continue
+        if email is None and kind is ParticipantKind.USER:
+            kind = ParticipantKind.EXTERNAL
+        result.append(
+            Participant(
+                kind=kind,
+                email=email,
+                name=name,
+                role=enum(Role, entry.get("role")) or Role.REQUIRED,
+                response=enum(Response, entry.get("response")) or Response.NEEDS_ACTION,
+            )
+        )
+    result.extend(attendees.values())
+    return tuple(result)
