@@ -101,6 +101,7 @@ from syncd.mapping.outlook_data import (
     regarding_in,
     text,
 )
+from syncd.mapping.outlook_recurrence import one_rule
 from syncd.model import (
     Activity,
     Direction,
@@ -262,7 +263,7 @@ def _event_fields(activity: Activity, options: MappingOptions, zone_name: str) -
     recurrence = None
     if activity.recurrence is not None:
         recurrence = to_ews_recurrence(
-            _one_rule(activity), activity.start, ZoneInfo(tz.key), item=activity.id
+            one_rule(activity), activity.start, ZoneInfo(tz.key), item=activity.id
         )
     if activity.reminder_minutes is not None and activity.reminder_minutes < 0:
         raise ItemError(activity.id, "reminder_minutes", "Exchange cannot ring a reminder after an appointment starts")
@@ -293,7 +294,7 @@ def _task_fields(activity: Activity, options: MappingOptions, zone_name: str) ->
         if anchor is None:
             raise ItemError(activity.id, "RRULE", "a recurring task needs a start or due date")
         dtstart = activity.start if activity.start is not None else anchor
-        recurrence = to_ews_recurrence(_one_rule(activity), dtstart, zone, task=True, item=activity.id)
+        recurrence = to_ews_recurrence(one_rule(activity), dtstart, zone, task=True, item=activity.id)
     reminder_at = None
     if activity.reminder_minutes is not None and anchor is not None:
         at = anchor if isinstance(anchor, datetime) else datetime.combine(anchor, time(), tzinfo=zone)
@@ -307,17 +308,6 @@ def _task_fields(activity: Activity, options: MappingOptions, zone_name: str) ->
         "reminder_due_by": reminder_at,
         "recurrence": recurrence,
     }
-
-
-def _one_rule(activity: Activity) -> str:
-    """The series' one RRULE: an Exchange series has one pattern and no added dates."""
-    rec = activity.recurrence
-    assert rec is not None
-    if rec.rdates or not rec.rrule:
-        raise UnsupportedRecurrence(activity.id, rec.rrule, "Exchange cannot add single dates (RDATE) to a series")
-    if rec.extra_rrules:
-        raise UnsupportedRecurrence(activity.id, rec.rrule, "Exchange cannot combine several recurrence rules")
-    return rec.rrule
 
 
 def _attendee(p: Participant) -> Attendee:

@@ -47,7 +47,7 @@ from syncd.mapping.ews_fields import (
 )
 from syncd.mapping.identity import activity_id_for_uid, activity_id_from_uid
 from syncd.mapping.options import MappingOptions, importance_from_priority
-from syncd.mapping.outlook_recurrence import UnsupportedRecurrence, from_outlook, to_outlook
+from syncd.mapping.outlook_recurrence import UnsupportedRecurrence, from_outlook, one_rule, to_outlook
 from syncd.model import (
     Activity,
     Kind,
@@ -133,17 +133,6 @@ def event_to_graph(activity: Activity, ctx: MappingContext, *, invitations: bool
         props[gp.URL] = options.crm_url.format(id=activity.id)
     body["singleValueExtendedProperties"] = [{"id": k, "value": v} for k, v in props.items()]
     return body
-
-
-def one_rule(activity: Activity) -> str:
-    """The series' one RRULE: an Exchange series has one pattern and no added dates."""
-    rec = activity.recurrence
-    assert rec is not None
-    if rec.rdates or not rec.rrule:
-        raise UnsupportedRecurrence(activity.id, rec.rrule, "Exchange cannot add single dates (RDATE) to a series")
-    if rec.extra_rrules:
-        raise UnsupportedRecurrence(activity.id, rec.rrule, "Exchange cannot combine several recurrence rules")
-    return rec.rrule
 
 
 def _subject(activity: Activity) -> str:

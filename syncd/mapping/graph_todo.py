@@ -20,10 +20,10 @@ from syncd.mapping.accepted import storable
 from syncd.mapping.carried import Uncarried
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ews_fields import attachments_in, crm_fields_in, organizer_in, uncarried_keys
-from syncd.mapping.graph import one_rule, rule_in
+from syncd.mapping.graph import rule_in
 from syncd.mapping.identity import activity_id_for_uid
 from syncd.mapping.options import MappingOptions, importance_from_priority
-from syncd.mapping.outlook_recurrence import UnsupportedRecurrence, to_outlook
+from syncd.mapping.outlook_recurrence import UnsupportedRecurrence, one_rule, to_outlook
 from syncd.model import Activity, Kind, Moment, Recurrence, Sensitivity
 
 __all__ = ["EXTENSION", "LINK_APPLICATION", "task_extension", "task_from_graph", "task_link", "task_patch",

@@ -90,6 +90,17 @@ class UnsupportedRecurrence(ItemError):
         super().__init__(item, "RRULE", f"recurrence {rule!r} cannot be expressed exactly: {reason}")
 
 
+def one_rule(activity: Activity) -> str:
+    """The series' one RRULE: an Exchange series has one pattern and no added dates."""
+    rec = activity.recurrence
+    assert rec is not None
+    if rec.rdates or not rec.rrule:
+        raise UnsupportedRecurrence(activity.id, rec.rrule, "Exchange cannot add single dates (RDATE) to a series")
+    if rec.extra_rrules:
+        raise UnsupportedRecurrence(activity.id, rec.rrule, "Exchange cannot combine several recurrence rules")
+    return rec.rrule
+
+
 @dataclass(frozen=True, slots=True)
 class OutlookPattern:
     """One recurrence pattern, in Graph's names (EWS's differ only in spelling).
