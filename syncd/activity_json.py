@@ -86,7 +86,10 @@ FIELDS: tuple[str, ...] = (
     "updated_at",
 )
 RECURRENCE_FIELDS = ("rrule", "exdates", "overrides", "rdates", "extra_rrules")
-OVERRIDE_FIELDS = ("recurrence_id", "start", "end", "subject", "description", "location", "status")
+OVERRIDE_FIELDS = (
+    "recurrence_id", "start", "end", "subject", "description", "location", "status", "reminder_minutes",
+    "reminder_off", "sensitivity", "show_as",
+)
 PARTICIPANT_FIELDS = ("kind", "email", "name", "role", "response")
 REGARDING_FIELDS = ("kind", "id", "name")
 ATTACHMENT_FIELDS = ("url", "name")
@@ -160,6 +163,10 @@ def override_to_json(override: Override, zone: tzinfo = UTC) -> dict[str, Any]:
         "description": override.description,
         "location": override.location,
         "status": override.status,
+        "reminder_minutes": override.reminder_minutes,
+        "reminder_off": override.reminder_off,
+        "sensitivity": None if override.sensitivity is None else str(override.sensitivity),
+        "show_as": None if override.show_as is None else str(override.show_as),
     }
 
 
@@ -323,6 +330,20 @@ class _Reader:
             return None
         return value
 
+    def minutes(self, obj: dict[str, Any], key: str, path: str = "") -> int | None:
+        value = obj.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            self.problem(_join(path, key), f"must be a whole number of minutes, not {_shown(value)}")
+            return None
+        return value
+
+    def flag(self, obj: dict[str, Any], key: str, path: str = "") -> bool:
+        value = obj.get(key)
+        if value is not None and not isinstance(value, bool):
+            self.problem(_join(path, key), f"must be true or false, not {_shown(value)}")
+            return False
+        return bool(value)
+
     def list(self, obj: dict[str, Any], key: str, path: str = "") -> list[Any]:
         value = obj.get(key)
         if value is None:
@@ -350,9 +371,16 @@ def _override(r: _Reader, value: Any, path: str, all_day: bool) -> Override | No
     description = r.text(obj, "description", path)
     location = r.text(obj, "location", path)
     status = r.text(obj, "status", path)
+    reminder = r.minutes(obj, "reminder_minutes", path)
+    reminder_off = r.flag(obj, "reminder_off", path)
+    sensitivity = r.choice(obj, "sensitivity", Sensitivity, path)
+    show_as = r.choice(obj, "show_as", ShowAs, path)
     if recurrence_id is None:
         return None
-    override = Override(recurrence_id, start, end, subject, description, location, status)
+    override = Override(
+        recurrence_id, start, end, subject, description, location, status, reminder, reminder_off, sensitivity,
+        show_as,
+    )
     r.extend(override_problems(override, path, all_day))
     return override
 
@@ -551,10 +579,7 @@ def _read_activity(r: _Reader, value: Any) -> Activity | None:
             r.problem(name, "must be a date and time with a UTC offset, not a date")
     texts = {name: r.text(obj, name) for name in _TEXT_FIELDS}
     direction = r.choice(obj, "direction", Direction)
-    reminder = obj.get("reminder_minutes")
-    if reminder is not None and (isinstance(reminder, bool) or not isinstance(reminder, int)):
-        r.problem("reminder_minutes", f"must be a whole number of minutes, not {_shown(reminder)}")
-        reminder = None
+    reminder = r.minutes(obj, "reminder_minutes")
     recurrence = _recurrence(r, obj.get("recurrence"), all_day, start)
     participants = _participants(r, obj)
     regarding = _regarding(r, obj)

@@ -22,6 +22,8 @@ from syncd.model import CrmUser
 
 if TYPE_CHECKING:
     from syncd.engine.runner import PassReport
+    from syncd.engine.sqlstate import SqlSyncState
+    from syncd.service.kept import KeptConnectors
 
 
 def _missing_sqlite_file(url: str) -> Path | None:
@@ -35,9 +37,16 @@ def _missing_sqlite_file(url: str) -> Path | None:
 
 
 class App:
-    def __init__(self, config: Config, worker: str | None = None) -> None:
+    def __init__(self, config: Config, worker: str | None = None, keep_connectors: bool = False) -> None:
         self.config = config
         self.worker = worker or socket.gethostname()
+        self.kept: KeptConnectors | None = None
+        """With ``keep_connectors`` (the daemon): each binding's connector and its HTTP session live
+        from one pass to the next; otherwise a pass builds its connector and closes it."""
+        if keep_connectors:
+            from syncd.service.kept import KeptConnectors
+
+            self.kept = KeptConnectors(self.connector)
 
     @cached_property
     def engine(self) -> Engine:
@@ -141,26 +150,36 @@ class App:
 
     def run_pass(
         self, binding: Binding, dry_run: bool = False, progress: Callable[[int, int], None] | None = None,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], datetime] | None = None, bookkeeping: Callable[[Session], SqlSyncState] | None = None,
     ) -> PassReport:
+        """One pass of ``binding``; ``bookkeeping`` makes the pass's sync state from its session (the
+        daemon's also claims the binding's lease)."""
         from syncd.engine.crm_store import SqlCrmSide
         from syncd.engine.runner import PassReport, Runner
         from syncd.engine.sqlstate import SqlSyncState
 
+        kept = self.kept
         with self.session() as session:
-            state = SqlSyncState(session)
+            state = (bookkeeping or SqlSyncState)(session)
             try:
                 ctx = self.context(session, binding)
-                connector = self.connector(binding, ctx)
+                lent = kept.lend(binding, ctx) if kept is not None else None
+                connector = lent.connector if lent is not None else self.connector(binding, ctx)
             except SyncdError as exc:
-                report = PassReport(binding.name, result="failed", error=str(exc))
                 if not dry_run:
                     state.pass_finished(state.pass_started(binding.name, self.worker), "failed", {}, str(exc))
-                return report
+                return PassReport(binding.name, result="failed", error=str(exc))
+            report: PassReport | None = None
             try:
                 crm = SqlCrmSide(session, self.config.store.completed_statuses)
                 runner = Runner(binding, connector, crm, state, worker=self.worker, progress=progress,
                                 **({"clock": clock} if clock is not None else {}))
-                return runner.run(dry_run=dry_run)
+                report = runner.run(dry_run=dry_run)
+                return report
             finally:
-                connector.close()
+                if kept is not None and lent is not None:
+                    # A pass that did not end well may have left the session or the client in any
+                    # state: the next pass starts from a new connector.
+                    kept.give_back(lent, keep=report is not None and report.result == "ok")
+                else:
+                    connector.close()

@@ -165,7 +165,17 @@ def main(ctx: click.Context) -> None:
 
     Exit codes: 0 done, 1 failed (a pass, a check, a command), 2 config or usage error, 3 sync ran
     with item errors, 75 the store cannot be reached (temporary)."""
+    _without_rich()
     ctx.ensure_object(_Ctx)
+
+
+def _without_rich() -> None:
+    """Keeps rich out of the process. structlog imports it, when it is installed, to offer its
+    tracebacks, which syncd never uses: a traceback becomes plain text before the secrets are
+    scrubbed from it (:mod:`syncd.logging`). It would cost every command a tenth of its start. None
+    in ``sys.modules`` is the import system's switch for "not installed", which structlog handles;
+    a process that imported rich already keeps it."""
+    sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
 
 
 def _no_bindings(config: Config) -> str:

@@ -243,7 +243,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # Plain, never rich's: the traceback is text already (format_exc_info below), and a renderer
+        # of its own must not bring one back from an exception left in the event.
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback)
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,

@@ -147,6 +147,12 @@ class Override:
     description: str | None = None
     location: str | None = None
     status: str | None = None
+    reminder_minutes: int | None = None
+    """This occurrence's own reminder, in minutes before its start (negative: after it)."""
+    reminder_off: bool = False
+    """This occurrence rings no reminder, though the series does (``None`` above cannot say that)."""
+    sensitivity: Sensitivity | None = None
+    show_as: ShowAs | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,6 +243,15 @@ def _until(value: Moment) -> str:
 
 
 @st.composite
+def _occurrence_own(draw: st.DrawFn) -> tuple[int | None, bool, Sensitivity | None, ShowAs | None]:
+    """An occurrence's own reminder (or none while the series rings), sensitivity and show-as."""
+    reminder = draw(st.one_of(st.none(), st.sampled_from([0, 5, 15, -30, 2**31 - 1])))
+    off = reminder is None and draw(st.booleans())
+    return (reminder, off, draw(st.one_of(st.none(), st.sampled_from(list(Sensitivity)))),
+            draw(st.one_of(st.none(), st.sampled_from(list(ShowAs)))))
+
+
+@st.composite
 def recurrences(draw: st.DrawFn, start: Moment, zone: str | None, extreme: bool) -> Recurrence:
     moment: st.SearchStrategy[Moment] = instants(zone, extreme) if isinstance(start, datetime) else days(extreme)
     exdates = draw(st.lists(moment, max_size=3))
@@ -256,6 +265,7 @@ def recurrences(draw: st.DrawFn, start: Moment, zone: str | None, extreme: bool)
         overrides.append(Override(
             rid, new_start, end, draw(optional_texts()), draw(optional_texts()), draw(optional_texts()),
             draw(st.one_of(st.none(), st.sampled_from(["cancelled", "done", "eigen status", ""]))),
+            *draw(_occurrence_own()),
         ))
     rdates = tuple(draw(st.lists(moment, max_size=2)))
     extra_rules = tuple(draw(st.lists(rrules(start), max_size=1)))

@@ -158,3 +158,17 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """What a connector may offer beyond :class:`Connector`: told which items a pass will update
+    without a copy from the feed (the CRM changed them, the calendar did not), it reads the bodies it
+    writes over in batches instead of one read per update (CalDAV: calendar-multiget, not a GET each).
+    The engine calls it when the connector has it (``getattr``), once before the pass's writes."""
+
+    def prefetch(self, refs: Sequence[str]) -> None:
+        """The refs that :meth:`Connector.update` will be called for with no ``raw``, in the order of
+        the writes; valid until the next :meth:`Connector.changes`. Never raises and never weakens an
+        update: what it could not read is read by the update as without it."""
+        ...

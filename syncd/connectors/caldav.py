@@ -5,7 +5,9 @@ REPORT where the server offers it, else a ctag PROPFIND (followed, if the ctag m
 listing compared against what the engine knows). Changed items are read with calendar-multiget in
 batches. Writes are conditional (If-None-Match / If-Match). iCalendar is built and read only by
 :mod:`syncd.mapping.ical`; this module only checks that a body it is about to write over arrived
-whole (:func:`damage`), because an update keeps what the read held and nothing else.
+whole (:func:`damage`), because an update keeps what the read held and nothing else. The bodies of
+items the CRM changed and the calendar did not are read with calendar-multiget too, in batches as the
+updates reach them (:meth:`CalDavConnector.prefetch`), not with a GET before each PUT.
 
 Refs are the items' canonical paths; syncd names the items it creates by a UUID of the CRM id
 (:func:`~syncd.mapping.identity.resource_name`), never by the id itself, and follows an item to
@@ -24,8 +26,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import islice
 from typing import Protocol
 
 from icalendar import Calendar
@@ -39,6 +42,7 @@ from syncd.connectors.base import (
     remote_item,
 )
 from syncd.connectors.caldav_collection import (
+    MULTIGET_BATCH,
     DavCollection,
     InvalidSyncToken,
     RawItem,
@@ -178,6 +182,7 @@ class CalDavConnector:
             max_backoff=getattr(config, "max_backoff", 60.0),
         )
         self._bound: tuple[DavCollection, DavCollection] | None = None
+        self._bodies = _Bodies()
 
     def _resolve(self) -> tuple[DavCollection, DavCollection]:
         """The events and tasks collections; a calendar given by name is looked up once, here."""
@@ -232,6 +237,8 @@ class CalDavConnector:
     # --- reading -------------------------------------------------------------------------------
 
     def changes(self, state: str | None, known: Mapping[str, str | None]) -> RemoteChanges:
+        # A new pass: bodies read for the last one's updates may be stale.
+        self._bodies.expect(())
         saved, scheme = _load_state(state)
         if scheme:
             # Learnt on an earlier pass: authenticate up front, so an idle pass is one request.
@@ -410,15 +417,28 @@ class CalDavConnector:
                 return WriteResult(found.path, found.etag)
         return WriteResult(written.path, written.etag)
 
+    def prefetch(self, refs: Sequence[str]) -> None:
+        """Implements :class:`syncd.connectors.base.Prefetching`: the bodies of these items are read
+        with calendar-multiget as the updates reach them (see :class:`_Bodies`), not with a GET each."""
+        self._bodies.expect(r for r in refs if self._collection_of(r) is not None)
+
     def update(self, ref: str, etag: str | None, activity: Activity, raw: object = None) -> WriteResult:
         """Write over what the server holds, not from scratch: its UID (an item syncd paired with may
         have another client's UID) and other clients' properties must survive, so the base of the
         write must be the whole item. ``raw`` (the feed's copy) is that base if it arrived whole, else
-        the item is read again; a base that does not arrive whole is never written over."""
+        the copy :meth:`prefetch` read at the version the engine decided on (``etag``), else the item
+        is read again; a base that does not arrive whole is never written over."""
         collection = self._collection_of(ref) or self._collection_for(activity.kind)
         base = raw if isinstance(raw, bytes) else None
+        if base is None:
+            batched = self._bodies.take(collection, ref)
+            # A copy at another version than the one the engine decided on is no base: the GET below
+            # then says whether the item really changed (412) or the server's etags only differ.
+            if batched is not None and batched.etag is not None and (etag is None or dav.same_etag(batched.etag, etag)):
+                # If-Match carries the etag that came with this body: a change since is refused (412).
+                base, etag = batched.data, etag or batched.etag
         if base is None or damage(base) is not None:
-            # A damaged copy from the feed was the first read: one fresh GET is its retry.
+            # A damaged copy from the feed or the batch was the first read: one fresh GET is its retry.
             base = self._read_base(collection, ref, etag, BASE_READS if base is None else BASE_READS - 1)
         written = collection.update(ref, etag, to_ical(activity, self._ctx, base=base))
         return WriteResult(written.path, written.etag)
@@ -493,6 +513,36 @@ class CalDavConnector:
 
     def close(self) -> None:
         self._transport.close()
+
+
+class _Bodies:
+    """The bodies of the items a pass will update with no copy from the feed, read in calendar-multiget
+    batches: the first update that needs one reads it with the next :data:`MULTIGET_BATCH` - 1 expected
+    items of its collection. So memory holds one batch and a body is read shortly before its write.
+    A batch that fails costs its items a GET each, as without it; so does an item it left out."""
+
+    def __init__(self) -> None:
+        self._expected: dict[str, None] = {}
+        self._read: dict[str, RawItem] = {}
+
+    def expect(self, refs: Iterable[str]) -> None:
+        """Forget what was expected and read; expect these refs instead."""
+        self._expected = dict.fromkeys(refs)
+        self._read = {}
+
+    def take(self, collection: DavCollection, ref: str) -> RawItem | None:
+        """The body read for ``ref`` (once: a body written over is stale), reading its batch first."""
+        if ref in self._expected:
+            more = (r for r in self._expected if r != ref and collection.contains(r))
+            batch = [ref, *islice(more, MULTIGET_BATCH - 1)]
+            for member in batch:
+                del self._expected[member]
+            try:
+                self._read.update((raw.path, raw) for raw in collection.multiget(batch) if raw.path in batch)
+            except RemoteError as exc:
+                log.warning("a batched read of items to update failed; each is read on its own",
+                            collection=strip_userinfo(collection.url), items=len(batch), error=str(exc))
+        return self._read.pop(ref, None)
 
 
 _COMPONENT_WORDS = {"VEVENT": "events (VEVENT)", "VTODO": "tasks (VTODO)"}

@@ -69,6 +69,7 @@ from syncd.mapping.ews import (
     register_extended_properties,
     to_ews,
 )
+from syncd.mapping.ews_fields import occurrence_fields_out
 from syncd.mapping.ews_recurrence import OccurrenceChange, occurrence_changes
 from syncd.model import Activity, Kind
 
@@ -409,6 +410,7 @@ def _occurrence_fields(change: OccurrenceChange, ctx: MappingContext) -> dict[st
         fields["location"] = change.location
     if change.description is not None:
         fields["body"] = Body(change.description)
+    fields.update(occurrence_fields_out(change))  # after the status: a show-as of its own wins
     return fields
 
 

@@ -49,7 +49,7 @@ from syncd.errors import ItemError, NotFound, RemoteError, SyncdError
 from syncd.logging import get_logger
 from syncd.mapping import graph_props as gp
 from syncd.mapping.context import MappingContext
-from syncd.mapping.graph import event_from_graph, event_patch, event_to_graph
+from syncd.mapping.graph import event_from_graph, event_patch, event_to_graph, occurrence_patch
 from syncd.mapping.graph_todo import (
     EXTENSION,
     extension_of,
@@ -668,4 +668,5 @@ def _occurrence_fields(change: OccurrenceChange, zone: str, all_day: bool) -> di
         fields["body"] = {"contentType": "text", "content": change.description}
     if all_day and fields.keys() & {"start", "end"}:
         fields["isAllDay"] = True
+    fields.update(occurrence_patch(change))
     return fields

@@ -26,8 +26,7 @@ class SqlCrmSide:
         return changefeed.current_cursor(self.session)
 
     def changes_for(self, cursor: int, user: str, binding: str) -> CrmChanges:
-        among = changefeed.concerning(self.session, user, binding)
-        batch = changefeed.changes_since(self.session, cursor, among=among)
+        batch = changefeed.changes_concerning(self.session, cursor, user, binding)
         return CrmChanges(set(batch.changed), set(batch.deleted), batch.cursor)
 
     def in_scope(self, user: str, kinds: Sequence[Kind]) -> list[str]:
@@ -62,8 +61,14 @@ class SqlCrmSide:
     def save(self, activity: Activity) -> None:
         repository.save_activity(self.session, activity)
 
+    def save_many(self, activities: Sequence[Activity]) -> None:
+        repository.save_activities(self.session, activities)
+
     def delete(self, activity_id: str) -> None:
         repository.delete_activity(self.session, activity_id, completed_statuses=self.completed_statuses)
+
+    def delete_many(self, activity_ids: Sequence[str]) -> None:
+        repository.delete_activities(self.session, activity_ids, completed_statuses=self.completed_statuses)
 
     def is_completed(self, activity: Activity) -> bool:
         return is_completed(activity.completed_at, activity.status, self.completed_statuses)

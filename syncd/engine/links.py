@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -28,9 +29,17 @@ class Link:
     etag: str | None
     crm_fp: str | None
     remote_fp: str | None
-    base: Activity | None
-    """The activity as both sides last agreed on it: the base of a three-way merge."""
+    stored_base: Activity | Callable[[], Activity | None] | None
+    """The merge base (see :attr:`base`), or a function that reads it: a store gives every link of a
+    binding to each pass, which looks at the bases of only the items that changed, so a base is
+    decoded when a merge first asks for it, not when its link is loaded."""
     status: LinkStatus = LinkStatus.SYNCED
+
+    @property
+    def base(self) -> Activity | None:
+        """The activity as both sides last agreed on it: the base of a three-way merge."""
+        base = self.stored_base
+        return base() if callable(base) else base
 
     # Any, not object: see Activity.replace.
     def with_(self, **changes: Any) -> Link:

@@ -50,6 +50,7 @@ from syncd.engine.plan import (
     remote_fingerprint,
 )
 from syncd.engine.sides import BindingState, CrmSide, ErrorInfo, SyncState
+from syncd.engine.store_writes import StoreWrites
 from syncd.errors import (
     AlreadyExists,
     ItemError,
@@ -140,6 +141,13 @@ def in_window(activity: Activity, start: datetime, end: datetime) -> bool:
         return has_occurrence(activity, start, end)
     last = activity.effective_end or first
     return _instant(first) < end and _instant(last) >= start
+
+
+def _store_only(action: Action) -> bool:
+    """An action that writes the store and not the calendar: many of them commit in one transaction."""
+    return isinstance(action, PullCreate | PullDelete | Unlink | Relink) or (
+        isinstance(action, Write) and not action.push
+    )
 
 
 class Runner:
@@ -545,18 +553,32 @@ class Runner:
     def _execute_plan(
         self, plan: list[tuple[str, Action | None]], items: dict[str, ItemInput], report: PassReport
     ) -> None:
+        prefetch = getattr(self.connector, "prefetch", None)  # base.Prefetching
+        if prefetch is not None:
+            # Updates with no copy from the feed: the connector reads what they write over in batches.
+            prefetch([a.link.ref for _, a in plan if isinstance(a, PushUpdate) and a.link.ref
+                      and (a.remote is None or a.remote.raw is None)])
         actions = [(key, action) for key, action in plan if action is not None]
         create_many = getattr(self.connector, "create_many", None)
         batched: list[tuple[str, PushCreate]] = []
+        store_only: list[tuple[str, Action]] = []
         single: list[tuple[str, Action]] = []
         for key, action in actions:
             if create_many is not None and isinstance(action, PushCreate):
                 batched.append((key, action))
+            elif _store_only(action):
+                store_only.append((key, action))
             else:
                 single.append((key, action))
         # Events and to-dos live in different folders: grouped, a batch goes to one folder in one request.
         batched.sort(key=lambda pair: pair[1].activity.is_event)
         done = 0
+        for start in range(0, len(store_only), BATCH_SIZE):
+            writes = store_only[start : start + BATCH_SIZE]
+            done += len(writes)
+            if self.progress is not None:
+                self.progress(done, len(actions))
+            self._write_store(writes, report)
         for key, action in single:
             done += 1
             if self.progress is not None:
@@ -571,6 +593,48 @@ class Runner:
             if self.progress is not None:
                 self.progress(done, len(actions))
             self._create_batch(chunk, create_many, items, report)
+
+    def _write_store(self, chunk: list[tuple[str, Action]], report: PassReport) -> None:
+        """Actions that write only the store, for many items in one transaction (an activity and its
+        link still commit together). An item the store's rules refuse fails before it; if the
+        transaction fails (a row the store's own constraints refuse), the batch is written again item
+        by item, so that only the bad item fails. A failure of the store itself fails the pass, as a
+        single write's does: nothing of the batch was committed, and the next pass does it again."""
+        iso = self._iso
+        taken = self.crm.existing(a.activity.id for _, a in chunk if isinstance(a, PullCreate))
+        batch = StoreWrites()
+        touched: set[str] = set()
+        staged: list[tuple[str, Action]] = []
+        later: list[tuple[str, Action]] = []
+        for key, action in chunk:
+            with iso.guard(key, "writing"):
+                writes = self._store_writes(action, taken)
+                ids = writes.ids()
+                if ids & touched:
+                    # Two items that write one activity (two calendar items with one UID): the second
+                    # goes alone after the batch and meets the first as it then is.
+                    later.append((key, action))
+                    continue
+                touched |= ids
+                batch.add(writes)
+                staged.append((key, action))
+        if staged:
+            try:
+                batch.commit(self.crm, self.state, self.binding.name)
+            except Exception as exc:
+                if iso.binding_failure(exc):
+                    raise
+                first_line = str(exc).splitlines()[0] if str(exc) else ""
+                log.info("a batch of store writes failed; writing its items one by one", binding=self.binding.name,
+                         items=len(staged), error=scrub_text(f"{type(exc).__name__}: {first_line}"))
+                later = staged + later
+            else:
+                report.counts.update(batch.counts)
+                for _, action in staged:
+                    self._logged(action, report)
+        for key, action in later:
+            with iso.guard(key, "writing"):
+                self._apply(action, report)
 
     def _create_batch(
         self,
@@ -650,6 +714,10 @@ class Runner:
 
     def _apply(self, action: Action, report: PassReport) -> None:
         name = self.binding.name
+        if _store_only(action):
+            self._commit(self._store_writes(action), report)
+            self._logged(action, report)
+            return
         match action:
             case PushCreate(activity=activity):
                 pending = Link(name, activity.id, activity.kind, None, None, None, None, None, LinkStatus.CREATING)
@@ -681,60 +749,13 @@ class Runner:
                     if link.binding:
                         self.state.delete_link(name, link.activity_id)
                 report.counts["remote_deleted"] += 1
-            case PullCreate(activity=activity, remote=remote):
-                activity = self._new_crm_activity(activity)
-                with self.state.transaction():
-                    self.crm.save(activity)
-                    self.state.save_link(self._synced(activity, remote))
-                report.counts["crm_created"] += 1
-            case Write(result=result, remote=remote, link=link, save_crm=save_crm, push=push, conflict=conflict):
-                written: WriteResult | RemoteItem = remote
-                if not save_crm:
-                    # A merge the CRM will not store is not written anywhere, nor kept as the merge
-                    # base (which must load again): it becomes this item's error.
-                    check_activity(result)
-                if push:
-                    written = self.connector.update(remote.ref, remote.etag, result, remote.raw)
-                    report.counts["remote_updated"] += 1
-                with self.state.transaction():
-                    if save_crm:
-                        self.crm.save(result)
-                        report.counts["crm_updated"] += 1
-                    self.state.save_link(self._synced(result, written))
-                    if conflict is not None:
-                        self.state.record_conflict(name, conflict, remote.ref)
-                if conflict is not None:
-                    report.counts["conflicts"] += 1
-                    log.info("conflict settled", binding=name, activity=action.key, policy=conflict.policy,
-                             resolution=conflict.resolution, fields=list(conflict.fields))
-                if link is None:
-                    report.counts["paired"] += 1
-                elif not push and not save_crm:
-                    report.counts["relinked"] += 1
-            case PullDelete(activity=activity, link=link, cancel=cancel):
-                with self.state.transaction():
-                    if cancel:
-                        self.crm.save(activity.replace(status=self.policy.cancel_status))
-                        report.counts["crm_updated"] += 1
-                    else:
-                        self.crm.delete(activity.id)
-                        report.counts["crm_deleted"] += 1
-                    self.state.delete_link(name, link.activity_id)
-            case Unlink(link=link, save_crm=save):
-                with self.state.transaction():
-                    if save is not None:
-                        self.crm.save(save)
-                        report.counts["crm_updated"] += 1
-                    self.state.delete_link(name, link.activity_id)
-                report.counts["unlinked"] += 1
-            case Relink(link=link, remote=remote, activity=activity):
-                source = remote if remote is not None else WriteResult(link.ref or "", link.etag)
-                new = self._synced(activity, source)
-                if remote is None:
-                    new = new.with_(remote_fp=link.remote_fp)
-                with self.state.transaction():
-                    self.state.save_link(new)
-                report.counts["relinked"] += 1
+            case Write(result=result, remote=remote):
+                # A merge the CRM will not store is not written anywhere (nor kept as the merge base,
+                # which must load again): it becomes this item's error before the calendar is touched.
+                check_activity(result)
+                written = self.connector.update(remote.ref, remote.etag, result, remote.raw)
+                report.counts["remote_updated"] += 1
+                self._commit(self._store_writes(action, written=written), report)
             case RecordConflict(conflict=conflict, link=link, remote=remote):
                 if link is None:
                     assert remote is not None and conflict.crm is not None
@@ -750,15 +771,84 @@ class Runner:
                     self._iso.fail(action.key, "reading the calendar item", reason)
             case _:
                 raise AssertionError(f"unknown action {action!r}")
+        self._logged(action, report)
+
+    def _store_writes(
+        self, action: Action, taken: set[str] | None = None, written: WriteResult | None = None
+    ) -> StoreWrites:
+        """What an action writes to the store (for a :class:`Write`, after its push wrote ``written``).
+        Every activity is checked against the store's rules here, so that one the store refuses fails
+        as this item's error before anything is written. ``taken``: the ids among the batch's new
+        activities that the CRM already holds (else they are looked up)."""
+        w = StoreWrites()
+        match action:
+            case PullCreate(activity=activity, remote=remote):
+                activity = self._new_crm_activity(activity, taken)
+                check_activity(activity)
+                w.save.append(activity)
+                w.links.append(self._synced(activity, remote))
+                w.counts["crm_created"] += 1
+            case Write(result=result, remote=remote, link=link, save_crm=save_crm, push=push, conflict=conflict):
+                check_activity(result)
+                if save_crm:
+                    w.save.append(result)
+                    w.counts["crm_updated"] += 1
+                w.links.append(self._synced(result, written or remote))
+                if conflict is not None:
+                    w.conflicts.append((conflict, remote.ref))
+                    w.counts["conflicts"] += 1
+                if link is None:
+                    w.counts["paired"] += 1
+                elif not push and not save_crm:
+                    w.counts["relinked"] += 1
+            case PullDelete(activity=activity, link=link, cancel=cancel):
+                if cancel:
+                    cancelled = activity.replace(status=self.policy.cancel_status)
+                    check_activity(cancelled)
+                    w.save.append(cancelled)
+                    w.counts["crm_updated"] += 1
+                else:
+                    w.delete.append(activity.id)
+                    w.counts["crm_deleted"] += 1
+                w.unlink.append(link.activity_id)
+            case Unlink(link=link, save_crm=save):
+                if save is not None:
+                    check_activity(save)
+                    w.save.append(save)
+                    w.counts["crm_updated"] += 1
+                w.unlink.append(link.activity_id)
+                w.counts["unlinked"] += 1
+            case Relink(link=link, remote=remote, activity=activity):
+                source = remote if remote is not None else WriteResult(link.ref or "", link.etag)
+                new = self._synced(activity, source)
+                if remote is None:
+                    new = new.with_(remote_fp=link.remote_fp)
+                w.links.append(new)
+                w.counts["relinked"] += 1
+            case _:
+                raise AssertionError(f"not a store write: {action!r}")
+        return w
+
+    def _commit(self, writes: StoreWrites, report: PassReport) -> None:
+        writes.commit(self.crm, self.state, self.binding.name)
+        report.counts.update(writes.counts)
+
+    def _logged(self, action: Action, report: PassReport) -> None:
+        """What is said of an action once it is written."""
+        name = self.binding.name
+        conflict = action.conflict if isinstance(action, Write) else None
+        if conflict is not None:
+            log.info("conflict settled", binding=name, activity=action.key, policy=conflict.policy,
+                     resolution=conflict.resolution, fields=list(conflict.fields))
         reverted = getattr(action, "reverted", ())
         if reverted:
             report.counts["reverted"] += 1
             log.warning("a calendar edit of a registered activity's times was reverted", binding=name,
                         activity=action.key, fields=list(reverted))
 
-    def _new_crm_activity(self, activity: Activity) -> Activity:
+    def _new_crm_activity(self, activity: Activity, taken: set[str] | None = None) -> Activity:
         """A calendar item becomes an activity owned by the binding's user, with an id not yet taken."""
-        if self.crm.existing([activity.id]):
+        if activity.id in taken if taken is not None else self.crm.existing([activity.id]):
             raise ItemError(activity.id, "UID", "an activity with this id already exists in the CRM")
         kind = activity.kind if activity.kind in self.binding.kinds else Kind.APPOINTMENT
         return activity.replace(owner=self.binding.owner, kind=kind)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from sqlalchemy import Text, cast, delete, select
@@ -34,6 +34,9 @@ from syncd.store.sync_models import (
 )
 
 log = get_logger("syncd.engine")
+
+#: Ids per ``IN (...)`` query: well under every driver's bound-parameter limit.
+CHUNK = 500
 
 
 def _now() -> datetime:
@@ -67,6 +70,17 @@ def _base_from_text(text: str) -> Activity | None:
     except Exception as exc:  # noqa: BLE001 - see above: any decoding failure costs only the merge base
         log.warning("a link's merge base does not read; merging without it", error=f"{type(exc).__name__}: {exc}")
         return None
+
+
+def _fill_link(row: SyncLinkRow, link: Link, now: datetime) -> None:
+    row.kind = link.kind.value
+    row.ref = link.ref
+    row.etag = link.etag
+    row.crm_fp = link.crm_fp
+    row.remote_fp = link.remote_fp
+    row.base = _dump(link.base)
+    row.status = link.status.value
+    row.updated_at = now
 
 
 class SqlSyncState:
@@ -114,8 +128,9 @@ class SqlSyncState:
     # -- links -----------------------------------------------------------------------------------
 
     def links(self, binding: str) -> dict[str, Link]:
-        # Columns, not ORM rows, and the base as its JSON text: every pass reads every link, and
-        # decoding thousands of bases dominated a no-change pass; the text is the cache key.
+        # Columns, not ORM rows, and the base as its JSON text, decoded only if a merge asks for it:
+        # every pass reads every link but looks at the bases of the changed items alone, and decoding
+        # thousands of bases dominated a no-change pass. The text is the decoding cache's key.
         rows = self.session.execute(
             select(
                 SyncLinkRow.activity_id, SyncLinkRow.kind, SyncLinkRow.ref, SyncLinkRow.etag,
@@ -125,7 +140,7 @@ class SqlSyncState:
         return {
             activity_id: Link(
                 binding, activity_id, _KINDS[kind], ref, etag, crm_fp, remote_fp,
-                None if base is None else _base_from_text(base), _STATUSES[status],
+                None if base is None else partial(_base_from_text, base), _STATUSES[status],
             )
             for activity_id, kind, ref, etag, crm_fp, remote_fp, base, status in rows
         }
@@ -142,19 +157,38 @@ class SqlSyncState:
         if row is None:
             row = SyncLinkRow(binding=link.binding, activity_id=link.activity_id)
             self.session.add(row)
-        row.kind = link.kind.value
-        row.ref = link.ref
-        row.etag = link.etag
-        row.crm_fp = link.crm_fp
-        row.remote_fp = link.remote_fp
-        row.base = _dump(link.base)
-        row.status = link.status.value
-        row.updated_at = _now()
+        _fill_link(row, link, _now())
+
+    def save_links(self, binding: str, links: Sequence[Link]) -> None:
+        # The rows that exist are read in one query per chunk (a get per link would be one each); the
+        # flush then sends the new rows as one INSERT and the changed ones as one UPDATE.
+        rows: dict[str, SyncLinkRow] = {}
+        ids = [link.activity_id for link in links]
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            rows.update(
+                (row.activity_id, row)
+                for row in self.session.scalars(
+                    select(SyncLinkRow).where(SyncLinkRow.binding == binding, SyncLinkRow.activity_id.in_(chunk))
+                )
+            )
+        now = _now()
+        for link in links:
+            row = rows.get(link.activity_id)
+            if row is None:
+                row = rows[link.activity_id] = SyncLinkRow(binding=binding, activity_id=link.activity_id)
+                self.session.add(row)
+            _fill_link(row, link, now)
 
     def delete_link(self, binding: str, activity_id: str) -> None:
-        self.session.execute(
-            delete(SyncLinkRow).where(SyncLinkRow.binding == binding, SyncLinkRow.activity_id == activity_id)
-        )
+        self.delete_links(binding, [activity_id])
+
+    def delete_links(self, binding: str, activity_ids: Sequence[str]) -> None:
+        for start in range(0, len(activity_ids), CHUNK):
+            chunk = list(activity_ids[start : start + CHUNK])
+            self.session.execute(
+                delete(SyncLinkRow).where(SyncLinkRow.binding == binding, SyncLinkRow.activity_id.in_(chunk))
+            )
 
     # -- conflicts and errors --------------------------------------------------------------------
 

@@ -64,13 +64,19 @@ from syncd.mapping.accepted import storable
 from syncd.mapping.carried import NOTHING, Uncarried
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ews_fields import (
+    FREE_BUSY,
+    K_OCCURRENCE_SHOW_AS,
     attachments_in,
     crm_fields_in,
     free_busy_out,
+    occurrence_reminder_in,
+    occurrence_sensitivity_in,
     organizer_in,
+    refuse_late_reminders,
     sensitivity_in,
     sensitivity_out,
     show_as_in,
+    show_as_read,
     uncarried_keys,
 )
 from syncd.mapping.ews_props import dump_extra, register_extended_properties
@@ -80,6 +86,7 @@ from syncd.mapping.ews_recurrence import (
     recurrence_key,
     to_ews_recurrence,
 )
+from syncd.mapping.ical_time import second_pass
 from syncd.mapping.identity import activity_id_for_uid, activity_id_from_uid, uid_for
 from syncd.mapping.options import (
     MappingOptions,
@@ -265,8 +272,7 @@ def _event_fields(activity: Activity, options: MappingOptions, zone_name: str) -
         recurrence = to_ews_recurrence(
             one_rule(activity), activity.start, ZoneInfo(tz.key), item=activity.id
         )
-    if activity.reminder_minutes is not None and activity.reminder_minutes < 0:
-        raise ItemError(activity.id, "reminder_minutes", "Exchange cannot ring a reminder after an appointment starts")
+    refuse_late_reminders(activity)
     return {
         "start": start_v,
         "end": end_v,
@@ -539,7 +545,9 @@ def _event_in(
     recurrence = None
     if item.recurrence is not None and start is not None:
         rec_zone = ZoneInfo(shown_tz.key) if shown_tz is not None else zone
-        recurrence = _recurrence_in(item, start, end, rec_zone, extra, occurrences, all_day, ref, options)
+        series = _Series(status, show_as, item.legacy_free_busy_status, item.sensitivity,
+                         item.reminder_minutes_before_start if item.reminder_is_set else None)
+        recurrence = _recurrence_in(item, start, end, rec_zone, extra, occurrences, all_day, ref, options, series)
     return {
         "kind": kind,
         "start": start,
@@ -565,10 +573,13 @@ def _recurrence_in(
     all_day: bool,
     ref: str,
     options: MappingOptions,
+    series: _Series,
 ) -> Recurrence:
     rule = _rule_in(item.recurrence, start, zone, extra, ref)
     statuses = extra.get("occurrence_status")
-    carried_statuses = statuses if isinstance(statuses, dict) else {}
+    carried_statuses = _by_instant(statuses)
+    shows = extra.get(K_OCCURRENCE_SHOW_AS)
+    carried_shows = _by_instant(shows)
 
     def moment(value: datetime | None, is_end: bool = False) -> Moment | None:
         if value is None:
@@ -588,6 +599,13 @@ def _recurrence_in(
         exc = fetched.get(_instant(occ.original_start))
         new_start = moment(occ.start)
         new_end = _to_date(occ.end, zone, end=False) if all_day and occ.end else moment(occ.end)
+        key = _instant_key(original)
+        status, show_as = _occurrence_look(
+            exc, text(carried_statuses.get(key)), enum(ShowAs, carried_shows.get(key)), series, options
+        )
+        reminder, reminder_off = (None, False) if exc is None else occurrence_reminder_in(
+            exc.reminder_minutes_before_start if exc.reminder_is_set else None, series.reminder
+        )
         overrides.append(
             Override(
                 recurrence_id=original,
@@ -596,23 +614,52 @@ def _recurrence_in(
                 subject=_differs(exc.subject if exc else None, item.subject),
                 description=_differs(_text(exc.body) if exc else None, _text(item.body)),
                 location=_differs(exc.location if exc else None, item.location),
-                status=_occurrence_status(exc, text(carried_statuses.get(moment_to_json(original))), options),
+                status=status,
+                reminder_minutes=reminder,
+                reminder_off=reminder_off,
+                sensitivity=occurrence_sensitivity_in(exc.sensitivity, series.sensitivity) if exc else None,
+                show_as=show_as,
             )
         )
     return Recurrence(rrule=rule, exdates=exdates, overrides=tuple(overrides))
 
 
-def _occurrence_status(exc: CalendarItem | None, carried: str | None, options: MappingOptions) -> str | None:
-    """The CRM status of one occurrence: the carried one while Exchange still shows it (a cancelled
-    occurrence is free, or cancelled by its organizer); an occurrence its organizer cancelled is cancelled."""
+@dataclass(frozen=True, slots=True)
+class _Series:
+    """What the series itself is and shows, that an occurrence's own values are told apart from."""
+
+    status: str | None
+    show_as: ShowAs | None
+    free_busy: str | None
+    sensitivity: str | None
+    reminder: int | None
+
+
+def _occurrence_look(
+    exc: CalendarItem | None, carried: str | None, carried_show: ShowAs | None, series: _Series,
+    options: MappingOptions,
+) -> tuple[str | None, ShowAs | None]:
+    """The CRM status and show-as of one occurrence: the carried ones while together they still give
+    the free/busy Exchange shows (a cancelled occurrence is free); an occurrence its organizer cancelled is
+    cancelled. Else the user changed it in Outlook: the carried status while it alone explains it, and a
+    free/busy neither it nor the series explains is the occurrence's own show-as."""
     if exc is None:
-        return carried
+        return carried, carried_show
     target = options.status_target(carried) if carried is not None else None
     if exc.is_cancelled:
-        return carried if target is not None and target.ews_cancelled else options.status_inbound.ews_cancelled
-    if target is not None and target.ews_free_busy == exc.legacy_free_busy_status:
-        return carried
-    return None
+        keep = target is not None and target.ews_cancelled
+        return (carried if keep else options.status_inbound.ews_cancelled), None
+
+    def shows(status: str | None, show: ShowAs | None) -> str | None:
+        if show is not None:
+            return FREE_BUSY[show]
+        return options.status_target(status).ews_free_busy if status is not None else series.free_busy
+
+    shown = exc.legacy_free_busy_status
+    if shows(carried, carried_show) == shown:
+        return carried, carried_show
+    status = carried if target is not None and target.ews_free_busy == shown else None
+    return status, None if shows(status, None) == shown else show_as_read(shown)
 
 
 def _rule_in(rec: Any, start: Moment, zone: ZoneInfo, extra: dict[str, Any], ref: str) -> str:
@@ -808,9 +855,10 @@ def _aware(value: Moment, item: str, field: str) -> datetime:
 def _ews_datetime(value: datetime, tz: EWSTimeZone) -> EWSDateTime:
     # Whole seconds: Exchange keeps no fractions, and exchangelib cannot read back a time written with them.
     local = value.astimezone(ZoneInfo(tz.key))
-    if _odd_offset(local):
+    if _odd_offset(local) or second_pass(local):
         # Local mean time before a zone's first standard (Amsterdam until 1937: +00:19:32) is no
-        # xs:dateTime offset; the same instant in UTC is. The item's zone is sent beside it.
+        # xs:dateTime offset; the same instant in UTC is. The item's zone is sent beside it. So is the
+        # second pass of a repeated hour, which exchangelib compares with the start on the wall clock.
         local = value.astimezone(UTC)
         tz = _UTC
     if tz.key == "UTC":
@@ -917,6 +965,18 @@ def _text(body: Any) -> str | None:
     if isinstance(body, HTMLBody):
         return html.unescape(_TAG.sub("", str(body))).strip() or None
     return str(body)
+
+
+def _instant_key(moment: Moment) -> str | None:
+    return moment_to_json(moment.astimezone(UTC) if isinstance(moment, datetime) else moment)
+
+
+def _by_instant(carried: object) -> dict[str | None, Any]:
+    """syncd's per-occurrence data by the occurrence's instant: it was written with the CRM's form of the
+    time (UTC from the store), and is read against Exchange's, in the item's zone."""
+    if not isinstance(carried, dict):
+        return {}
+    return {_instant_key(m) if (m := moment_from_json(k)) is not None else k: v for k, v in carried.items()}
 
 
 def _differs(value: str | None, series: str | None) -> str | None:

@@ -11,6 +11,9 @@
 * attachments (links), the CRM's own fields and the organizer when it is not the owner ride in the
   blob only (EWS keeps an item's organizer read-only); so does a task's location (see ews.py).
   A blob without them (written by an older syncd, or none at all) did not carry them.
+* one occurrence's own reminder, sensitivity and show-as: the exception item's ReminderIsSet /
+  ReminderMinutesBeforeStart, Sensitivity and LegacyFreeBusyStatus, read as the override's while they
+  differ from the series'. Its show-as rides in the blob beside its status, as the series' does.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from syncd.errors import ItemError
+from syncd.mapping.outlook_recurrence import OccurrenceChange
 from syncd.model import Activity, Attachment, JsonScalar, Participant, ParticipantKind, Sensitivity, ShowAs
 from syncd.store.rules import extra_problems
 
@@ -34,6 +39,8 @@ _SHOW_AS_IN = {**{v: k for k, v in FREE_BUSY.items()}, "WorkingElsewhere": ShowA
 K_SENSITIVITY, K_SHOW_AS, K_ATTACHMENTS, K_FIELDS, K_ORGANIZER, K_LOCATION = (
     "sensitivity", "show_as", "attachments", "crm_fields", "organizer", "location",
 )
+#: Blob key of each occurrence's own show-as, by its original start (beside ``occurrence_status``).
+K_OCCURRENCE_SHOW_AS = "occurrence_show_as"
 
 
 def sensitivity_out(value: Sensitivity | None) -> str:
@@ -62,6 +69,52 @@ def show_as_in(
     if shown is None or shown in ("NoData", read_status_shows):
         return None
     return _SHOW_AS_IN.get(shown)
+
+
+def refuse_late_reminders(activity: Activity) -> None:
+    """Exchange rings a reminder before an appointment only: one after it (of the series or of one
+    occurrence) is refused for the item rather than moved."""
+    late = activity.reminder_minutes is not None and activity.reminder_minutes < 0
+    occurrence = next((
+        o for o in (activity.recurrence.overrides if activity.recurrence else ())
+        if o.reminder_minutes is not None and o.reminder_minutes < 0
+    ), None)
+    if late or occurrence is not None:
+        where = "" if late or occurrence is None else f" (the occurrence of {occurrence.recurrence_id})"
+        raise ItemError(
+            activity.id, "reminder_minutes", f"Exchange cannot ring a reminder after an appointment starts{where}"
+        )
+
+
+def occurrence_sensitivity_in(shown: str | None, series_shown: str | None) -> Sensitivity | None:
+    """An occurrence's own sensitivity: ``None`` while it shows as its series does."""
+    own = _SENSITIVITY_IN.get(shown or "", Sensitivity.NORMAL)
+    return None if own == _SENSITIVITY_IN.get(series_shown or "", Sensitivity.NORMAL) else own
+
+
+def occurrence_reminder_in(own: int | None, series: int | None) -> tuple[int | None, bool]:
+    """An occurrence's own reminder as ``(minutes, off)`` (see :class:`~syncd.model.Override`)."""
+    if own == series:
+        return None, False
+    return own, own is None
+
+
+def occurrence_fields_out(change: OccurrenceChange) -> dict[str, Any]:
+    """An occurrence's reminder, sensitivity and show-as as exchangelib fields (the show-as only when
+    one is set: else its status, or the series', decides)."""
+    fields: dict[str, Any] = {
+        "sensitivity": sensitivity_out(change.sensitivity),
+        "reminder_is_set": change.reminder_minutes is not None,
+        "reminder_minutes_before_start": change.reminder_minutes or 0,
+    }
+    if change.show_as is not None:
+        fields["legacy_free_busy_status"] = FREE_BUSY[change.show_as]
+    return fields
+
+
+def show_as_read(shown: str | None) -> ShowAs | None:
+    """The show-as a free/busy value is (``NoData`` or none: none)."""
+    return _SHOW_AS_IN.get(shown or "")
 
 
 def blob_fields(activity: Activity) -> dict[str, Any]:

@@ -106,8 +106,17 @@ def _override(o: Override, series: timedelta | None) -> list[Any]:
                 end = None
         except (TypeError, OverflowError):
             pass
-    return [_moment(o.recurrence_id), _moment(start), _moment(end), _text(o.subject), _text(o.description),
+    form = [_moment(o.recurrence_id), _moment(start), _moment(end), _text(o.subject), _text(o.description),
             _text(o.location), o.status]
+    # Added after links existed: only an occurrence that has its own gets a longer form (see the module doc).
+    own = [o.reminder_minutes, o.reminder_off or None, _enum(o.sensitivity), _enum(o.show_as)]
+    if any(value is not None for value in own):
+        form += own
+    return form
+
+
+def _enum(value: Enum | None) -> Any:
+    return None if value is None else value.value
 
 
 def _rrule(rule: str) -> str:

@@ -36,18 +36,29 @@ from syncd.mapping.accepted import storable
 from syncd.mapping.carried import Uncarried
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ews_fields import (
+    FREE_BUSY,
     attachments_in,
     crm_fields_in,
     free_busy_out,
+    occurrence_reminder_in,
+    occurrence_sensitivity_in,
     organizer_in,
+    refuse_late_reminders,
     sensitivity_in,
     sensitivity_out,
     show_as_in,
+    show_as_read,
     uncarried_keys,
 )
 from syncd.mapping.identity import activity_id_for_uid, activity_id_from_uid
 from syncd.mapping.options import MappingOptions, importance_from_priority
-from syncd.mapping.outlook_recurrence import UnsupportedRecurrence, from_outlook, one_rule, to_outlook
+from syncd.mapping.outlook_recurrence import (
+    OccurrenceChange,
+    UnsupportedRecurrence,
+    from_outlook,
+    one_rule,
+    to_outlook,
+)
 from syncd.model import (
     Activity,
     Kind,
@@ -86,8 +97,7 @@ def event_to_graph(activity: Activity, ctx: MappingContext, *, invitations: bool
         raise ItemError(activity.id, "kind", f"a {activity.kind} is not a Graph event")
     if activity.start is None:
         raise ItemError(activity.id, "start", "an appointment or call needs a start")
-    if activity.reminder_minutes is not None and activity.reminder_minutes < 0:
-        raise ItemError(activity.id, "reminder_minutes", "Exchange cannot ring a reminder after an appointment starts")
+    refuse_late_reminders(activity)
     if activity.timezone_definition is not None:
         raise ItemError(
             activity.id, "timezone",
@@ -133,6 +143,19 @@ def event_to_graph(activity: Activity, ctx: MappingContext, *, invitations: bool
         props[gp.URL] = options.crm_url.format(id=activity.id)
     body["singleValueExtendedProperties"] = [{"id": k, "value": v} for k, v in props.items()]
     return body
+
+
+def occurrence_patch(change: OccurrenceChange) -> dict[str, Any]:
+    """An occurrence's reminder, sensitivity and show-as for its PATCH (the show-as only when one is set)."""
+    fields: dict[str, Any] = {
+        "sensitivity": sensitivity_out(change.sensitivity).lower(),
+        "isReminderOn": change.reminder_minutes is not None,
+    }
+    if change.reminder_minutes is not None:
+        fields["reminderMinutesBeforeStart"] = change.reminder_minutes
+    if change.show_as is not None:
+        fields["showAs"] = _SHOW_AS[FREE_BUSY[change.show_as]]
+    return fields
 
 
 def _subject(activity: Activity) -> str:
@@ -368,7 +391,6 @@ def _event_in(event: dict[str, Any], ctx: MappingContext, extra: dict[str, Any],
     if event.get("recurrence") and event.get("type") == "seriesMaster":
         rec_zone = shown_zone or zone
         recurrence = _recurrence_in(event, start, end, rec_zone, extra, all_day, ref)
-    reminder = event.get("reminderMinutesBeforeStart") if event.get("isReminderOn") else None
     return {
         "kind": Kind.CALL if is_call else Kind.APPOINTMENT,
         "start": start,
@@ -378,7 +400,7 @@ def _event_in(event: dict[str, Any], ctx: MappingContext, extra: dict[str, Any],
         "status": status,
         "show_as": show_as,
         "location": _location(event.get("location")) or None,
-        "reminder_minutes": reminder if isinstance(reminder, int) else None,
+        "reminder_minutes": _reminder(event),
         "recurrence": recurrence,
         "participants": od.participants_in(_attendees(event, ctx), extra),
     }
@@ -397,6 +419,7 @@ def _recurrence_in(
     exdates = tuple(moment(d) for d in _cancelled_days(event.get("cancelledOccurrences")))
     duration = (end - start) if end is not None else timedelta(0)
     master_text = gp.body_text(event.get("body"))
+    series_reminder = _reminder(event)
     overrides: list[Override] = []
     for occ in event.get("exceptionOccurrences") or ():
         original_at = gp.instant(occ.get("originalStart"))
@@ -420,10 +443,31 @@ def _recurrence_in(
                 subject=_differs(od.text(occ.get("subject")), od.text(event.get("subject"))),
                 description=_differs(gp.body_text(occ.get("body")), master_text),
                 location=_differs(_location(occ.get("location")), _location(event.get("location"))),
+                **_occurrence_own(occ, event, series_reminder),
             )
         )
     overrides.sort(key=lambda o: _sort_key(o.recurrence_id))
     return Recurrence(rrule=rule, exdates=tuple(sorted(exdates, key=_sort_key)), overrides=tuple(overrides))
+
+
+def _reminder(event: dict[str, Any]) -> int | None:
+    minutes = event.get("reminderMinutesBeforeStart") if event.get("isReminderOn") else None
+    return minutes if isinstance(minutes, int) else None
+
+
+def _occurrence_own(occ: dict[str, Any], event: dict[str, Any], series_reminder: int | None) -> dict[str, Any]:
+    """An exception's own reminder, sensitivity and show-as: each ``None`` while it is the series' (or
+    the exception does not say)."""
+    reminder, off = occurrence_reminder_in(_reminder(occ), series_reminder) if "isReminderOn" in occ else (None, False)
+    shown, series_shown = (_SHOWN_AS.get(str(e.get("showAs") or "busy").casefold(), "Busy") for e in (occ, event))
+    own, series = (str(e.get("sensitivity") or "normal").capitalize() for e in (occ, event))
+    sensitivity = occurrence_sensitivity_in(own, series) if "sensitivity" in occ else None
+    return {
+        "reminder_minutes": reminder,
+        "reminder_off": off,
+        "sensitivity": sensitivity,
+        "show_as": None if "showAs" not in occ or shown == series_shown else show_as_read(shown),
+    }
 
 
 def rule_in(value: dict[str, Any], start: Moment, zone: ZoneInfo, extra: dict[str, Any], ref: str) -> str:

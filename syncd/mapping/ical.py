@@ -24,14 +24,14 @@ Recurrence: RRULEs (the same rule twice is one; others are ``Recurrence.extra_rr
 of another length is also an override of that occurrence), EXDATE and overrides (components with
 RECURRENCE-ID) both ways. An override field equal to what the series gives reads back as ``None``
 (inherited). Several occurrences without their series (Google's invitation to some of them) are read as
-one series from the earliest one's original start, with the others as RDATEs and each as an override:
-the same occurrences, written back with a master. Refused with :class:`~syncd.errors.ItemError` rather
-than read as a different schedule: EXRULE (removed by RFC 5545), RFC 7529 RSCALE rules and an unreadable
-rule. A time zone no IANA zone matches is kept with its VTIMEZONE, written back as it was, so a weekday
-rule in it never moves. An empty ``RRULE:`` is no rule (clients show one
-event). ``RANGE=THISANDFUTURE`` overrides are read as an override of that one occurrence, with a
-warning (the later occurrences keep the series' values). CREATED, LAST-MODIFIED and DTSTAMP are
-bookkeeping: an unreadable one is left out, never a reason to refuse the item.
+one series from the earliest one's original start, with the others (and its own RDATEs) as RDATEs and
+each as an override: the same occurrences, written back with a master. Refused with
+:class:`~syncd.errors.ItemError` rather than read as a different schedule: EXRULE (removed by RFC 5545),
+RFC 7529 RSCALE rules and an unreadable rule. A time zone no IANA zone matches is kept with its
+VTIMEZONE, written back as it was, so a weekday rule in it never moves. An empty ``RRULE:`` is no rule
+(clients show one event). A ``RANGE=THISANDFUTURE`` override is carried to every later occurrence as an
+override of each (:mod:`.ical_range`; refused for a series without end). CREATED, LAST-MODIFIED and
+DTSTAMP are bookkeeping: an unreadable one is left out, never a reason to refuse the item.
 """
 
 from __future__ import annotations
@@ -65,16 +65,20 @@ from syncd.mapping import identity
 from syncd.mapping.accepted import storable
 from syncd.mapping.carried import NOTHING, Uncarried
 from syncd.mapping.context import MappingContext
-from syncd.mapping.ical_alarms import read_reminder, write_alarms
-from syncd.mapping.ical_fields import OWNED as FIELD_PROPS
+from syncd.mapping.ical_alarms import occurrence_reminder, read_reminder, write_alarms
 from syncd.mapping.ical_fields import (
+    OCCURRENCE_OWNED,
+    occurrence_sensitivity,
+    occurrence_show_as,
     opaque,
     read_attachments,
     read_extra,
     read_sensitivity,
     read_show_as,
     write_fields,
+    write_occurrence_fields,
 )
+from syncd.mapping.ical_fields import OWNED as FIELD_PROPS
 from syncd.mapping.ical_people import (
     email_of,
     hidden_person,
@@ -103,6 +107,7 @@ from syncd.mapping.ical_props import (
     text,
     x_text,
 )
+from syncd.mapping.ical_range import carry_forward
 from syncd.mapping.ical_recurrence import canonical_rrule, series_span, write_schedule
 from syncd.mapping.ical_time import (
     TimeReader,
@@ -111,8 +116,10 @@ from syncd.mapping.ical_time import (
     add_duration,
     add_timezones,
     align,
+    before,
     in_zone,
     span,
+    written,
     zone_info,
 )
 from syncd.mapping.options import crm_value, priority_value
@@ -379,7 +386,7 @@ def _override_component(
             except OverflowError:
                 end = start  # past 9999-12-31 there is no end to write; DTSTART alone is one day (or an instant)
         if not (activity.all_day and end == start):
-            component.add("DTEND", in_zone(end, zone))
+            component.add("DTEND", written(end, zone))
     _write_texts(
         component,
         _inherit(override.subject, activity.subject),
@@ -387,15 +394,21 @@ def _override_component(
         _inherit(override.location, activity.location),
     )
     _write_status(component, _inherit(override.status, activity.status), activity.is_event, ctx)
-    for alarm in master.walk("VALARM"):
-        component.add_component(alarm)
     previous = base.get(_instant_key(rid))
+    if override.reminder_minutes is not None or override.reminder_off:
+        alarm_end = end if activity.is_event else None
+        subject = _inherit(override.subject, activity.subject) or ""
+        write_alarms(component, override.reminder_minutes, start, alarm_end, zone, subject, previous)
+    else:
+        for alarm in master.walk("VALARM"):
+            component.add_component(alarm)
     if previous is not None:
-        # What a client set on this one occurrence (TRANSP:TRANSPARENT, its own X- properties) wins
-        # over what the series says; syncd owns only its own properties.
+        # What a client set on this one occurrence (its own X- properties) wins over what the series
+        # says; syncd owns only its own properties, and the occurrence's CLASS and TRANSP are the CRM's.
         for name, value in previous.items():
-            if name not in _OWNED and not name.startswith("X-SYNCD-"):
+            if name not in _OWNED and name not in OCCURRENCE_OWNED and not name.startswith("X-SYNCD-"):
                 component[name] = value
+    write_occurrence_fields(component, override.sensitivity, override.show_as, activity.is_event)
     return component
 
 
@@ -586,17 +599,9 @@ def _read_times(
             end = add_duration(start, duration)
     elif is_event and not isinstance(start, datetime):
         end = start
-    if end is not None and start is not None and _before(end, start):
+    if end is not None and start is not None and before(end, start):
         raise ItemError(cursor.item, end_name, "ends before it starts")
     return start, end, zone
-
-
-def _before(a: Moment, b: Moment) -> bool:
-    if isinstance(a, datetime) and isinstance(b, datetime):
-        return a < b
-    if not isinstance(a, datetime) and not isinstance(b, datetime):
-        return a < b
-    return False
 
 
 def _read_status(component: Component, is_event: bool, ctx: MappingContext) -> str | None:
@@ -661,7 +666,8 @@ def _read_master(
                 done = datetime.combine(done, time(), tzinfo=zone_info(zone or reader.floating_zone))
             completed_at = _utc(done)
     with cursor.at("VALARM"):
-        reminder = read_reminder(component, start, end, zone)
+        # An absolute alarm on a day of no zone rings at an hour of the user's day, not of UTC's.
+        reminder = read_reminder(component, start, end, zone or reader.floating_zone)
     with cursor.at("RRULE"):
         recurrence, periods = _read_recurrence(component, start, end, zone, reader, cursor)
         if recurrence is not None and periods:
@@ -831,6 +837,8 @@ def _read_recurrence(
                 finish = _in_series(finish, start, zone)
                 if span(moment, finish, all_day) != length:
                     periods.append(Override(recurrence_id=moment, end=in_zone(finish, zone)))
+    if not rules and not rdates:
+        return None, []  # RDATE only at DTSTART: the one occurrence the item has anyway
     exdates: list[Moment] = []
     with cursor.at("EXDATE"):
         for value, _ in _dated_values(all_values(component, "EXDATE")):
@@ -900,21 +908,26 @@ def _with_overrides(
     zone = activity_zone(activity)
     series = series_span(activity)
     overrides = []
+    ranges: list[Moment] = []
     for component in components:
         rid_prop = component["RECURRENCE-ID"]
         rid_value, _ = reader.moment(rid_prop, "RECURRENCE-ID")
         rid = _in_series(rid_value, activity.start, zone)
         if str(rid_prop.params.get("RANGE", "")).upper() == "THISANDFUTURE":
-            log.warning(
-                "RANGE=THISANDFUTURE read as a change of one occurrence; later ones keep the series' values",
-                item=cursor.item,
-                recurrence_id=str(rid),
-            )
+            ranges.append(rid)
         start, end, _ = _read_times(component, activity.is_event, reader, cursor)
+        if isinstance(activity.start, datetime) and start is not None and not isinstance(start, datetime):
+            # Read on the series' clock it would silently become a timed occurrence.
+            raise ItemError(cursor.item, "DTSTART", "one occurrence of a timed series is made all-day, and the "
+                            "CRM keeps one value type per series: the item is left alone")
         start = _in_series(start, activity.start, zone) if start is not None else rid
         end = _in_series(end, activity.start, zone) if end is not None else None
         own_end = end is not None and span(start, end, activity.all_day) != series
         status = _read_status(component, activity.is_event, ctx)
+        occurrence_end = end if end is not None else _after(start, series)
+        reminder, reminder_off = occurrence_reminder(
+            component, start, occurrence_end, zone or reader.floating_zone, activity.reminder_minutes
+        )
         overrides.append(
             Override(
                 recurrence_id=rid,
@@ -924,13 +937,25 @@ def _with_overrides(
                 description=_differs(text(component, "DESCRIPTION") or "", activity.description or ""),
                 location=_differs(text(component, "LOCATION") or "", activity.location or ""),
                 status=None if status == activity.status else status,
+                reminder_minutes=reminder,
+                reminder_off=reminder_off,
+                sensitivity=occurrence_sensitivity(component, activity.sensitivity),
+                show_as=occurrence_show_as(component, activity.show_as) if activity.is_event else None,
             )
         )
+    overrides = carry_forward(activity, overrides, ranges, cursor.item)
     # An override component wins over what an RDATE period said of the same occurrence.
     taken = {_instant_key(o.recurrence_id) for o in overrides}
     overrides += [o for o in activity.recurrence.overrides if _instant_key(o.recurrence_id) not in taken]
     overrides.sort(key=lambda o: _instant_key(o.recurrence_id))
     return activity.replace(recurrence=dataclasses.replace(activity.recurrence, overrides=tuple(overrides)))
+
+
+def _after(start: Moment, length: timedelta) -> Moment | None:
+    try:
+        return add_duration(start, length)
+    except OverflowError:  # past 9999-12-31: no end (an alarm relative to it reads as unknown)
+        return None
 
 
 def _rid_key(component: Component, cursor: _Cursor) -> datetime:
@@ -955,11 +980,14 @@ def _occurrences_as_series(activity: Activity, components: list[Component], read
     rids = [_in_series(reader.moment(c["RECURRENCE-ID"], "RECURRENCE-ID")[0], own_start, zone) for c in components]
     first = min(rids, key=_instant_key)
     moved = _shift(own_start, first)
+    # The earliest one's own RDATEs are meetings too (Lotus Notes invites to "this and later" with them).
+    own = activity.recurrence or Recurrence(rrule="")
+    rdates = {r for r in (*rids, *own.rdates) if r != first}
     return activity.replace(
         start=first,
         end=None if activity.end is None else moved(activity.end),
         due=None if activity.due is None else moved(activity.due),
-        recurrence=Recurrence(rrule="", rdates=tuple(sorted({r for r in rids if r != first}, key=_instant_key))),
+        recurrence=Recurrence(rrule="", rdates=tuple(sorted(rdates, key=_instant_key)), overrides=own.overrides),
     )
 
 

@@ -14,6 +14,10 @@ Alarms that never fire at a time are no reminder and are always kept: ``ACTION:N
 alarms (``PROXIMITY``) and Apple's placeholder ``TRIGGER;VALUE=DATE-TIME:19760401T005545Z``, which Apple
 Calendar writes for "Alert: None" so that the calendar's default alert is not added. Read as a time, that
 placeholder would be a reminder decades before the event; dropped on write, Apple would add its default.
+
+An occurrence (a RECURRENCE-ID component) has its own alarms: read the same way against its own start,
+its reminder is the override's when it differs from the series' (none at all is ``reminder_off``);
+written, an occurrence without its own reminder gets the series' alarms.
 """
 
 from __future__ import annotations
@@ -71,6 +75,17 @@ def read_reminder(component: Any, start: Moment | None, end: Moment | None, zone
     minutes = [alarm_minutes(a, start, end, zone) for a in component.walk("VALARM")]
     known = [m for m in minutes if m is not None]
     return max(known) if known else None
+
+
+def occurrence_reminder(
+    component: Any, start: Moment | None, end: Moment | None, zone: Zone, series: int | None
+) -> tuple[int | None, bool]:
+    """An occurrence's own reminder as ``(minutes, off)``: ``(None, False)`` while it rings as the
+    series does, ``(None, True)`` when it rings nothing although the series has a reminder."""
+    own = read_reminder(component, start, end, zone)
+    if own == series:
+        return None, False
+    return own, own is None
 
 
 def write_alarms(

@@ -10,6 +10,8 @@
   inline (``VALUE=BINARY``) or a link the CRM's rules cannot keep (no scheme, a ``data:`` URI) is not
   carried: it stays on the calendar item as it was, and is not in the CRM.
 * extra: ``X-SYNCD-EXTRA``, one JSON object of scalars. Missing (or unreadable) means not carried.
+* an occurrence's own CLASS and TRANSP (``Override.sensitivity``/``show_as``): read as the
+  occurrence shows, ``None`` while that is the series'; written over the series' values.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ log = structlog.get_logger(__name__)
 
 #: Master properties these fields own: a previous version's values are replaced (ATTACH: see above).
 OWNED = frozenset({"CLASS", "TRANSP", X_CDO_BUSY, "ATTACH"})
+#: What an occurrence (a RECURRENCE-ID component) has of its own here: the CRM's, never kept from before.
+OCCURRENCE_OWNED = frozenset({"CLASS", "TRANSP", X_CDO_BUSY})
 
 _CLASS = {Sensitivity.NORMAL: "PUBLIC", Sensitivity.PRIVATE: "PRIVATE", Sensitivity.CONFIDENTIAL: "CONFIDENTIAL"}
 _SENSITIVITY = {v: k for k, v in _CLASS.items()}
@@ -63,6 +67,35 @@ def write_fields(component: Any, activity: Activity, base: Any | None) -> None:
     if activity.extra:
         payload = json.dumps(dict(activity.extra), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         component.add(X_EXTRA, vText(payload))
+
+
+def write_occurrence_fields(component: Any, sensitivity: Sensitivity | None, show_as: ShowAs | None,
+                            is_event: bool) -> None:
+    """An occurrence's own CLASS and TRANSP, over the series' values its component was given."""
+    if sensitivity is not None:
+        component.pop("CLASS", None)
+        component.add("CLASS", _CLASS[sensitivity])
+    if is_event and show_as is not None:
+        component.pop("TRANSP", None)
+        component.pop(X_CDO_BUSY, None)
+        component.add("TRANSP", "TRANSPARENT" if show_as is ShowAs.FREE else "OPAQUE")
+        component.add(X_CDO_BUSY, vText(_CDO[show_as]))
+
+
+def occurrence_sensitivity(component: Any, series: Sensitivity | None) -> Sensitivity | None:
+    """An occurrence's own sensitivity: ``None`` while it shows as the series does (no CLASS is public,
+    RFC 5545 3.8.1.3, so an occurrence without one of a private series is normal)."""
+    own = read_sensitivity(component) or Sensitivity.NORMAL
+    return None if own == (series or Sensitivity.NORMAL) else own
+
+
+def occurrence_show_as(component: Any, series: ShowAs | None) -> ShowAs | None:
+    """An occurrence's own show-as: ``None`` while it shows as the series does. Without TRANSP an
+    occurrence is opaque (RFC 5545's default), so of a free series it is busy."""
+    shown, only_opaque = read_show_as(component)
+    if only_opaque:
+        return None if opaque(series) else ShowAs.BUSY
+    return None if shown == series else shown
 
 
 def read_sensitivity(component: Any) -> Sensitivity | None:

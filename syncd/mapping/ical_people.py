@@ -69,12 +69,19 @@ _OWNED_PARAMS = ("CN", "ROLE", "PARTSTAT", "RSVP", P_KIND)
 
 
 def email_of(address: Any) -> str | None:
-    """The e-mail of a cal-address (``mailto:`` in any case), or ``None`` for other URIs."""
+    """The e-mail of a cal-address (``mailto:`` in any case), or ``None`` for other URIs.
+
+    A bare e-mail (libical's rooms: ``ATTENDEE;CUTYPE=ROOM:conf_Big@example.com``) is that e-mail: it is
+    no URI (an e-mail has no colon before its ``@``), and there is nothing else it could name."""
     value = str(address).strip()
     if value[:7].casefold() == "mailto:":
         value = value[7:].strip()
         return value or None
-    return None
+    return value if _BARE_EMAIL.fullmatch(value) else None
+
+
+#: One ``@`` between non-empty parts without white space, colon or angle brackets: no URI, no "Name <a@b>".
+_BARE_EMAIL = re.compile(r"[^\s@:<>]+@[^\s@:<>]+")
 
 
 def _address(email: str, base: Any | None) -> vCalAddress:

@@ -18,7 +18,7 @@ from typing import Any
 from icalendar import vRecur
 
 from syncd.errors import ItemError
-from syncd.mapping.ical_time import Zone, activity_zone, align, in_zone, span, zone_info
+from syncd.mapping.ical_time import Zone, activity_zone, align, in_zone, span, written, zone_info
 from syncd.model import Activity
 
 
@@ -76,9 +76,9 @@ def write_schedule(component: Any, activity: Activity) -> None:
             activity.all_day and activity.end == activity.start
         ):
             # An all-day DTSTART alone means one day (RFC 5545 3.6.1): the domain's end == start.
-            component.add("DTEND", in_zone(activity.end, zone))
+            component.add("DTEND", written(activity.end, zone))
     elif activity.due is not None:
-        component.add("DUE", in_zone(activity.due, zone))
+        component.add("DUE", written(activity.due, zone))
     rec = activity.recurrence
     if rec is None:
         return

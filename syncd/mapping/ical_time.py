@@ -250,6 +250,34 @@ def in_zone(moment: Moment, zone: Zone) -> Moment:
     return moment.astimezone(zone_info(zone))
 
 
+def second_pass(moment: Moment) -> bool:
+    """Whether ``moment`` is the second pass of a repeated hour (a clock set back: ``fold=1`` where it
+    matters), which a wall-clock reading alone cannot tell from the first."""
+    if not isinstance(moment, datetime) or not moment.fold or moment.tzinfo is None:
+        return False
+    return moment.utcoffset() != moment.replace(fold=0).utcoffset()
+
+
+def written(moment: Moment, zone: Zone) -> Moment:
+    """``moment`` as a DTEND or DUE is written: as :func:`in_zone`, but the second pass of a repeated hour
+    in UTC, since a TZID wall time there names the first pass (RFC 5545 3.3.5) and would be an hour early."""
+    local = in_zone(moment, zone)
+    return local.astimezone(UTC) if isinstance(local, datetime) and second_pass(local) else local
+
+
+def before(a: Moment, b: Moment) -> bool:
+    """``a`` is earlier than ``b``: date-times as instants (Python compares two times of one zone on the
+    wall clock, which puts 02:15 of a clock's second pass after 02:45 of its first), dates as days; a date
+    and a date-time are not compared."""
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        if a.tzinfo is not None and b.tzinfo is not None:
+            return a.astimezone(UTC) < b.astimezone(UTC)
+        return a < b
+    if not isinstance(a, datetime) and not isinstance(b, datetime):
+        return a < b
+    return False
+
+
 def align(moment: Moment, like: Moment, zone: Zone) -> Moment:
     """``moment`` in the value type of ``like`` (EXDATE and RECURRENCE-ID follow DTSTART, RFC 5545)."""
     if isinstance(like, datetime):
@@ -282,6 +310,10 @@ def span(start: Moment, end: Moment | None, all_day: bool) -> timedelta:
     if all_day and end == start:
         return timedelta(days=1)
     if isinstance(start, datetime) and isinstance(end, datetime):
+        if second_pass(start) or second_pass(end):
+            # Wall-clock lengths cannot tell the passes of a repeated hour apart: 01:30 to 02:30 in the
+            # second pass lasts two hours, as the UTC end syncd writes for it also says (RFC 5545 3.3.5).
+            return end.astimezone(UTC) - start.astimezone(UTC)
         return end - start
     if not isinstance(start, datetime) and not isinstance(end, datetime):
         return end - start

@@ -37,7 +37,7 @@ from icalendar import vRecur
 
 from syncd.errors import ItemError
 from syncd.mapping.ical_recurrence import rrules_for, series_span
-from syncd.mapping.ical_time import activity_zone, add_duration, align, in_zone
+from syncd.mapping.ical_time import activity_zone, add_duration, align, before, in_zone, second_pass
 from syncd.model import Activity, Kind, Moment
 
 MAX_INSTANCES = 20_000
@@ -461,6 +461,8 @@ class _Series:
     first: datetime
     """DTSTART as dateutil walks from it (a date becomes naive midnight)."""
     duration: timedelta
+    exact: bool
+    """Occurrences last ``duration`` of elapsed time, not of the wall clock (see :meth:`_end`)."""
     dates: bool
     """DTSTART and DTEND are dates: occurrences are computed at midnight and given back as dates."""
     includes_start: bool
@@ -486,16 +488,21 @@ class _Series:
         recurs = rrules_for(skeleton, zone_name) if rec is not None else []
         exdates = [align(d, anchor, zone_name) for d in rec.exdates] if rec else []
         first_value, last_value = _comparable(start, end)
-        if first_value > last_value:
+        if before(last_value, first_value):
             first_value, last_value = last_value, first_value
         zone = next((v.tzinfo for v in (start, end, *exdates) if isinstance(v, datetime) and v.tzinfo), None)
         first = _as_datetime(first_value, zone)
+        last = _as_datetime(last_value, zone)
+        # A start or end in the second pass of a repeated hour is written in UTC (see ical_time.written),
+        # and a DTEND in another zone than DTSTART makes the length exact (RFC 5545 3.8.5.3).
+        exact = second_pass(first) or second_pass(last)
         series = cls(
             item=activity.id,
             rules=tuple((recur.to_ical().decode("ascii"), recur) for recur in recurs),
             zone=zone,
             first=first,
-            duration=_as_datetime(last_value, zone) - first,
+            duration=last.astimezone(UTC) - first.astimezone(UTC) if exact else last - first,
+            exact=exact,
             dates=not isinstance(first_value, datetime) and not isinstance(last_value, datetime),
             includes_start=True,
         )
@@ -516,7 +523,7 @@ class _Series:
             o_start = in_zone(moved, zone_name)
             o_end = in_zone(override.end or add_duration(moved, span), zone_name)
             o_start, o_end = _comparable(o_start, o_end)
-            if o_start > o_end:
+            if before(o_end, o_start):
                 o_start, o_end = o_end, o_start
             entry = _Override(_ids(rid), o_start, o_end, order)
             for i in entry.ids:
@@ -561,7 +568,7 @@ class _Series:
                         yield (replaced.start, replaced.end), (0, index)
                     continue
                 begin = self._original(start)
-                finish = self._original(start + self.duration)
+                finish = self._original(self._end(start))
                 if window.holds(begin, finish):
                     yield (begin, finish), (0, index)
         except BudgetSpent as exc:
@@ -577,6 +584,13 @@ class _Series:
         for override in self.overrides:
             if not self.exdate_ids.intersection(override.ids):
                 yield override
+
+    def _end(self, start: datetime) -> datetime:
+        if not self.exact:
+            return start + self.duration  # on the wall clock, as recurring-ical-events does
+        if start.tzinfo is None:
+            return start + self.duration
+        return (start.astimezone(UTC) + self.duration).astimezone(start.tzinfo)
 
     def _original(self, value: datetime) -> _Time:
         return value.date() if self.dates else value

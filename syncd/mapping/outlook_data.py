@@ -119,6 +119,10 @@ def blob(activity: Activity, attendees_sent: bool) -> dict[str, Any]:
         "occurrence_status": {
             moment_to_json(o.recurrence_id): o.status for o in activity.recurrence.overrides if o.status is not None
         } if activity.recurrence else {},
+        # An occurrence's own show-as beside its status: together they give the free/busy Outlook shows.
+        "occurrence_show_as": {
+            moment_to_json(o.recurrence_id): str(o.show_as) for o in activity.recurrence.overrides if o.show_as
+        } if activity.recurrence else {},
         "regarding": [{"kind": str(r.kind), "id": r.id, "name": r.name} for r in activity.regarding],
         "participants": [
             _participant_json(p, full=not (attendees_sent and activity.is_event and is_attendee(p)))

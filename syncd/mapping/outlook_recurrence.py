@@ -64,7 +64,7 @@ from syncd.mapping.occurrences import (
     dtstart_is_instance,
     rule_instances,
 )
-from syncd.model import Activity, Moment, Override
+from syncd.model import Activity, Moment, Override, Sensitivity, ShowAs
 from syncd.model import Recurrence as DomainRecurrence
 
 log = structlog.get_logger(__name__)
@@ -430,6 +430,12 @@ class OccurrenceChange:
     location: str | None = None
     status: str | None = None
     """The CRM status of the occurrence (a cancelled one is shown free, see the mapping's status table)."""
+    reminder_minutes: int | None = None
+    """The occurrence's reminder, its own or the series' (``None``: it rings none); always written."""
+    sensitivity: Sensitivity | None = None
+    """Its own or the series' (``None``: normal); always written."""
+    show_as: ShowAs | None = None
+    """Its own or the series' free/busy; ``None``: its status decides."""
 
 
 def occurrence_changes(
@@ -471,12 +477,16 @@ def occurrence_changes(
                 f"{service}.override.not_an_occurrence", item=activity.id, recurrence_id=str(override.recurrence_id)
             )
             continue
-        changes.append(_override_change(override, index))
+        changes.append(_override_change(override, index, activity))
     return changes
 
 
-def _override_change(override: Override, index: int) -> OccurrenceChange:
+def _override_change(override: Override, index: int, series: Activity) -> OccurrenceChange:
+    reminder = None if override.reminder_off else override.reminder_minutes
     return OccurrenceChange(
+        reminder_minutes=series.reminder_minutes if reminder is None and not override.reminder_off else reminder,
+        sensitivity=override.sensitivity or series.sensitivity,
+        show_as=override.show_as or series.show_as,
         original_start=override.recurrence_id,
         index=index,
         start=override.start,

@@ -50,7 +50,7 @@ class Daemon:
     def __init__(self, config: Config, config_path: str | None) -> None:
         self.config_path = config_path
         self.worker = worker_id()
-        self.app = App(config, worker=self.worker)
+        self.app = App(config, worker=self.worker, keep_connectors=True)
         self.metrics = Metrics()
         self.leases = Leases(self.app.engine, self.worker, config.daemon.lease_ttl)
         self.scheduler = Scheduler(self.app, self.leases, self.metrics)

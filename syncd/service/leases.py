@@ -30,20 +30,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Table,
     and_,
     delete,
+    func,
     or_,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
+from syncd.engine.sides import BindingState
+from syncd.engine.sqlstate import SqlSyncState
+from syncd.errors import SyncdError
 from syncd.logging import get_logger
 from syncd.store.sync_models import SyncBindingRow, SyncWorkerRow
 
@@ -175,7 +182,7 @@ class Leases:
         """An INSERT that knows ON CONFLICT (both dialects have it; SQLAlchemy's generic one does not)."""
         return postgresql.insert(table) if self._pg else sqlite.insert(table)
 
-    def _free_or_mine(self, now: datetime):
+    def _free_or_mine(self, now: Any) -> ColumnElement[bool]:
         return or_(
             _bindings.c.lease_owner.is_(None),
             _bindings.c.lease_owner == self.worker,
@@ -239,29 +246,33 @@ class Leases:
             )
             return set(conn.execute(select(_bindings.c.name).where(_bindings.c.lease_owner == self.worker)).scalars())
 
-    def claim(self, name: str) -> bool:
+    def claim(self, name: str, conn: Connection | None = None) -> bool:
         """Take or extend the lease of one binding; False if another worker holds it (one that is
-        gone from this host holds nothing)."""
-        with self.engine.begin() as conn:
-            now = self.now(conn)
-            done = conn.execute(
-                update(_bindings)
-                .where(and_(_bindings.c.name == name, self._free_or_mine(now)))
-                .values(lease_owner=self.worker, lease_expires=now + self.ttl)
-            )
-            if done.rowcount == 1:
-                return True
-            holder = conn.execute(select(_bindings.c.lease_owner).where(_bindings.c.name == name)).scalar()
-            if holder is None or not holder_gone(holder):
-                return False
-            # Conditional on the dead holder still being named: of two workers taking over at
-            # once, only one wins (the database serialises the two updates of the row).
-            done = conn.execute(
-                update(_bindings)
-                .where(_bindings.c.name == name, _bindings.c.lease_owner == holder)
-                .values(lease_owner=self.worker, lease_expires=now + self.ttl)
-            )
-        if done.rowcount != 1:
+        gone from this host holds nothing). In ``conn``'s transaction if given (the caller commits:
+        a pass claims in the transaction that records its start), else in one of its own."""
+        if conn is None:
+            with self.engine.begin() as own:
+                return self.claim(name, own)
+        # PostgreSQL's clock inside the statement: no round trip to read it first.
+        now: Any = func.clock_timestamp() if self._pg else datetime.now(UTC)
+        done = conn.execute(
+            update(_bindings)
+            .where(and_(_bindings.c.name == name, self._free_or_mine(now)))
+            .values(lease_owner=self.worker, lease_expires=now + self.ttl)
+        ).rowcount
+        if done == 1:
+            return True
+        holder = conn.execute(select(_bindings.c.lease_owner).where(_bindings.c.name == name)).scalar()
+        if holder is None or not holder_gone(holder):
+            return False
+        # Conditional on the dead holder still being named: of two workers taking over at
+        # once, only one wins (the database serialises the two updates of the row).
+        done = conn.execute(
+            update(_bindings)
+            .where(_bindings.c.name == name, _bindings.c.lease_owner == holder)
+            .values(lease_owner=self.worker, lease_expires=now + self.ttl)
+        ).rowcount
+        if done != 1:
             return False
         log.info("lease taken over from a worker that is gone", binding=name, holder=holder)
         return True
@@ -312,6 +323,45 @@ class Leases:
                 .values(lease_owner=None, lease_expires=None)
             )
 
+
+
+class LeaseTaken(SyncdError):
+    """Another worker holds the binding: the pass did not start."""
+
+
+class LeasedState(SqlSyncState):
+    """A daemon pass's bookkeeping under this worker's lease. The claim that confirms the lease
+    commits with the record of the pass's start (one transaction, not two), and what the scheduler
+    paces the binding by is taken from the row the pass's end wrote (no query of its own)."""
+
+    def __init__(self, session: Session, leases: Leases) -> None:
+        super().__init__(session)
+        self._leases = leases
+        self._row: SyncBindingRow | None = None
+        self.info: BindingInfo | None = None
+        """The binding as the pass left it; set when the pass's end is recorded."""
+
+    def pass_started(self, binding: str, worker: str) -> int:
+        try:
+            claimed = self._leases.claim(binding, self.session.connection())
+        except BaseException:
+            self.session.rollback()
+            raise
+        if not claimed:
+            self.session.rollback()
+            raise LeaseTaken(f"binding {binding!r} is held by another worker")
+        return super().pass_started(binding, worker)
+
+    def binding_state(self, binding: str) -> BindingState:
+        # Held for the whole pass: the session keeps rows only as long as someone refers to them, and
+        # saving the state and recording the pass's end would each read the row again.
+        self._row = self.session.get(SyncBindingRow, binding)
+        return super().binding_state(binding)
+
+    def pass_finished(self, pass_id: int, result: str, counts: dict[str, int], error: str | None) -> None:
+        super().pass_finished(pass_id, result, counts, error)
+        if (row := self._row) is not None:
+            self.info = BindingInfo(row.name, row.last_pass_at, row.last_success_at, row.failures or 0)
 
 
 @contextmanager

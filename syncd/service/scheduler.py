@@ -21,11 +21,12 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from syncd.app import App
 from syncd.config import Binding, Config
 from syncd.logging import get_logger
-from syncd.service.leases import Leases, fair_share
+from syncd.service.leases import LeasedState, Leases, LeaseTaken, fair_share
 from syncd.service.metrics import Metrics
 from syncd.service.schedule import delay_after, first_run, interval_of
 
@@ -112,6 +113,8 @@ class Scheduler:
             clean = self._idle.wait_for(lambda: not self._running, timeout)
             running = set(self._running)
         self._aps.shutdown(wait=False)
+        if self.app.kept is not None:
+            self.app.kept.close()
         try:
             if clean:
                 self.leases.leave()
@@ -224,6 +227,8 @@ class Scheduler:
     def _remove_job(self, name: str) -> None:
         with suppress(JobLookupError):
             self._aps.remove_job(_PASS_JOB + name)
+        if self.app.kept is not None:
+            self.app.kept.discard(name)
         self._delays.pop(name, None)
         self.metrics.held(name, False)
         log.info("binding released", binding=name)
@@ -265,21 +270,33 @@ class Scheduler:
             finally:
                 with self._lock:
                     self._running.discard(name)
+                    # Released or removed from the config while this pass ran: its connector
+                    # came back after the job was removed, and is not wanted.
+                    unwanted = name not in self._held or name not in self._wanted()
                     self._idle.notify_all()
+                if unwanted and self.app.kept is not None:
+                    self.app.kept.discard(name)
 
     def _run(self, binding: Binding) -> None:
         name = binding.name
-        # The heartbeat renews the lease while the pass runs; this check makes sure the pass
-        # starts only under a lease the database confirms.
-        if not self.leases.claim(name):
+        # The heartbeat renews the lease while the pass runs; the pass starts only under a lease the
+        # database confirms, claimed in the transaction that records its start.
+        states: list[LeasedState] = []
+
+        def leased(session: Session) -> LeasedState:
+            states.append(LeasedState(session, self.leases))
+            return states[-1]
+
+        try:
+            report = self.app.run_pass(binding, bookkeeping=leased)
+        except LeaseTaken:
             log.warning("lease taken by another worker; pass skipped")
             with self._lock:
                 self._held.discard(name)
             self._remove_job(name)
             return
-        report = self.app.run_pass(binding)
         self.metrics.observe(report)
-        info = self.leases.info(name)
+        info = states[-1].info if states and states[-1].info else self.leases.info(name)
         self._failures[name] = info.failures
         self.metrics.binding_state(name, info.failures, info.last_success_at)
         self._pace(binding, info.failures)

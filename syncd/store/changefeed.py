@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, exists, false, func, literal, or_, select
+from sqlalchemy import ColumnElement, delete, func, literal, select, union
 from sqlalchemy.orm import Session
 
 from syncd.errors import SyncdError
 from syncd.store.db import rows_changed
-from syncd.store.models import ActivityChangeRow, ActivityRow, ParticipantRow, UserRow
+from syncd.store.models import ActivityChangeRow, ActivityChangeUserRow, UserRow
 from syncd.store.sync_models import SyncLinkRow
 
 
@@ -76,29 +76,33 @@ def changes_since(
     )
 
 
-def concerning(session: Session, email: str, binding: str) -> ColumnElement[bool]:
-    """For :func:`changes_since`: the entries of activities ``email`` owns or takes part in as a CRM
-    user, or that ``binding`` has a link for (so a deletion, or an activity the user left, reaches it).
+def concerning(email: str, binding: str, after: int) -> ColumnElement[bool]:
+    """For :func:`changes_since` from ``after``: the entries of activities ``email`` owns or takes part
+    in as a CRM user, or that ``binding`` has a link for (so a deletion, or an activity the user
+    left, reaches it).
 
-    Each entry after the cursor is checked by primary-key probes in the database, so a binding never
-    reads other users' changes; the log itself is still scanned from the cursor (an index by user
-    would need the log to name the users an entry concerns).
+    Both are index range scans that start at the cursor: the user's entries in
+    ``activity_change_users`` (kept by a trigger, migration 0006) and the entries of each linked
+    activity. A binding never reads, nor skips over, other users' changes.
     """
-    # The same rules as the first pass's scope (repository.activity_rows_for_user): e-mails compared
-    # lowered by the database on both sides.
-    user_id = session.scalar(select(UserRow.id).where(func.lower(UserRow.email) == func.lower(literal(email))))
-    entry = ActivityChangeRow.activity_id
-    owned = (
-        exists().where(ActivityRow.id == entry, ActivityRow.owner_id == user_id) if user_id is not None else false()
+    user_id = (
+        select(UserRow.id).where(func.lower(UserRow.email) == func.lower(literal(email))).scalar_subquery()
     )
-    as_user = ParticipantRow.user_id == user_id if user_id is not None else false()
-    takes_part = exists().where(
-        ParticipantRow.activity_id == entry,
-        ParticipantRow.kind == "user",
-        or_(as_user, func.lower(ParticipantRow.email) == func.lower(literal(email))),
+    users = select(ActivityChangeUserRow.seq).where(
+        ActivityChangeUserRow.user_id == user_id, ActivityChangeUserRow.seq > after
     )
-    linked = exists().where(SyncLinkRow.binding == binding, SyncLinkRow.activity_id == entry)
-    return or_(linked, owned, takes_part)
+    linked = (
+        select(ActivityChangeRow.seq)
+        .join(SyncLinkRow, SyncLinkRow.activity_id == ActivityChangeRow.activity_id)
+        .where(SyncLinkRow.binding == binding, ActivityChangeRow.seq > after)
+    )
+    return ActivityChangeRow.seq.in_(union(users, linked))
+
+
+def changes_concerning(session: Session, cursor: int, email: str, binding: str) -> ChangeBatch:
+    """:func:`changes_since` ``cursor``, of the entries that concern ``email`` and ``binding``
+    (:func:`concerning`)."""
+    return changes_since(session, cursor, among=concerning(email, binding, cursor))
 
 
 def prune(session: Session, read_up_to: int, before: datetime) -> int:
@@ -117,5 +121,9 @@ def prune(session: Session, read_up_to: int, before: datetime) -> int:
             ActivityChangeRow.changed_at < before,
         ),
     )
+    # The user index of the entries gone: those below the oldest entry kept (one that outlives its
+    # entry for a while is never read, since readers join the log; the next pruning takes it).
+    oldest = select(func.min(ActivityChangeRow.seq)).scalar_subquery()
+    session.execute(delete(ActivityChangeUserRow).where(ActivityChangeUserRow.seq < oldest))
     session.commit()
     return removed

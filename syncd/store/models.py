@@ -201,6 +201,8 @@ class ActivityChangeRow(Base):
     __tablename__ = "activity_changes"
     __table_args__ = (
         CheckConstraint("op IN ('upsert', 'delete')", name="ck_activity_changes_op"),
+        # A binding finds the entries of the activities it has links for (changefeed.concerning).
+        Index("ix_activity_changes_activity", "activity_id", "seq"),
         # AUTOINCREMENT: SQLite never hands out a seq again, even after the newest rows are gone.
         {"sqlite_autoincrement": True},
     )
@@ -209,3 +211,13 @@ class ActivityChangeRow(Base):
     activity_id: Mapped[str] = mapped_column(String(255))
     op: Mapped[str] = mapped_column(String(8))
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ActivityChangeUserRow(Base):
+    """A change-log entry by a CRM user it concerns (owner or participant), written by a trigger on
+    ``activity_changes`` (migration 0006): a binding reads its owner's entries by this index."""
+
+    __tablename__ = "activity_change_users"
+
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, func, literal, or_, select
+from sqlalchemy import Select, and_, func, insert, literal, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from syncd.activity_json import (
@@ -561,10 +561,17 @@ def _fill_participants(row: ActivityRow, participants: Sequence[Participant], pe
         prow.name = p.name
         prow.role = str(p.role)
         prow.response = str(p.response)
-        prow.user = people.ensure_user(p.email, p.name) if p.kind is ParticipantKind.USER and p.email else None
-        prow.contact = people.ensure_contact(p.email, p.name) if p.kind is ParticipantKind.CONTACT and p.email else None
-        prow.account = people.account(p.email) if p.kind is ParticipantKind.ACCOUNT else None
+        prow.user, prow.contact, prow.account = _linked_rows(p, people)
     del rows[len(participants) :]
+
+
+def _linked_rows(p: Participant, people: People) -> tuple[UserRow | None, ContactRow | None, AccountRow | None]:
+    """The user, contact or account record a participant links to (made if the rules allow)."""
+    return (
+        people.ensure_user(p.email, p.name) if p.kind is ParticipantKind.USER and p.email else None,
+        people.ensure_contact(p.email, p.name) if p.kind is ParticipantKind.CONTACT and p.email else None,
+        people.account(p.email) if p.kind is ParticipantKind.ACCOUNT else None,
+    )
 
 
 def _fill_regarding(row: ActivityRow, regarding: Sequence[Regarding]) -> None:
@@ -581,7 +588,7 @@ def _fill_regarding(row: ActivityRow, regarding: Sequence[Regarding]) -> None:
     del rows[len(regarding) :]
 
 
-def _fill(row: ActivityRow, a: Activity, owner: UserRow, people: People) -> None:
+def _fill(row: ActivityRow, a: Activity, owner: UserRow, people: People, children: bool = True) -> None:
     row.kind = str(a.kind)
     row.subject = a.subject
     row.description = a.description
@@ -618,8 +625,9 @@ def _fill(row: ActivityRow, a: Activity, owner: UserRow, people: People) -> None
     row.extra = dict(a.extra) or None
     row.organizer = organizer_to_json(a.organizer) if a.organizer else None
     row.timezone_definition = a.timezone_definition
-    _fill_participants(row, a.participants, people)
-    _fill_regarding(row, a.regarding)
+    if children:
+        _fill_participants(row, a.participants, people)
+        _fill_regarding(row, a.regarding)
 
 
 def write_activity(session: Session, activity: Activity, row: ActivityRow | None, people: People) -> Saved:
@@ -628,22 +636,60 @@ def write_activity(session: Session, activity: Activity, row: ActivityRow | None
     ``updated_at`` follows the store: a new or changed activity gets ``activity.updated_at`` if the
     caller set a new one (an import keeping its source's times), else now.
     """
-    owner = people.user(activity.owner)
-    if owner is None:
-        raise ValidationError(f'activity "{activity.id}": field "owner": no CRM user with e-mail "{activity.owner}"')
     if row is None:
-        row = ActivityRow(id=activity.id, created_at=activity.created_at or _now())
-        _fill(row, activity, owner, people)
-        row.updated_at = activity.updated_at or row.created_at
-        session.add(row)
+        _new_row(session, activity, people, children=True)
         return Saved.CREATED
     if _content(to_activity(row)) == _content(activity):
         return Saved.UNCHANGED
     previous = row.updated_at
-    _fill(row, activity, owner, people)
+    _fill(row, activity, _owner(activity, people), people)
     given = activity.updated_at
     row.updated_at = given if given is not None and given != previous else _now()
     return Saved.UPDATED
+
+
+def _owner(activity: Activity, people: People) -> UserRow:
+    owner = people.user(activity.owner)
+    if owner is None:
+        raise ValidationError(f'activity "{activity.id}": field "owner": no CRM user with e-mail "{activity.owner}"')
+    return owner
+
+
+def _new_row(session: Session, activity: Activity, people: People, children: bool) -> ActivityRow:
+    owner = _owner(activity, people)
+    row = ActivityRow(id=activity.id, created_at=activity.created_at or _now())
+    _fill(row, activity, owner, people, children)
+    row.updated_at = activity.updated_at or row.created_at
+    session.add(row)
+    return row
+
+
+def _insert_children(session: Session, created: Sequence[tuple[ActivityRow, Activity]], people: People) -> None:
+    """The participants and regarding links of new activities, after the flush that gave the people
+    they name their ids, as bulk INSERTs (an executemany per table). Through the unit of work, SQLite
+    inserted participant rows one statement each, to read back each new id, which nothing here needs."""
+    participants = [
+        {
+            "activity_id": a.id, "position": position, "kind": str(p.kind), "email": p.email, "name": p.name,
+            "role": str(p.role), "response": str(p.response),
+            **{f"{which}_id": (linked.id if linked is not None else None)
+               for which, linked in zip(("user", "contact", "account"), _linked_rows(p, people), strict=True)},
+        }
+        for _, a in created
+        for position, p in enumerate(a.participants)
+    ]
+    regarding = [
+        {"activity_id": a.id, "position": position, "kind": str(g.kind), "ref_id": g.id, "name": g.name}
+        for _, a in created
+        for position, g in enumerate(a.regarding)
+    ]
+    if participants:
+        session.execute(insert(ParticipantRow), participants)
+    if regarding:
+        session.execute(insert(RegardingRow), regarding)
+    for row, _ in created:
+        # The ORM never saw these children: what it holds of them must be read again if asked for.
+        session.expire(row, ["participants", "regarding"])
 
 
 def save_activity(session: Session, activity: Activity) -> Saved:
@@ -653,26 +699,61 @@ def save_activity(session: Session, activity: Activity) -> Saved:
     participants name by e-mail are created when missing.
     """
     check_activity(activity)
+    return save_activities(session, [activity])[0]
+
+
+def save_activities(session: Session, activities: Sequence[Activity]) -> list[Saved]:
+    """:func:`save_activity` for a batch whose activities passed :func:`check_activity` and have
+    distinct ids: the people and the existing rows of the whole batch are read in a few queries, and
+    one flush writes it (the ORM sends rows of a table together, as one statement per table).
+
+    Any failure leaves the session half-written: the caller rolls the transaction back."""
     people = People(session)
-    people.load([activity])
-    outcome = write_activity(session, activity, load_rows(session, [activity.id]).get(activity.id), people)
+    people.load(activities)
+    rows = load_rows(session, [a.id for a in activities])
+    outcomes: list[Saved] = []
+    created: list[tuple[ActivityRow, Activity]] = []
+    for a in activities:
+        row = rows.get(a.id)
+        if row is None:
+            created.append((_new_row(session, a, people, children=False), a))
+            for p in a.participants:
+                _linked_rows(p, people)  # people it names that are new are made now, to have ids after the flush
+            outcomes.append(Saved.CREATED)
+        else:
+            outcomes.append(write_activity(session, a, row, people))
     session.flush()
-    return outcome
+    _insert_children(session, created, people)
+    return outcomes
 
 
 def delete_activity(
     session: Session, id: str, *, completed_statuses: Collection[str] = DEFAULT_COMPLETED_STATUSES
 ) -> bool:
     """Delete an activity; ``False`` if there was none. A completed one is refused (RuleViolation)."""
-    row = session.get(ActivityRow, id)
-    if row is None:
-        return False
-    if is_completed(row.completed_at, row.status, completed_statuses):
-        why = f"completed at {row.completed_at.isoformat()}" if row.completed_at else f'status "{row.status}"'
-        raise RuleViolation(
-            f'activity "{id}" is completed ({why}); a completed activity stays in the CRM as a record '
-            "and cannot be deleted"
-        )
-    session.delete(row)  # participants and regarding links go by ON DELETE CASCADE
+    return bool(delete_activities(session, [id], completed_statuses=completed_statuses))
+
+
+def delete_activities(
+    session: Session, ids: Iterable[str], *, completed_statuses: Collection[str] = DEFAULT_COMPLETED_STATUSES
+) -> set[str]:
+    """Delete the activities among ``ids`` that exist, in one flush; returns the ids deleted. A completed
+    one is refused (RuleViolation) before anything is deleted."""
+    found = list(_rows_by_id(session, ids))
+    for row in found:
+        if is_completed(row.completed_at, row.status, completed_statuses):
+            why = f"completed at {row.completed_at.isoformat()}" if row.completed_at else f'status "{row.status}"'
+            raise RuleViolation(
+                f'activity "{row.id}" is completed ({why}); a completed activity stays in the CRM as a '
+                "record and cannot be deleted"
+            )
+    for row in found:
+        session.delete(row)  # participants and regarding links go by ON DELETE CASCADE
     session.flush()
-    return True
+    return {row.id for row in found}
+
+
+def _rows_by_id(session: Session, ids: Iterable[str]) -> Iterator[ActivityRow]:
+    """The bare rows (no children) of the existing activities among ``ids``."""
+    for batch in _chunks(ids):
+        yield from session.scalars(select(ActivityRow).where(ActivityRow.id.in_(batch)))

@@ -267,6 +267,10 @@ def override_problems(o: Override, path: str, all_day: bool) -> list[Problem]:
     if not problems and o.start is not None and o.end is not None and _before(o.end, o.start):
         problems.append(Problem(_join(path, "end"), f'is before "{_join(path, "start")}"'))
     _texts(problems, path, subject=o.subject, description=o.description, location=o.location, status=o.status)
+    if o.reminder_minutes is not None and abs(o.reminder_minutes) > INT_MAX:
+        problems.append(Problem(_join(path, "reminder_minutes"), f"must be between -{INT_MAX} and {INT_MAX}"))
+    if o.reminder_off and o.reminder_minutes is not None:
+        problems.append(Problem(_join(path, "reminder_off"), 'contradicts "reminder_minutes" (choose one)'))
     return problems
 
 
@@ -405,7 +409,9 @@ def _schedule_problems(activity: Activity) -> list[Problem]:
 
 def _before(a: Moment, b: Moment) -> bool:
     if isinstance(a, datetime) and isinstance(b, datetime):
-        return a < b
+        # As instants: two times of one zone compare on the wall clock (PEP 495), which puts 02:15 in
+        # the second pass of a repeated hour after 02:45 in its first.
+        return a.astimezone(UTC) < b.astimezone(UTC)
     if not isinstance(a, datetime) and not isinstance(b, datetime):
         return a < b
     return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from radicale_server import Answer, Seen
 from world import AMS, BOB, OWNER, World, master, meeting, soon, uid
 
-from syncd.model import Kind, Participant, ParticipantKind, Recurrence, Response
+from syncd.model import Kind, Participant, ParticipantKind, Recurrence, Response, Sensitivity, ShowAs
 
 
 def test_initial_push_puts_every_activity_in_the_calendar(world: World) -> None:
@@ -519,3 +520,41 @@ def _without_deletions(seen: Seen, answer: Answer) -> Answer:
         if " 404 " in status:
             tree.remove(response)
     return Answer(answer.status, answer.headers, etree.tostring(tree, xml_declaration=True, encoding="utf-8"))
+
+
+def test_one_occurrences_privacy_and_free_busy_sync_both_ways(world: World) -> None:
+    """Made private and free on the phone, one occurrence is so in the CRM; the CRM then makes it
+    confidential, and the phone shows that (the rest of the series stays public and busy)."""
+    phone = world.bind()
+    first = soon(1, 9)
+    world.save(meeting("w2", "Weekly review", days=1, start=first, end=first + timedelta(hours=1),
+                       sensitivity=Sensitivity.NORMAL, show_as=ShowAs.BUSY,
+                       recurrence=Recurrence("FREQ=WEEKLY;COUNT=4")))
+    world.sync()
+    cal, etag = phone.get(uid("w2"))
+    one = master(cal).copy()
+    for name in ("RRULE", "CLASS", "TRANSP", "X-MICROSOFT-CDO-BUSYSTATUS"):
+        one.pop(name, None)
+    second = first + timedelta(weeks=1)
+    for name, value in (("RECURRENCE-ID", second), ("DTSTART", second), ("DTEND", second + timedelta(hours=1)),
+                        ("CLASS", "PRIVATE"), ("TRANSP", "TRANSPARENT")):
+        one.pop(name, None)
+        one.add(name, value)
+    cal.add_component(one)
+    assert phone.put(uid("w2"), cal, etag) == 204
+    assert world.sync().counts["crm_updated"] == 1
+    series = world.get("w2")
+    assert series is not None and series.recurrence is not None
+    [override] = series.recurrence.overrides
+    assert (override.sensitivity, override.show_as) == (Sensitivity.PRIVATE, ShowAs.FREE)
+    assert series.sensitivity is Sensitivity.NORMAL and series.show_as is ShowAs.BUSY
+
+    changed = dataclasses.replace(override, sensitivity=Sensitivity.CONFIDENTIAL)
+    world.save(series.replace(recurrence=dataclasses.replace(series.recurrence, overrides=(changed,))))
+    assert world.sync().counts["remote_updated"] == 1
+    cal, _ = phone.get(uid("w2"))
+    shown = {str(c["RECURRENCE-ID"].dt.astimezone(UTC)): (str(c["CLASS"]), str(c["TRANSP"]))
+             for c in cal.walk("VEVENT") if "RECURRENCE-ID" in c}
+    assert shown == {str((first + timedelta(weeks=1)).astimezone(UTC)): ("CONFIDENTIAL", "TRANSPARENT")}
+    assert (str(master(cal)["CLASS"]), str(master(cal)["TRANSP"])) == ("PUBLIC", "OPAQUE")
+    assert sum(world.sync().counts.values()) == 0

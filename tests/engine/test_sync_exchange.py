@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import logging
 import os
@@ -27,7 +28,7 @@ from ews_fixture import (
 from ews_server import EwsServer, RequestRecord
 from world import BOB, OWNER, World, meeting, soon
 
-from syncd.model import Kind, Participant, ParticipantKind, Recurrence
+from syncd.model import Kind, Participant, ParticipantKind, Recurrence, Sensitivity, ShowAs
 
 
 @dataclass
@@ -39,7 +40,7 @@ class ExchangeWorld(World):
     def bind(self, name: str = "anna", owner: str = OWNER, **settings: Any) -> Outlook:  # type: ignore[override]
         assert self.server is not None
         if self.server.store.mailbox(owner) is None:
-            self.server.add_mailbox(owner, PASSWORD, owner.split("@")[0].title())
+            self.server.add_mailbox(owner, PASSWORD, owner.split("@", maxsplit=1)[0].title())
         settings["remote"] = remote(self.server, owner, **settings.pop("remote", {}))
         self.bindings.append({"name": name, "owner": owner, **settings})
         return Outlook(self.server, owner)
@@ -406,3 +407,60 @@ def test_check_names_a_missing_delegate_grant(world: ExchangeWorld) -> None:
     world.server.grant_delegate(OWNER, BOB)
     code, output = _check(world)
     assert code == 0 and "anna: ok" in output
+
+
+def test_a_cancelled_occurrence_is_free_in_outlook_and_one_cancelled_there_is_cancelled_in_the_crm(
+    world: ExchangeWorld,
+) -> None:
+    from syncd.model import Override
+
+    outlook = world.bind()
+    first = soon(1, 9)
+    second, third = first + timedelta(weeks=1), first + timedelta(weeks=2)
+    world.save(meeting("x1", "Weekly", start=first, end=first + timedelta(hours=1), recurrence=Recurrence(
+        "FREQ=WEEKLY;COUNT=4", overrides=(Override(recurrence_id=second, status="cancelled"),))))
+    assert world.sync().counts["remote_created"] == 1
+    master = outlook.by_crm_id("x1")
+    [(original, fields)] = master.exceptions.items()
+    # Still on the calendar (Exchange has no cancelled state a CRM can set on one occurrence), but free.
+    assert original == second.astimezone(UTC) and fields["LegacyFreeBusyStatus"].text == "Free"
+    assert master.text("LegacyFreeBusyStatus") == "Busy"
+    assert idle(world)
+    [kept] = world.get("x1").recurrence.overrides
+    assert (kept.recurrence_id.astimezone(UTC), kept.status) == (second.astimezone(UTC), "cancelled")
+
+    # The organizer cancels the third occurrence: Exchange marks it cancelled.
+    world.server.modify_occurrence(master.id, third, IsCancelled="true", LegacyFreeBusyStatus="Free")
+    report = world.sync()
+    assert report.counts["crm_updated"] == 1, dict(report.counts)
+    statuses = {o.recurrence_id.astimezone(UTC): o.status for o in world.get("x1").recurrence.overrides}
+    assert statuses == {second.astimezone(UTC): "cancelled", third.astimezone(UTC): "cancelled"}
+    assert world.get("x1").status == "planned"
+    assert idle(world)
+
+
+def test_one_occurrences_privacy_and_free_busy_sync_both_ways(world: ExchangeWorld) -> None:
+    """Made private and free in Outlook, one occurrence is so in the CRM; the CRM then makes it confidential,
+    and Exchange's occurrence shows that (the series stays normal and busy)."""
+    outlook = world.bind()
+    first = soon(1, 9)
+    world.save(meeting("w3", "Weekly review", days=1, start=first, end=first + timedelta(hours=1),
+                       recurrence=Recurrence("FREQ=WEEKLY;COUNT=4")))
+    world.sync()
+    second = first + timedelta(weeks=1)
+    world.server.modify_occurrence(outlook.by_crm_id("w3").id, second, Sensitivity="Private",
+                                   LegacyFreeBusyStatus="Free")
+    assert world.sync().counts["crm_updated"] == 1
+    series = world.get("w3")
+    assert series is not None and series.recurrence is not None
+    [override] = series.recurrence.overrides
+    assert (override.sensitivity, override.show_as) == (Sensitivity.PRIVATE, ShowAs.FREE)
+
+    changed = dataclasses.replace(override, sensitivity=Sensitivity.CONFIDENTIAL)
+    world.save(series.replace(recurrence=dataclasses.replace(series.recurrence, overrides=(changed,))))
+    assert world.sync().counts["remote_updated"] == 1
+    master = outlook.by_crm_id("w3")
+    own = master.exceptions[second.astimezone(UTC)]
+    assert (own["Sensitivity"].text, own["LegacyFreeBusyStatus"].text) == ("Confidential", "Free")
+    assert (master.text("Sensitivity"), master.text("LegacyFreeBusyStatus")) == ("Normal", "Busy")
+    assert idle(world)

@@ -3,6 +3,7 @@ scenario by scenario: the scenarios of test_sync_exchange.py, through the engine
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from graph_server import GraphServer
 from world import BOB, OWNER, World, meeting, soon
 
 from syncd.mapping import graph_props as gp
-from syncd.model import Kind, Participant, ParticipantKind, Recurrence
+from syncd.model import Kind, Participant, ParticipantKind, Recurrence, Sensitivity, ShowAs
 
 
 def crm_id(item: dict[str, Any]) -> str | None:
@@ -410,3 +411,34 @@ def test_check_tells_an_admin_what_is_wrong(world: GraphWorld) -> None:
     assert "carl: FAILING" in output and "AADSTS7000215" in output and "client secret is wrong" in output
     assert "dora: FAILING: Microsoft Graph knows no mailbox nobody@example.com" in output
     assert SECRET not in output and "wrong-secret" not in output
+
+
+def test_one_occurrences_privacy_and_free_busy_sync_both_ways(world: GraphWorld) -> None:
+    """Made private and free in Outlook, one occurrence is so in the CRM; the CRM then makes it confidential,
+    and Outlook's occurrence shows that (the series stays normal and busy)."""
+    outlook = world.bind()
+    first = soon(1, 9)
+    world.save(meeting("w3", "Weekly review", start=first, end=first + timedelta(hours=1),
+                       recurrence=Recurrence("FREQ=WEEKLY;COUNT=4")))
+    world.sync()
+    second = first + timedelta(weeks=1)
+
+    def occurrence() -> dict[str, Any]:
+        found = outlook.occurrences(outlook.by_crm_id("w3"), first, second + timedelta(hours=2))
+        return next(o for o in found if gp.instant(o["originalStart"]) == second.astimezone(UTC))
+
+    outlook.edit(occurrence(), sensitivity="private", showAs="free")
+    report = world.sync()
+    assert report.counts["crm_updated"] == 1, (dict(report.counts), report.errors)
+    series = world.get("w3")
+    assert series is not None and series.recurrence is not None
+    [override] = series.recurrence.overrides
+    assert (override.sensitivity, override.show_as) == (Sensitivity.PRIVATE, ShowAs.FREE)
+
+    changed = dataclasses.replace(override, sensitivity=Sensitivity.CONFIDENTIAL)
+    world.save(series.replace(recurrence=dataclasses.replace(series.recurrence, overrides=(changed,))))
+    assert world.sync().counts["remote_updated"] == 1
+    assert (occurrence()["sensitivity"], occurrence()["showAs"]) == ("confidential", "free")
+    master = outlook.by_crm_id("w3")
+    assert (master["sensitivity"], master["showAs"]) == ("normal", "busy")
+    assert idle(world)

@@ -1,0 +1,65 @@
+"""A whole ``syncd sync`` process: it loads only what a CalDAV pass needs, and the merge bases it
+reads lazily from the store still settle an edit on both sides."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from world import World, master, meeting, uid
+
+#: Code a CalDAV-only ``syncd sync`` must not import: the other connectors and their libraries,
+#: the daemon's scheduler and metrics, and rich (structlog would load it for tracebacks syncd
+#: renders as scrubbed text).
+NOT_NEEDED = ("exchangelib", "msal", "requests_ntlm", "syncd.connectors.exchange", "syncd.connectors.graph",
+              "syncd.mapping.ews", "syncd.mapping.graph", "apscheduler", "prometheus_client", "rich", "pygments")
+
+# The command as the console script runs it, with the modules it loaded printed at exit.
+_DRIVER = (
+    "import atexit, json, sys\n"
+    f"watched = {NOT_NEEDED!r}\n"
+    "atexit.register(lambda: print('LOADED', json.dumps(sorted(\n"
+    "    m for m, module in sys.modules.items()\n"
+    "    if module is not None and any(m == w or m.startswith(w + '.') for w in watched)))))\n"
+    "from syncd.cli import main\n"
+    "main(prog_name='syncd')\n"
+)
+
+
+def test_a_caldav_sync_process_loads_no_other_connector_nor_rich(world: World) -> None:
+    phone = world.bind()
+    world.save(meeting("w1", "Kick-off"))
+    result = subprocess.run([sys.executable, "-c", _DRIVER, "--config", str(world.config_file()), "sync"],
+                            check=False, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert "anna: ok: to calendar 1 created" in result.stdout
+    assert str(master(phone.get(uid("w1"))[0])["SUMMARY"]) == "Kick-off"
+    loaded = json.loads(result.stdout.rsplit("LOADED ", 1)[1])
+    assert loaded == []
+
+
+def test_a_merge_base_that_no_longer_reads_costs_the_merge_not_the_pass(world: World) -> None:
+    """Bases are decoded when a merge asks for one, mid-plan: one that does not read (stored by an
+    older syncd) makes every difference a clash, settled by the policy, and fails nothing."""
+    phone = world.bind(conflict="merge")
+    world.save(meeting("k1", "Kick-off", location="Room A"), meeting("k2", "Review", days=4))
+    world.sync()
+    world.sql("UPDATE sync_links SET base = :base WHERE activity_id = 'k1'", base=json.dumps({"kind": "nonsense"}))
+    world.save(meeting("k1", "Kick-off (CRM)", location="Room A"))
+    phone.edit(uid("k1"), summary="Kick-off (phone)", location="Room B")
+    phone.edit(uid("k2"), location="Room C")
+
+    report = world.sync()
+    assert report.result == "ok", report.error
+    assert report.counts["errors"] == 0, report.errors
+    # Without a base the phone's location is a clash too, and merge_winner (crm) takes both fields.
+    assert (world.get("k1").subject, world.get("k1").location) == ("Kick-off (CRM)", "Room A")
+    assert str(master(phone.get(uid("k1"))[0])["LOCATION"]) == "Room A"
+    # The other item's base reads: the phone's edit comes in as usual.
+    assert world.get("k2").location == "Room C"
+    # The write stored a base that reads: the next edit on both sides merges field by field.
+    world.save(meeting("k1", "Kick-off (CRM 2)", location="Room A"))
+    phone.edit(uid("k1"), summary="Kick-off (CRM)", location="Room D")
+    world.sync()
+    assert (world.get("k1").subject, world.get("k1").location) == ("Kick-off (CRM 2)", "Room D")
