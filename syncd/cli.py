@@ -172,9 +172,10 @@ def main(ctx: click.Context) -> None:
 def _without_rich() -> None:
     """Keeps rich out of the process. structlog imports it, when it is installed, to offer its
     tracebacks, which syncd never uses: a traceback becomes plain text before the secrets are
-    scrubbed from it (:mod:`syncd.logging`). It would cost every command a tenth of its start. None
-    in ``sys.modules`` is the import system's switch for "not installed", which structlog handles;
-    a process that imported rich already keeps it."""
+    scrubbed from it (:mod:`syncd.logging`). With pygments and attrs, which it brings, it was 80 of
+    the 950 modules a ``syncd sync`` imported, about 5 % of its CPU time. None in ``sys.modules`` is
+    the import system's switch for "not installed", which structlog handles; a process that
+    imported rich already keeps it."""
     sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
 
 

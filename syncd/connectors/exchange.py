@@ -54,6 +54,7 @@ from syncd.connectors.base import (
     read_isolated,
     remote_item,
 )
+from syncd.connectors.batched_reads import BatchedReads
 from syncd.connectors.exchange_session import (
     ExchangeSettings,
     close_account,
@@ -78,6 +79,8 @@ __all__ = ["ExchangeConnector"]
 STATE_VERSION = 1
 #: EWS's largest SyncFolderItems page.
 _PAGE = 512
+#: Items read per GetItem before updates: exchangelib's ids per request (EWSService.CHUNK_SIZE).
+_UPDATE_BATCH = 100
 _FOLDERS = ("calendar", "tasks")
 
 
@@ -119,6 +122,7 @@ class ExchangeConnector:
             folder.to_id()
         # GetItem's field set: every field of every item class (the ids may be calendar items or tasks).
         self._any_folder = Folder(root=root)
+        self._copies = BatchedReads(_UPDATE_BATCH, self._read_for_updates)
 
     def _folder_for(self, kind: Kind) -> Calendar | Tasks:
         return self._folders["tasks" if kind == Kind.TASK else "calendar"]
@@ -126,6 +130,7 @@ class ExchangeConnector:
     # --- reading -------------------------------------------------------------------------------
 
     def changes(self, state: str | None, known: Mapping[str, str | None]) -> RemoteChanges:
+        self._copies.expect(())  # a new pass: copies read for the last one's updates may be stale
         saved = _load_state(state)
         if saved.build and not self._version_configured:
             self._account.protocol.config.version = Version(build=saved.build)
@@ -296,8 +301,28 @@ class ExchangeConnector:
         assert len(done) == len(activities)
         return done
 
+    def prefetch(self, refs: Sequence[str]) -> None:
+        """Implements :class:`syncd.connectors.base.Prefetching`: the items these updates write over are
+        read with one GetItem per hundred as the updates reach them, not with a GetItem each."""
+        self._copies.expect(refs)
+
+    def _read_for_updates(self, refs: Sequence[str]) -> list[RemoteItem]:
+        """One GetItem for ``refs`` (and one for the series' exceptions among them). An item Exchange
+        answers with an error (gone, denied) is left out: its update reads it alone and meets that error."""
+        with translate(self._who):
+            results = list(self._account.fetch(ids=[(ref, None) for ref in refs], folder=self._any_folder))
+        items = [result for result in results if isinstance(result, (CalendarItem, Task))]
+        exceptions = self._exceptions(items)
+        return [self._parse(item, exceptions.get(item.id, [])) for item in items]
+
     def update(self, ref: str, etag: str | None, activity: Activity, raw: object = None) -> WriteResult:
+        """Writes over the item as Exchange holds it (other clients' fields survive): the feed's copy
+        (``raw``), else the batch's copy at the engine's ChangeKey, else the item read now. The write
+        carries the engine's ChangeKey: a change since is ErrorIrresolvableConflict."""
         fetched = raw if isinstance(raw, _Fetched) and raw.item.id == ref else None
+        if fetched is None:
+            copy = self._copies.take(ref, etag)
+            fetched = copy.raw if copy is not None and isinstance(copy.raw, _Fetched) else None
         if fetched is None:
             found, _ = self._read([(ref, None)])
             if not found or not isinstance(found[0].raw, _Fetched):

@@ -100,13 +100,14 @@ def occurrence_reminder_in(own: int | None, series: int | None) -> tuple[int | N
 
 
 def occurrence_fields_out(change: OccurrenceChange) -> dict[str, Any]:
-    """An occurrence's reminder, sensitivity and show-as as exchangelib fields (the show-as only when
-    one is set: else its status, or the series', decides)."""
-    fields: dict[str, Any] = {
-        "sensitivity": sensitivity_out(change.sensitivity),
-        "reminder_is_set": change.reminder_minutes is not None,
-        "reminder_minutes_before_start": change.reminder_minutes or 0,
-    }
+    """An occurrence's reminder, sensitivity and show-as as exchangelib fields, those the change sets."""
+    fields: dict[str, Any] = {}
+    if change.sensitivity is not None:
+        fields["sensitivity"] = sensitivity_out(change.sensitivity)
+    if change.reminder is not None:
+        (minutes,) = change.reminder
+        fields["reminder_is_set"] = minutes is not None
+        fields["reminder_minutes_before_start"] = minutes or 0
     if change.show_as is not None:
         fields["legacy_free_busy_status"] = FREE_BUSY[change.show_as]
     return fields

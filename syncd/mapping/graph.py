@@ -9,7 +9,9 @@ through EWS reads the same through Graph): appointment and call -> event (a call
 ``options.call_category``); status -> ``showAs`` (``isCancelled`` is read-only, read only); priority
 -> ``importance``; type, call and direction -> categories; reminder -> ``isReminderOn`` /
 ``reminderMinutesBeforeStart``; recurrence -> ``patternedRecurrence`` through
-:mod:`syncd.mapping.outlook_recurrence` (Graph has a yearly interval of its own).
+:mod:`syncd.mapping.outlook_recurrence` (Graph has a yearly interval of its own). An exception's own
+reminder, ``sensitivity`` and ``showAs`` are its override's (written by PATCH of that instance: see
+:func:`occurrence_patch`).
 
 Participants: Graph cannot save an event with attendees without mailing them, so unless the binding
 sends invitations no ``attendees`` are written and every participant travels in full in the blob
@@ -146,13 +148,15 @@ def event_to_graph(activity: Activity, ctx: MappingContext, *, invitations: bool
 
 
 def occurrence_patch(change: OccurrenceChange) -> dict[str, Any]:
-    """An occurrence's reminder, sensitivity and show-as for its PATCH (the show-as only when one is set)."""
-    fields: dict[str, Any] = {
-        "sensitivity": sensitivity_out(change.sensitivity).lower(),
-        "isReminderOn": change.reminder_minutes is not None,
-    }
-    if change.reminder_minutes is not None:
-        fields["reminderMinutesBeforeStart"] = change.reminder_minutes
+    """An occurrence's reminder, sensitivity and show-as for its PATCH, those the change sets."""
+    fields: dict[str, Any] = {}
+    if change.sensitivity is not None:
+        fields["sensitivity"] = sensitivity_out(change.sensitivity).lower()
+    if change.reminder is not None:
+        (minutes,) = change.reminder
+        fields["isReminderOn"] = minutes is not None
+        if minutes is not None:
+            fields["reminderMinutesBeforeStart"] = minutes
     if change.show_as is not None:
         fields["showAs"] = _SHOW_AS[FREE_BUSY[change.show_as]]
     return fields

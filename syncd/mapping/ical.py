@@ -23,7 +23,9 @@ same meeting seen twice is one activity. An item without any UID gets the same d
 Recurrence: RRULEs (the same rule twice is one; others are ``Recurrence.extra_rrules``), RDATE (a PERIOD
 of another length is also an override of that occurrence), EXDATE and overrides (components with
 RECURRENCE-ID) both ways. An override field equal to what the series gives reads back as ``None``
-(inherited). Several occurrences without their series (Google's invitation to some of them) are read as
+(inherited); an occurrence's own CLASS, TRANSP and alarms are its override's sensitivity, show-as and
+reminder (:mod:`.ical_fields`, :mod:`.ical_alarms`), written over what it would take from the series.
+Several occurrences without their series (Google's invitation to some of them) are read as
 one series from the earliest one's original start, with the others (and its own RDATEs) as RDATEs and
 each as an override: the same occurrences, written back with a master. Refused with
 :class:`~syncd.errors.ItemError` rather than read as a different schedule: EXRULE (removed by RFC 5545),

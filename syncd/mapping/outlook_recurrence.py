@@ -430,12 +430,11 @@ class OccurrenceChange:
     location: str | None = None
     status: str | None = None
     """The CRM status of the occurrence (a cancelled one is shown free, see the mapping's status table)."""
-    reminder_minutes: int | None = None
-    """The occurrence's reminder, its own or the series' (``None``: it rings none); always written."""
+    reminder: tuple[int | None] | None = None
+    """``(minutes,)``: the occurrence's reminder (``(None,)``: it rings none). Like ``sensitivity`` and
+    ``show_as``, set when the occurrence has its own, or to the series' to undo one it had."""
     sensitivity: Sensitivity | None = None
-    """Its own or the series' (``None``: normal); always written."""
     show_as: ShowAs | None = None
-    """Its own or the series' free/busy; ``None``: its status decides."""
 
 
 def occurrence_changes(
@@ -459,6 +458,7 @@ def occurrence_changes(
     starts = _pattern_starts(rec.rrule, activity.start, zone, rec.exdates, rec.overrides, activity.id)
     have_deleted = set(current.exdates) if current else set()
     have_modified = set(current.overrides) if current else set()
+    before = {_key(o.recurrence_id): o for o in current.overrides} if current else {}
     changes: list[OccurrenceChange] = []
     for exdate in rec.exdates:
         if exdate in have_deleted:
@@ -477,16 +477,30 @@ def occurrence_changes(
                 f"{service}.override.not_an_occurrence", item=activity.id, recurrence_id=str(override.recurrence_id)
             )
             continue
-        changes.append(_override_change(override, index, activity))
+        changes.append(_override_change(override, index, activity, before.get(_key(override.recurrence_id))))
     return changes
 
 
-def _override_change(override: Override, index: int, series: Activity) -> OccurrenceChange:
-    reminder = None if override.reminder_off else override.reminder_minutes
+def _override_change(override: Override, index: int, series: Activity, before: Override | None) -> OccurrenceChange:
+    """``before``: the occurrence as last read. Its own reminder, sensitivity and show-as are written
+    only when it has them (an occurrence that shows the series' keeps following the series), or to undo
+    the ones it had."""
+    reminder: tuple[int | None] | None = None
+    if override.reminder_off or override.reminder_minutes is not None:
+        reminder = (override.reminder_minutes,)
+    elif before is not None and (before.reminder_off or before.reminder_minutes is not None):
+        reminder = (series.reminder_minutes,)
+    sensitivity = override.sensitivity
+    if sensitivity is None and before is not None and before.sensitivity is not None:
+        sensitivity = series.sensitivity or Sensitivity.NORMAL
+    show_as, status = override.show_as, override.status
+    if show_as is None and status is None and before is not None and before.show_as is not None:
+        # Undone: the series' show-as, else the free/busy the series' status shows.
+        show_as, status = series.show_as, series.status if series.show_as is None else None
     return OccurrenceChange(
-        reminder_minutes=series.reminder_minutes if reminder is None and not override.reminder_off else reminder,
-        sensitivity=override.sensitivity or series.sensitivity,
-        show_as=override.show_as or series.show_as,
+        reminder=reminder,
+        sensitivity=sensitivity,
+        show_as=show_as,
         original_start=override.recurrence_id,
         index=index,
         start=override.start,
@@ -494,7 +508,7 @@ def _override_change(override: Override, index: int, series: Activity) -> Occurr
         subject=override.subject,
         description=override.description,
         location=override.location,
-        status=override.status,
+        status=status,
     )
 
 

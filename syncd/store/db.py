@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,8 +72,6 @@ def make_engine(url: str, connections: int | None = None, **kwargs: Any) -> Engi
         if connections is not None and not in_memory:
             kwargs = {"pool_size": connections, "max_overflow": connections, **kwargs}
         if parsed.get_backend_name() == "sqlite":
-            if not in_memory:
-                kwargs["connect_args"] = {"factory": _QueuedWriter, **kwargs.get("connect_args", {})}
             engine = create_engine(url, **kwargs)
             event.listen(engine, "connect", lambda conn, _record: _sqlite_pragmas(conn, wal=not in_memory))
         else:
@@ -132,80 +126,6 @@ def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     text_ = str(orig if orig is not None else exc).strip()
     return (text_.splitlines() or [type(exc).__name__])[0].strip()
-
-
-#: The statements before which Python's sqlite3 opens a write transaction.
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
-
-
-class _QueuedWriter(sqlite3.Connection):
-    """A SQLite connection whose write transactions queue on a lock shared by this process.
-
-    SQLite lets one connection write at a time. A writer that finds the file locked sleeps in
-    SQLite's busy handler, 1, 2, 5, ... up to 100 ms a time, however soon the lock is free again:
-    with a daemon's passes writing their bookkeeping at once, those sleeps were much of a cycle.
-    Writers of this process wait on the lock instead and start the moment the one before them ends.
-    Another process (``syncd sync``, the CRM itself) is still waited for by the busy timeout; so is
-    this lock after that long, as if it were not there.
-    """
-
-    _turn = threading.Lock()
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._writing = False
-
-    def cursor(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:  # type: ignore[override]
-        return super().cursor(_QueuedCursor)
-
-    @contextmanager
-    def turn_for(self, sql: str) -> Iterator[None]:
-        """Around one statement: a write waits for its turn, which lasts until its transaction ends."""
-        writes = sql.lstrip()[:7].upper().startswith(_WRITES)
-        if writes and not self._writing:
-            self._writing = _QueuedWriter._turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
-        try:
-            yield
-        finally:
-            if writes and not self.in_transaction:
-                self._end_turn()  # it failed before its transaction began, or committed by itself
-
-    def _end_turn(self) -> None:
-        if self._writing:
-            self._writing = False
-            _QueuedWriter._turn.release()
-
-    def commit(self) -> None:
-        try:
-            super().commit()
-        finally:
-            self._end_turn()
-
-    def rollback(self) -> None:
-        try:
-            super().rollback()
-        finally:
-            self._end_turn()
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._end_turn()
-
-
-class _QueuedCursor(sqlite3.Cursor):
-    connection: _QueuedWriter
-
-    def execute(self, sql: str, parameters: Any = (), /) -> _QueuedCursor:
-        with self.connection.turn_for(sql):
-            super().execute(sql, parameters)
-        return self
-
-    def executemany(self, sql: str, seq_of_parameters: Any, /) -> _QueuedCursor:
-        with self.connection.turn_for(sql):
-            super().executemany(sql, seq_of_parameters)
-        return self
 
 
 def _sqlite_pragmas(dbapi_connection: Any, *, wal: bool) -> None:

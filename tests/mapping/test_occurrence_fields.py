@@ -251,6 +251,20 @@ def test_exchange_user_edit_of_one_occurrence_reaches_the_crm() -> None:
         Override(SECOND, reminder_minutes=5, sensitivity=Sensitivity.PRIVATE, show_as=ShowAs.TENTATIVE),)
 
 
+def test_an_occurrence_that_loses_its_own_values_is_given_the_series_ones_back() -> None:
+    """Only what an occurrence has of its own is written to it (the rest keeps following the series), and
+    what it had is undone: the series' value written over it."""
+    had = series(*EXPECTED).recurrence
+    now = series(Override(SECOND, subject="Stand-up"), Override(THIRD), Override(FOURTH))
+    changes = {c.original_start: c for c in occurrence_changes(now, had, service="ews")}
+    assert (changes[SECOND].sensitivity, changes[SECOND].show_as, changes[SECOND].reminder) == (
+        Sensitivity.NORMAL, ShowAs.BUSY, (15,))
+    assert occurrence_fields_out(changes[THIRD]) == {"reminder_is_set": True, "reminder_minutes_before_start": 15}
+    assert occurrence_patch(changes[FOURTH]) == {"sensitivity": "normal", "showAs": "busy"}
+    untouched = occurrence_changes(now, None, service="graph")
+    assert [occurrence_patch(c) for c in untouched] == [{}, {}, {}]
+
+
 def test_exchange_and_graph_refuse_an_occurrence_reminder_after_its_start() -> None:
     late = series(Override(SECOND, reminder_minutes=-10))
     for write in (lambda: to_ews(late, CTX), lambda: event_to_graph(late, CTX, invitations=False)):
@@ -266,7 +280,7 @@ def test_graph_occurrence_fields_round_trip() -> None:
     patches = {at: occurrence_patch(change) for at, change in _changes(activity, "graph").items()}
     assert patches[SECOND] == {"sensitivity": "private", "isReminderOn": True, "reminderMinutesBeforeStart": 60,
                                "showAs": "free"}
-    assert patches[THIRD] == {"sensitivity": "normal", "isReminderOn": False, "showAs": "busy"}
+    assert patches[THIRD] == {"isReminderOn": False}  # the rest follows the series
     exceptions = []
     for at, patch in patches.items():
         row = {k: v for k, v in read.items() if k not in ("recurrence", "id", "type")}
