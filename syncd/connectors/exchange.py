@@ -9,6 +9,8 @@ again from scratch; deletions are then the known refs that are missing, so nothi
 
 Writes: CreateItem / UpdateItem / DeleteItem. Updates carry the ChangeKey with NeverOverwrite, so an
 Outlook edit in between is ErrorIrresolvableConflict -> :class:`~syncd.errors.PreconditionFailed`.
+An update writes over the item as read; the items the CRM changed and the feed brought no copy of are
+read in one GetItem per hundred as the updates reach them (:meth:`ExchangeConnector.prefetch`).
 A recurring master's deleted and modified occurrences are written after the master, occurrence by
 occurrence (:func:`~syncd.mapping.ews_recurrence.occurrence_changes`). Meeting messages go out only
 with ``send_invitations = true``.

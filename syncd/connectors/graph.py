@@ -16,9 +16,10 @@ listed again from scratch, which pairs by ref: nothing is duplicated.
 Writes: an event is created with a ``transactionId`` derived from the mailbox, the CRM id and the
 event's content, so a create whose answer was lost is sent again and Graph answers with the event it
 already made; no other POST is repeated. Updates PATCH only what differs, with ``If-Match``: 412/409
--> :class:`~syncd.errors.PreconditionFailed`. A series' deleted and modified occurrences are written
-after the master through its ``instances``. Tasks carry the CRM id in a linkedResource and syncd's
-data in an open extension (:mod:`syncd.mapping.graph_todo`).
+-> :class:`~syncd.errors.PreconditionFailed`; the events and tasks they write over, when the feed brought
+no copy, are read in one ``$batch`` of 20 as the updates reach them (:meth:`GraphConnector.prefetch`). A
+series' deleted and modified occurrences are written after the master through its ``instances``. Tasks
+carry the CRM id in a linkedResource and syncd's data in an open extension (:mod:`syncd.mapping.graph_todo`).
 
 Refs: event ids as Graph gives them; To Do task ids prefixed :data:`TASK_PREFIX` (the engine keeps one
 namespace of refs). Etags: changeKeys (events) and ``@odata.etag`` values (tasks). The opaque state is
@@ -595,8 +596,8 @@ class GraphConnector:
                 if answer.status != 404:
                     self._session.raise_for(answer, master)
                 continue
-            answer = self._session.call("PATCH", url, body=_occurrence_fields(change, zone, all_day), headers=_UTC,
-                                        idempotent=True)
+            answer = self._session.call("PATCH", url, body=_occurrence_fields(change, zone, all_day, self._ctx),
+                                        headers=_UTC, idempotent=True)
             self._session.raise_for(answer, master)
         answer = self._session.call("GET", self._path(f"events/{quote(master, safe='')}"),
                                     params={"$select": "id,changeKey"})
@@ -670,7 +671,7 @@ def _by_day(instances: Mapping[datetime, str], original: date | datetime) -> str
     return hits[0] if len(hits) == 1 else None
 
 
-def _occurrence_fields(change: OccurrenceChange, zone: str, all_day: bool) -> dict[str, Any]:
+def _occurrence_fields(change: OccurrenceChange, zone: str, all_day: bool, ctx: MappingContext) -> dict[str, Any]:
     zone_name = zone if gp.zone_of(zone) is not None else "UTC"
     fields: dict[str, Any] = {}
     for name, value in (("start", change.start), ("end", change.end)):
@@ -688,5 +689,5 @@ def _occurrence_fields(change: OccurrenceChange, zone: str, all_day: bool) -> di
         fields["body"] = {"contentType": "text", "content": change.description}
     if all_day and fields.keys() & {"start", "end"}:
         fields["isAllDay"] = True
-    fields.update(occurrence_patch(change))
+    fields.update(occurrence_patch(change, ctx.options))
     return fields

@@ -66,7 +66,6 @@ from syncd.mapping.accepted import storable
 from syncd.mapping.carried import NOTHING, Uncarried
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ews_fields import (
-    FREE_BUSY,
     K_OCCURRENCE_SHOW_AS,
     attachments_in,
     crm_fields_in,
@@ -78,7 +77,6 @@ from syncd.mapping.ews_fields import (
     sensitivity_in,
     sensitivity_out,
     show_as_in,
-    show_as_read,
     uncarried_keys,
 )
 from syncd.mapping.ews_props import dump_extra, register_extended_properties
@@ -99,13 +97,15 @@ from syncd.mapping.options import (
 from syncd.mapping.outlook_data import (
     DIRECTION_CATEGORY,
     blob,
+    by_instant,
     carried_or_shown,
     direction_in,
     enum,
+    instant_key,
     is_attendee,
     load_extra,
     moment_from_json,
-    moment_to_json,
+    occurrence_look,
     participants_in,
     regarding_in,
     text,
@@ -579,9 +579,9 @@ def _recurrence_in(
 ) -> Recurrence:
     rule = _rule_in(item.recurrence, start, zone, extra, ref)
     statuses = extra.get("occurrence_status")
-    carried_statuses = _by_instant(statuses)
+    carried_statuses = by_instant(statuses)
     shows = extra.get(K_OCCURRENCE_SHOW_AS)
-    carried_shows = _by_instant(shows)
+    carried_shows = by_instant(shows)
 
     def moment(value: datetime | None, is_end: bool = False) -> Moment | None:
         if value is None:
@@ -601,7 +601,7 @@ def _recurrence_in(
         exc = fetched.get(_instant(occ.original_start))
         new_start = moment(occ.start)
         new_end = _to_date(occ.end, zone, end=False) if all_day and occ.end else moment(occ.end)
-        key = _instant_key(original)
+        key = instant_key(original)
         status, show_as = _occurrence_look(
             exc, text(carried_statuses.get(key)), enum(ShowAs, carried_shows.get(key)), series, options
         )
@@ -641,27 +641,12 @@ def _occurrence_look(
     exc: CalendarItem | None, carried: str | None, carried_show: ShowAs | None, series: _Series,
     options: MappingOptions,
 ) -> tuple[str | None, ShowAs | None]:
-    """The CRM status and show-as of one occurrence: the carried ones while together they still give
-    the free/busy Exchange shows (a cancelled occurrence is free); an occurrence its organizer cancelled is
-    cancelled. Else the user changed it in Outlook: the carried status while it alone explains it, and a
-    free/busy neither it nor the series explains is the occurrence's own show-as."""
+    """The CRM status and show-as of one occurrence (:func:`~syncd.mapping.outlook_data.occurrence_look`);
+    the carried ones while its exception item was not fetched."""
     if exc is None:
         return carried, carried_show
-    target = options.status_target(carried) if carried is not None else None
-    if exc.is_cancelled:
-        keep = target is not None and target.ews_cancelled
-        return (carried if keep else options.status_inbound.ews_cancelled), None
-
-    def shows(status: str | None, show: ShowAs | None) -> str | None:
-        if show is not None:
-            return FREE_BUSY[show]
-        return options.status_target(status).ews_free_busy if status is not None else series.free_busy
-
-    shown = exc.legacy_free_busy_status
-    if shows(carried, carried_show) == shown:
-        return carried, carried_show
-    status = carried if target is not None and target.ews_free_busy == shown else None
-    return status, None if shows(status, None) == shown else show_as_read(shown)
+    return occurrence_look(bool(exc.is_cancelled), exc.legacy_free_busy_status, carried, carried_show,
+                           series.free_busy, options)
 
 
 def _rule_in(rec: Any, start: Moment, zone: ZoneInfo, extra: dict[str, Any], ref: str) -> str:
@@ -967,18 +952,6 @@ def _text(body: Any) -> str | None:
     if isinstance(body, HTMLBody):
         return html.unescape(_TAG.sub("", str(body))).strip() or None
     return str(body)
-
-
-def _instant_key(moment: Moment) -> str | None:
-    return moment_to_json(moment.astimezone(UTC) if isinstance(moment, datetime) else moment)
-
-
-def _by_instant(carried: object) -> dict[str | None, Any]:
-    """syncd's per-occurrence data by the occurrence's instant: it was written with the CRM's form of the
-    time (UTC from the store), and is read against Exchange's, in the item's zone."""
-    if not isinstance(carried, dict):
-        return {}
-    return {_instant_key(m) if (m := moment_from_json(k)) is not None else k: v for k, v in carried.items()}
 
 
 def _differs(value: str | None, series: str | None) -> str | None:

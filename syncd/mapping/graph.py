@@ -11,7 +11,11 @@ through EWS reads the same through Graph): appointment and call -> event (a call
 ``reminderMinutesBeforeStart``; recurrence -> ``patternedRecurrence`` through
 :mod:`syncd.mapping.outlook_recurrence` (Graph has a yearly interval of its own). An exception's own
 reminder, ``sensitivity`` and ``showAs`` are its override's (written by PATCH of that instance: see
-:func:`occurrence_patch`).
+:func:`occurrence_patch`). An occurrence's status is read and written as through EWS
+(:func:`syncd.mapping.outlook_data.occurrence_look`): a cancelled one shows free with its subject
+unchanged, its exact status in the blob; an exception Outlook marks ``isCancelled`` (an attendee's copy
+of one its organizer cancelled) reads cancelled. An occurrence the organizer cancels is removed from
+the organizer's calendar and listed in ``cancelledOccurrences``, as a deleted one is: an EXDATE.
 
 Participants: Graph cannot save an event with attendees without mailing them, so unless the binding
 sends invitations no ``attendees`` are written and every participant travels in full in the blob
@@ -39,6 +43,7 @@ from syncd.mapping.carried import Uncarried
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ews_fields import (
     FREE_BUSY,
+    K_OCCURRENCE_SHOW_AS,
     attachments_in,
     crm_fields_in,
     free_busy_out,
@@ -49,7 +54,6 @@ from syncd.mapping.ews_fields import (
     sensitivity_in,
     sensitivity_out,
     show_as_in,
-    show_as_read,
     uncarried_keys,
 )
 from syncd.mapping.identity import activity_id_for_uid, activity_id_from_uid
@@ -147,9 +151,14 @@ def event_to_graph(activity: Activity, ctx: MappingContext, *, invitations: bool
     return body
 
 
-def occurrence_patch(change: OccurrenceChange) -> dict[str, Any]:
-    """An occurrence's reminder, sensitivity and show-as for its PATCH, those the change sets."""
+def occurrence_patch(change: OccurrenceChange, options: MappingOptions) -> dict[str, Any]:
+    """An occurrence's status, reminder, sensitivity and show-as for its PATCH, those the change sets.
+    Its status shows as the status table's free/busy (``isCancelled`` is Exchange's own, set when an
+    organizer cancels: a cancelled occurrence shows free, its exact status rides in the master's blob);
+    a show-as of its own wins."""
     fields: dict[str, Any] = {}
+    if change.status is not None:
+        fields["showAs"] = _SHOW_AS[options.status_target(change.status).ews_free_busy]
     if change.sensitivity is not None:
         fields["sensitivity"] = sensitivity_out(change.sensitivity).lower()
     if change.reminder is not None:
@@ -394,7 +403,7 @@ def _event_in(event: dict[str, Any], ctx: MappingContext, extra: dict[str, Any],
     recurrence = None
     if event.get("recurrence") and event.get("type") == "seriesMaster":
         rec_zone = shown_zone or zone
-        recurrence = _recurrence_in(event, start, end, rec_zone, extra, all_day, ref)
+        recurrence = _recurrence_in(event, start, end, rec_zone, extra, all_day, ref, options)
     return {
         "kind": Kind.CALL if is_call else Kind.APPOINTMENT,
         "start": start,
@@ -412,9 +421,10 @@ def _event_in(event: dict[str, Any], ctx: MappingContext, extra: dict[str, Any],
 
 def _recurrence_in(
     event: dict[str, Any], start: Moment, end: Moment | None, zone: ZoneInfo, extra: dict[str, Any],
-    all_day: bool, ref: str,
+    all_day: bool, ref: str, options: MappingOptions,
 ) -> Recurrence:
     rule = rule_in(event["recurrence"], start, zone, extra, ref)
+    statuses, shows = od.by_instant(extra.get("occurrence_status")), od.by_instant(extra.get(K_OCCURRENCE_SHOW_AS))
     wall = start.astimezone(zone).timetz().replace(tzinfo=None) if isinstance(start, datetime) else None
 
     def moment(day: date) -> Moment:
@@ -439,6 +449,7 @@ def _recurrence_in(
             s, e = gp.instant(occ.get("start")), gp.instant(occ.get("end"))
             new_start = s.astimezone(zone) if s else None
             new_end = e.astimezone(zone) if e else None
+        key = od.instant_key(original)
         overrides.append(
             Override(
                 recurrence_id=original,
@@ -448,6 +459,7 @@ def _recurrence_in(
                 description=_differs(gp.body_text(occ.get("body")), master_text),
                 location=_differs(_location(occ.get("location")), _location(event.get("location"))),
                 **_occurrence_own(occ, event, series_reminder),
+                **_occurrence_look(occ, event, od.text(statuses.get(key)), od.enum(ShowAs, shows.get(key)), options),
             )
         )
     overrides.sort(key=lambda o: _sort_key(o.recurrence_id))
@@ -460,18 +472,25 @@ def _reminder(event: dict[str, Any]) -> int | None:
 
 
 def _occurrence_own(occ: dict[str, Any], event: dict[str, Any], series_reminder: int | None) -> dict[str, Any]:
-    """An exception's own reminder, sensitivity and show-as: each ``None`` while it is the series' (or
-    the exception does not say)."""
+    """An exception's own reminder and sensitivity: each ``None`` while it is the series' (or the
+    exception does not say)."""
     reminder, off = occurrence_reminder_in(_reminder(occ), series_reminder) if "isReminderOn" in occ else (None, False)
-    shown, series_shown = (_SHOWN_AS.get(str(e.get("showAs") or "busy").casefold(), "Busy") for e in (occ, event))
     own, series = (str(e.get("sensitivity") or "normal").capitalize() for e in (occ, event))
     sensitivity = occurrence_sensitivity_in(own, series) if "sensitivity" in occ else None
-    return {
-        "reminder_minutes": reminder,
-        "reminder_off": off,
-        "sensitivity": sensitivity,
-        "show_as": None if "showAs" not in occ or shown == series_shown else show_as_read(shown),
-    }
+    return {"reminder_minutes": reminder, "reminder_off": off, "sensitivity": sensitivity}
+
+
+def _occurrence_look(occ: dict[str, Any], event: dict[str, Any], carried: str | None, carried_show: ShowAs | None,
+                     options: MappingOptions) -> dict[str, Any]:
+    """An exception's status and own show-as, as EWS reads them (:func:`~syncd.mapping.outlook_data.occurrence_look`):
+    its ``isCancelled`` (an organizer cancelled it) and ``showAs`` against the carried ones; the carried
+    ones while the exception does not say."""
+    cancelled = occ.get("isCancelled") is True
+    if not cancelled and "showAs" not in occ:
+        return {"status": carried, "show_as": carried_show}
+    shown, series_shown = (_SHOWN_AS.get(str(e.get("showAs") or "busy").casefold(), "Busy") for e in (occ, event))
+    status, show_as = od.occurrence_look(cancelled, shown, carried, carried_show, series_shown, options)
+    return {"status": status, "show_as": show_as}
 
 
 def rule_in(value: dict[str, Any], start: Moment, zone: ZoneInfo, extra: dict[str, Any], ref: str) -> str:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from syncd.mapping.ews_fields import blob_fields
+from syncd.mapping.ews_fields import FREE_BUSY, blob_fields, show_as_read
 from syncd.mapping.options import MappingOptions, crm_value
 from syncd.model import (
     Activity,
@@ -21,6 +21,7 @@ from syncd.model import (
     RegardingKind,
     Response,
     Role,
+    ShowAs,
 )
 
 DIRECTION_CATEGORY = {Direction.INBOUND: "Inbound", Direction.OUTBOUND: "Outbound"}
@@ -85,6 +86,43 @@ def moment_from_json(value: object) -> Moment | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
+
+
+def instant_key(moment: Moment) -> str | None:
+    return moment_to_json(moment.astimezone(UTC) if isinstance(moment, datetime) else moment)
+
+
+def by_instant(carried: object) -> dict[str | None, Any]:
+    """syncd's per-occurrence data by the occurrence's instant: it was written with the CRM's form of the
+    time (UTC from the store), and is read against Outlook's, in the item's zone."""
+    if not isinstance(carried, dict):
+        return {}
+    return {instant_key(m) if (m := moment_from_json(k)) is not None else k: v for k, v in carried.items()}
+
+
+def occurrence_look(
+    cancelled: bool, shown: str | None, carried: str | None, carried_show: ShowAs | None,
+    series_free_busy: str | None, options: MappingOptions,
+) -> tuple[str | None, ShowAs | None]:
+    """The CRM status and show-as of one occurrence Outlook shows with free/busy ``shown`` (EWS's names;
+    ``cancelled``: its organizer cancelled it): the carried ones while together they still give that
+    free/busy (a cancelled occurrence is free); an occurrence its organizer cancelled is cancelled. Else
+    the user changed it in Outlook: the carried status while it alone explains it, and a free/busy
+    neither it nor the series explains is the occurrence's own show-as."""
+    target = options.status_target(carried) if carried is not None else None
+    if cancelled:
+        keep = target is not None and target.ews_cancelled
+        return (carried if keep else options.status_inbound.ews_cancelled), None
+
+    def shows(status: str | None, show: ShowAs | None) -> str | None:
+        if show is not None:
+            return FREE_BUSY[show]
+        return options.status_target(status).ews_free_busy if status is not None else series_free_busy
+
+    if shows(carried, carried_show) == shown:
+        return carried, carried_show
+    status = carried if target is not None and target.ews_free_busy == shown else None
+    return status, None if shows(status, None) == shown else show_as_read(shown)
 
 
 def load_extra(raw: object) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from graph_server import GraphServer
 from world import BOB, OWNER, World, meeting, soon
 
 from syncd.mapping import graph_props as gp
-from syncd.model import Kind, Participant, ParticipantKind, Recurrence, Sensitivity, ShowAs
+from syncd.model import Kind, Override, Participant, ParticipantKind, Recurrence, Sensitivity, ShowAs
 
 
 def crm_id(item: dict[str, Any]) -> str | None:
@@ -441,4 +441,49 @@ def test_one_occurrences_privacy_and_free_busy_sync_both_ways(world: GraphWorld)
     assert (occurrence()["sensitivity"], occurrence()["showAs"]) == ("confidential", "free")
     master = outlook.by_crm_id("w3")
     assert (master["sensitivity"], master["showAs"]) == ("normal", "busy")
+    assert idle(world)
+
+
+def test_a_cancelled_occurrence_is_free_in_outlook_and_one_cancelled_there_leaves_the_crm_series(
+    world: GraphWorld,
+) -> None:
+    """The CRM's cancelled occurrence shows free (subject unchanged, as through EWS) and reads back cancelled;
+    one the organizer cancels in Outlook is removed there (Graph lists it in cancelledOccurrences, as a
+    deleted one): the CRM drops it too; one made busy again there is no longer cancelled in the CRM."""
+    outlook = world.bind(remote={"send_invitations": True})
+    guest = Participant(ParticipantKind.CONTACT, "guest@example.org", "Guest")
+    first = soon(1, 9)
+    second, third = first + timedelta(weeks=1), first + timedelta(weeks=2)
+    world.save(meeting("x1", "Weekly", start=first, end=first + timedelta(hours=1), participants=(guest,),
+                       recurrence=Recurrence("FREQ=WEEKLY;COUNT=4",
+                                             overrides=(Override(recurrence_id=second, status="cancelled"),))))
+    assert world.sync().counts["remote_created"] == 1
+    master = outlook.by_crm_id("x1")
+
+    def occurrences() -> dict[Any, dict[str, Any]]:
+        found = outlook.occurrences(master, first, third + timedelta(hours=2))
+        return {gp.instant(o["originalStart"]): o for o in found}
+
+    shown = occurrences()
+    assert [(shown[at]["showAs"], shown[at]["subject"]) for at in sorted(shown)] == [
+        ("busy", "Weekly"), ("free", "Weekly"), ("busy", "Weekly")]
+    assert master["showAs"] == "busy"
+    assert idle(world)
+    [kept] = world.get("x1").recurrence.overrides
+    assert (kept.recurrence_id.astimezone(UTC), kept.status) == (second.astimezone(UTC), "cancelled")
+
+    outlook.http.post(f"events/{shown[third.astimezone(UTC)]['id']}/cancel", json={"comment": "Holiday"})
+    report = world.sync()
+    assert report.counts["crm_updated"] == 1, (dict(report.counts), report.errors)
+    series = world.get("x1")
+    assert [d.astimezone(UTC) for d in series.recurrence.exdates] == [third.astimezone(UTC)]
+    assert [(o.recurrence_id.astimezone(UTC), o.status) for o in series.recurrence.overrides] == [
+        (second.astimezone(UTC), "cancelled")]
+    assert series.status == "planned"
+    assert idle(world)
+
+    outlook.edit(occurrences()[second.astimezone(UTC)], showAs="busy")
+    report = world.sync()
+    assert report.counts["crm_updated"] == 1, (dict(report.counts), report.errors)
+    assert [o.status for o in world.get("x1").recurrence.overrides] == [None]  # planned, as its series
     assert idle(world)

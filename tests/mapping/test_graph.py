@@ -13,16 +13,17 @@ from dateutil.rrule import rrulestr
 
 from syncd.mapping import graph_props as gp
 from syncd.mapping.context import MappingContext
-from syncd.mapping.graph import event_from_graph, event_patch, event_to_graph
+from syncd.mapping.graph import event_from_graph, event_patch, event_to_graph, occurrence_patch
 from syncd.mapping.graph_todo import task_extension, task_from_graph, task_link, task_to_graph
 from syncd.mapping.options import MappingOptions
-from syncd.mapping.outlook_recurrence import UnsupportedRecurrence
+from syncd.mapping.outlook_recurrence import UnsupportedRecurrence, occurrence_changes
 from syncd.model import (
     Activity,
     Attachment,
     CrmUser,
     Direction,
     Kind,
+    Override,
     Participant,
     ParticipantKind,
     Recurrence,
@@ -269,3 +270,53 @@ def test_an_event_without_syncd_data_leaves_the_hidden_fields_to_the_crm() -> No
     parsed = event_from_graph(read, CTX)
     assert {"place", "project", "regarding"} <= parsed.uncarried.fields
     assert parsed.uncarried.shown["status"](appointment())  # the CRM's status still shows as Outlook shows
+
+
+def test_a_cancelled_occurrence_is_written_free_and_reads_back_cancelled() -> None:
+    """As through EWS: free in Outlook with the subject unchanged, its exact status in syncd's data; an
+    occurrence the organizer cancelled (an attendee's copy: ``isCancelled``) reads cancelled, one made busy
+    again in Outlook is no longer cancelled."""
+    start = datetime(2030, 3, 4, 9, tzinfo=AMS)
+    second, third = start + timedelta(weeks=1), start + timedelta(weeks=2)
+    series = appointment(status="planned", start=start, end=start + timedelta(hours=1), recurrence=Recurrence(
+        "FREQ=WEEKLY;COUNT=5", overrides=(Override(second, status="cancelled"),)))
+    read = as_read(event_to_graph(series, CTX, invitations=False))
+    assert read["showAs"] == "busy"
+    [change] = occurrence_changes(series, service="graph")
+    patch = occurrence_patch(change, CTX.options)
+    assert patch == {"showAs": "free"}
+
+    def exception(at: datetime, **fields: Any) -> dict[str, Any]:
+        row = {k: v for k, v in read.items() if k not in ("recurrence", "id", "type", "singleValueExtendedProperties")}
+        stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        row.update(id=f"AAMkExc{stamp}", type="exception", originalStart=stamp, start=gp.dtz(at, "UTC"),
+                   end=gp.dtz(at + timedelta(hours=1), "UTC"), **fields)
+        return row
+
+    read["exceptionOccurrences"] = [exception(second, **patch)]
+    back = event_from_graph(read, CTX).activity
+    assert back.status == "planned"
+    assert back.recurrence is not None and back.recurrence.overrides == (Override(second, status="cancelled"),)
+
+    read["exceptionOccurrences"] = [exception(second, showAs="busy"),
+                                    exception(third, showAs="free", isCancelled=True)]
+    back = event_from_graph(read, CTX).activity
+    assert back.recurrence is not None
+    assert back.recurrence.overrides == (Override(second), Override(third, status="cancelled"))
+
+
+def test_a_cancelled_occurrence_with_a_show_as_of_its_own_keeps_both() -> None:
+    start = datetime(2030, 3, 4, 9, tzinfo=AMS)
+    second = start + timedelta(weeks=1)
+    own = Override(second, status="cancelled", show_as=ShowAs.OUT_OF_OFFICE)
+    series = appointment(status="planned", start=start, end=start + timedelta(hours=1),
+                         recurrence=Recurrence("FREQ=WEEKLY;COUNT=5", overrides=(own,)))
+    read = as_read(event_to_graph(series, CTX, invitations=False))
+    [change] = occurrence_changes(series, service="graph")
+    assert occurrence_patch(change, CTX.options) == {"showAs": "oof"}  # its own show-as wins
+    stamp = second.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    read["exceptionOccurrences"] = [{"id": "AAMkExc", "type": "exception", "originalStart": stamp,
+                                     "start": gp.dtz(second, "UTC"), "end": gp.dtz(second + timedelta(hours=1), "UTC"),
+                                     "subject": read["subject"], "showAs": "oof"}]
+    back = event_from_graph(read, CTX).activity
+    assert back.recurrence is not None and back.recurrence.overrides == (own,)

@@ -260,9 +260,9 @@ def test_an_occurrence_that_loses_its_own_values_is_given_the_series_ones_back()
     assert (changes[SECOND].sensitivity, changes[SECOND].show_as, changes[SECOND].reminder) == (
         Sensitivity.NORMAL, ShowAs.BUSY, (15,))
     assert occurrence_fields_out(changes[THIRD]) == {"reminder_is_set": True, "reminder_minutes_before_start": 15}
-    assert occurrence_patch(changes[FOURTH]) == {"sensitivity": "normal", "showAs": "busy"}
+    assert occurrence_patch(changes[FOURTH], CTX.options) == {"sensitivity": "normal", "showAs": "busy"}
     untouched = occurrence_changes(now, None, service="graph")
-    assert [occurrence_patch(c) for c in untouched] == [{}, {}, {}]
+    assert [occurrence_patch(c, CTX.options) for c in untouched] == [{}, {}, {}]
 
 
 def test_exchange_and_graph_refuse_an_occurrence_reminder_after_its_start() -> None:
@@ -277,7 +277,7 @@ def test_graph_occurrence_fields_round_trip() -> None:
     activity = series(*EXPECTED)
     body = event_to_graph(activity, CTX, invitations=False)
     read = as_read(body)
-    patches = {at: occurrence_patch(change) for at, change in _changes(activity, "graph").items()}
+    patches = {at: occurrence_patch(change, CTX.options) for at, change in _changes(activity, "graph").items()}
     assert patches[SECOND] == {"sensitivity": "private", "isReminderOn": True, "reminderMinutesBeforeStart": 60,
                                "showAs": "free"}
     assert patches[THIRD] == {"isReminderOn": False}  # the rest follows the series
