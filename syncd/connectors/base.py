@@ -172,3 +172,31 @@ class Prefetching(Protocol):
         the writes; valid until the next :meth:`Connector.changes`. Never raises and never weakens an
         update: what it could not read is read by the update as without it."""
         ...
+
+
+class NetworkSettings(Protocol):
+    """The network part of every connector's settings (``syncd.config``'s ``*Remote`` sections)."""
+
+    @property
+    def verify_tls(self) -> bool | str:
+        """``True``, ``False`` or the path of a CA bundle to verify the server's certificate with."""
+        ...
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one request may take."""
+        ...
+
+    @property
+    def max_backoff(self) -> float:
+        """Seconds of Retry-After (429, 503) a pass waits out in all before it fails."""
+        ...
+
+
+def reveal_secret(value: object) -> str | None:
+    """A setting's secret as the text to send: a pydantic ``SecretStr`` (or a secret syncd reads from a
+    file or the environment only now) revealed, a plain value as it is."""
+    reveal = getattr(value, "get_secret_value", None)
+    if callable(reveal):
+        return str(reveal())
+    return None if value is None else str(value)

@@ -35,11 +35,13 @@ from icalendar import Calendar
 
 from syncd.connectors import caldav_protocol as dav
 from syncd.connectors.base import (
+    NetworkSettings,
     RemoteChanges,
     RemoteItem,
     WriteResult,
     read_isolated,
     remote_item,
+    reveal_secret,
 )
 from syncd.connectors.caldav_collection import (
     MULTIGET_BATCH,
@@ -77,7 +79,7 @@ RESOLVED_FOR = 3600.0
 _RESOLVED: dict[tuple[str, str | None, str | None, str | None, str | None], tuple[float, str, str | None]] = {}
 
 
-class CalDavSettings(Protocol):
+class CalDavSettings(NetworkSettings, Protocol):
     """What the connector reads from a binding's ``remote`` section (``syncd.config.CalDavRemote``)."""
 
     @property
@@ -93,14 +95,6 @@ class CalDavSettings(Protocol):
     @property
     def auth(self) -> str | None:
         """``basic``, ``digest``, or ``auto``/``None`` (answer the server's challenge)."""
-        ...
-    @property
-    def verify_tls(self) -> bool | str: ...
-    @property
-    def timeout(self) -> float: ...
-    @property
-    def max_backoff(self) -> float:
-        """Seconds of Retry-After (429, 503) a pass waits out in all before it fails."""
         ...
     @property
     def full_check_interval(self) -> float:
@@ -175,7 +169,7 @@ class CalDavConnector:
         self._transport = DavTransport(
             config.url,
             username=config.username,
-            password=_secret(config.password),
+            password=reveal_secret(config.password),
             auth=auth,
             verify_tls=config.verify_tls,
             timeout=config.timeout,
@@ -603,13 +597,6 @@ def _with_uid(data: bytes, uid: str) -> bytes:
         if component.name in ("VEVENT", "VTODO"):
             component["UID"] = uid
     return calendar.to_ical()
-
-
-def _secret(value: object) -> str | None:
-    reveal = getattr(value, "get_secret_value", None)
-    if callable(reveal):
-        return str(reveal())
-    return None if value is None else str(value)
 
 
 def _load_state(state: str | None) -> tuple[dict[str, CollectionState], str | None]:

@@ -66,6 +66,7 @@ from exchangelib.errors import (
 )
 from exchangelib.protocol import Protocol
 
+from syncd.connectors.base import NetworkSettings, reveal_secret
 from syncd.errors import AuthError, ItemError, NotFound, PreconditionFailed, RemoteError
 
 _AUTH_TYPES = {"ntlm": NTLM, "basic": BASIC, "oauth2": OAUTH2}
@@ -80,7 +81,7 @@ _WHOLE = (
 )
 
 
-class ExchangeSettings(TypingProtocol):
+class ExchangeSettings(NetworkSettings, TypingProtocol):
     """What the connector reads from a binding's ``remote`` section (``syncd.config.ExchangeRemote``)."""
 
     @property
@@ -107,12 +108,6 @@ class ExchangeSettings(TypingProtocol):
     def version(self) -> str | None: ...
     @property
     def send_invitations(self) -> bool: ...
-    @property
-    def verify_tls(self) -> bool | str: ...
-    @property
-    def timeout(self) -> float: ...
-    @property
-    def max_backoff(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +152,6 @@ def _protocol_class(verify_tls: bool | str, timeout: float) -> type[Protocol]:
     return SyncdProtocol
 
 
-def secret(value: object) -> str | None:
-    reveal = getattr(value, "get_secret_value", None)
-    if callable(reveal):
-        return str(reveal())
-    return None if value is None else str(value)
-
-
 def parse_version(text: str | None) -> Version | None:
     """``"15.1"`` or ``"15.1.2507.6"`` -> a Version; ``None`` lets exchangelib ask the server."""
     if not text:
@@ -192,11 +180,11 @@ def _credentials(settings: ExchangeSettings) -> Credentials | OAuth2Credentials:
     if settings.auth_type == "oauth2":
         return OAuth2Credentials(
             client_id=settings.client_id,
-            client_secret=secret(settings.client_secret),
+            client_secret=reveal_secret(settings.client_secret),
             tenant_id=settings.tenant_id,
             identity=Identity(primary_smtp_address=settings.primary_smtp_address),
         )
-    return Credentials(settings.username or "", secret(settings.password) or "")
+    return Credentials(settings.username or "", reveal_secret(settings.password) or "")
 
 
 def _endpoint(settings: ExchangeSettings, credentials: Credentials | OAuth2Credentials, names: Who) -> str:

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import msal
 import requests
 
+from syncd.connectors.base import NetworkSettings, reveal_secret
 from syncd.errors import AuthError, ItemError, NotFound, PreconditionFailed, RemoteError
 from syncd.logging import get_logger
 
@@ -74,7 +75,7 @@ _AADSTS = {
 }
 
 
-class GraphSettings(Protocol):
+class GraphSettings(NetworkSettings, Protocol):
     """What the connector reads from a binding's ``remote`` section (``syncd.config.GraphRemote``)."""
 
     @property
@@ -93,12 +94,6 @@ class GraphSettings(Protocol):
     def authority_url(self) -> str: ...
     @property
     def graph_url(self) -> str: ...
-    @property
-    def verify_tls(self) -> bool | str: ...
-    @property
-    def timeout(self) -> float: ...
-    @property
-    def max_backoff(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +115,6 @@ class Answer:
     def message(self) -> str:
         error = self.body.get("error") if isinstance(self.body, dict) else None
         return str(error.get("message") or "") if isinstance(error, dict) else ""
-
-
-def _secret(value: object) -> str | None:
-    reveal = getattr(value, "get_secret_value", None)
-    if callable(reveal):
-        return str(reveal())
-    return None if value is None else str(value)
 
 
 def _semaphore(client_id: str) -> threading.BoundedSemaphore:
@@ -168,10 +156,10 @@ class GraphSession:
     def _credential(self) -> str | dict[str, Any]:
         s = self._settings
         if s.certificate_path is None:
-            return _secret(s.client_secret) or ""
+            return reveal_secret(s.client_secret) or ""
         # As for *_file secrets: systemd's LoadCredential= puts it under $CREDENTIALS_DIRECTORY.
         path = Path(os.path.expandvars(s.certificate_path))
-        password = _secret(s.certificate_password)
+        password = reveal_secret(s.certificate_password)
         if path.suffix.lower() in (".pfx", ".p12"):
             if not path.is_file():
                 raise AuthError(f"certificate_path {str(path)!r} is not a readable file")

@@ -58,6 +58,7 @@ from syncd.errors import (
     PreconditionFailed,
     SafetyStop,
     SyncdError,
+    ValidationError,
 )
 from syncd.logging import get_logger, scrub_text
 from syncd.model import EVENT_KINDS, Activity, Kind, ParticipantKind, Response
@@ -649,9 +650,10 @@ class Runner:
         a process killed while it runs leaves links the next pass resolves with ``find``."""
         name = self.binding.name
         with self.state.transaction():
-            for _, action in chunk:
-                a = action.activity
-                self.state.save_link(Link(name, a.id, a.kind, None, None, None, None, None, LinkStatus.CREATING))
+            self.state.save_links(name, [
+                Link(name, a.id, a.kind, None, None, None, None, None, LinkStatus.CREATING)
+                for a in (action.activity for _, action in chunk)
+            ])
         try:
             results = create_many([action.activity for _, action in chunk])
         except Exception as exc:  # noqa: BLE001 - one guard per item of the batch, below
@@ -659,9 +661,11 @@ class Runner:
                 self._iso.record(key, "creating", exc)
             return
         with self.state.transaction():
-            for (_, action), result in zip(chunk, results, strict=True):
-                if isinstance(result, WriteResult):
-                    self.state.save_link(self._synced(action.activity, result))
+            self.state.save_links(name, [
+                self._synced(action.activity, result)
+                for (_, action), result in zip(chunk, results, strict=True)
+                if isinstance(result, WriteResult)
+            ])
         for (key, action), result in zip(chunk, results, strict=True):
             if isinstance(result, WriteResult):
                 report.counts["remote_created"] += 1
@@ -830,7 +834,15 @@ class Runner:
         return w
 
     def _commit(self, writes: StoreWrites, report: PassReport) -> None:
-        writes.commit(self.crm, self.state, self.binding.name)
+        try:
+            writes.commit(self.crm, self.state, self.binding.name)
+        except Exception as exc:
+            reason = self.state.refusal(exc)
+            if reason is None:
+                raise
+            # The CRM's schema refuses this item's row: its data, not a bug of syncd's, so said plainly.
+            ids = ", ".join(sorted(writes.ids()))
+            raise ValidationError(f'activity "{ids}": the CRM store refused it: {reason}') from exc
         report.counts.update(writes.counts)
 
     def _logged(self, action: Action, report: PassReport) -> None:

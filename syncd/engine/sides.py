@@ -132,6 +132,11 @@ class SyncState(Protocol):
         """Whether ``exc`` means the store itself fails (unreachable, locked), not one item's data."""
         ...
 
+    def refusal(self, exc: BaseException) -> str | None:
+        """The store's reason if ``exc`` is it refusing one row's data (a constraint of the CRM's
+        schema, a value a column cannot hold), else None."""
+        ...
+
     def record_error(self, binding: str, key: str, message: str, at: datetime) -> None:
         """Inside a transaction: the item failed again (its count of failures in a row grows)."""
         ...

@@ -11,8 +11,10 @@ from typing import Any
 
 from sqlalchemy import Text, cast, delete, select
 from sqlalchemy.exc import (
+    DataError,
     DBAPIError,
     DisconnectionError,
+    IntegrityError,
     InterfaceError,
     OperationalError,
 )
@@ -222,6 +224,14 @@ class SqlSyncState:
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             return True
         return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout)
+
+    def refusal(self, exc: BaseException) -> str | None:
+        # A CRM's own constraint or trigger, or a value its column cannot hold: the driver's first line
+        # says which (the rest is the statement and its parameters).
+        if isinstance(exc, IntegrityError | DataError) and not self.store_failure(exc):
+            lines = str(exc.orig).strip().splitlines()
+            return lines[0] if lines else type(exc.orig).__name__
+        return None
 
     def record_error(self, binding: str, key: str, message: str, at: datetime) -> None:
         row = self.session.scalars(

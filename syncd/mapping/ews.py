@@ -67,8 +67,6 @@ from syncd.mapping.carried import NOTHING, Uncarried
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ews_fields import (
     K_OCCURRENCE_SHOW_AS,
-    attachments_in,
-    crm_fields_in,
     free_busy_out,
     occurrence_reminder_in,
     occurrence_sensitivity_in,
@@ -95,25 +93,26 @@ from syncd.mapping.options import (
     priority_value,
 )
 from syncd.mapping.outlook_data import (
-    DIRECTION_CATEGORY,
+    CATEGORY_MAX,
     blob,
     by_instant,
     carried_or_shown,
-    direction_in,
+    categories_out,
     enum,
+    hidden_in,
     instant_key,
     is_attendee,
     load_extra,
     moment_from_json,
     occurrence_look,
+    own_categories,
     participants_in,
-    regarding_in,
     text,
+    type_in,
 )
 from syncd.mapping.outlook_recurrence import one_rule
 from syncd.model import (
     Activity,
-    Direction,
     Kind,
     Moment,
     Override,
@@ -142,7 +141,6 @@ _RESPONSE_IN = {
     "Tentative": Response.TENTATIVE,
 }
 _SUBJECT_MAX = 255  # EWS Subject limit
-_CATEGORY_MAX = 255  # exchangelib refuses a longer category (a ValueError, not the item's error)
 
 
 @dataclass(frozen=True)
@@ -215,10 +213,7 @@ def _fields(activity: Activity, ctx: MappingContext, account_tz: EWSTimeZone | s
         )
     options = ctx.options
     zone_name = activity.timezone or _zone_key(account_tz) or ctx.default_timezone
-    managed = _managed_categories(activity.kind, activity.type, activity.direction, options)
-    folded = {c.casefold() for c in managed}
-    own = dict.fromkeys(_shown_category(c) for c in activity.categories)
-    categories = managed + [c for c in own if c.casefold() not in folded]
+    categories = categories_out(activity, options, _shown_category)
     prio = options.priority.get(activity.priority) if activity.priority else None
     fields: dict[str, Any] = {
         "subject": _subject(activity),
@@ -322,28 +317,15 @@ def _attendee(p: Participant) -> Attendee:
     return Attendee(mailbox=Mailbox(email_address=p.email, name=p.name), response_type=_RESPONSE_OUT[p.response])
 
 
-def _managed_categories(
-    kind: Kind | None, type_: str | None, direction: Direction | None, options: MappingOptions
-) -> list[str]:
-    cats: list[str] = []
-    if kind == Kind.CALL:
-        cats.append(options.call_category)
-    if type_:
-        cats.append(_type_category(type_, options))
-    if direction and options.direction_categories:
-        cats.append(DIRECTION_CATEGORY[direction])
-    return list(dict.fromkeys(cats))
-
-
 def _shown_category(category: str) -> str:
     """A category as Exchange keeps it (see :func:`_type_category`); the exact one rides in the blob."""
-    return safe_xml_value(category)[:_CATEGORY_MAX]
+    return safe_xml_value(category)[:CATEGORY_MAX]
 
 
 def _type_category(type_: str, options: MappingOptions) -> str:
     """The category shown for a CRM type, as Exchange keeps it: cut to length, characters XML cannot
     carry replaced the way exchangelib does. The exact type rides in the blob."""
-    return safe_xml_value(options.type_category(type_))[:_CATEGORY_MAX]
+    return _shown_category(options.type_category(type_))
 
 
 def _same(name: str, current: Any, wanted: Any) -> bool:
@@ -403,23 +385,16 @@ def from_ews(
         subject=item.subject or "",
         owner=_owner(item, ctx, extra),
         description=_text(item.body),
-        type=_type_in(categories, options, extra, carried),
+        type=type_in(categories, options, extra, carried, _shown_category),
         priority=_priority_in(item.importance, options, extra, carried),
-        direction=direction_in(categories, options, extra, carried),
-        place=text(extra.get("place")),
-        project=text(extra.get("project")),
-        regarding=regarding_in(extra),
-        parent_id=text(extra.get("parent_id")),
-        close_reason=text(extra.get("close_reason")),
+        **hidden_in(categories, options, extra, carried),
         updated_at=_utc(item.last_modified_time),
         created_at=_utc(item.datetime_created),
         sensitivity=sensitivity_in(item.sensitivity, extra, carried),
-        attachments=attachments_in(extra),
-        extra=crm_fields_in(extra),
         **fields,
     )
     activity = activity.replace(
-        categories=_own_categories(categories, activity, options, raw_extra),
+        categories=own_categories(categories, activity, options, raw_extra, _shown_category),
         organizer=organizer_in(extra, carried, getattr(item, "organizer", None), ctx.directory.users,
                                ctx.directory.classify, ctx.owner.email),
     )
@@ -434,20 +409,6 @@ def from_ews(
         categories=categories,
         uncarried=_uncarried(item, activity, options, raw_extra),
     )
-
-
-def _own_categories(
-    categories: Sequence[str], activity: Activity, options: MappingOptions, blob: dict[str, Any] | None
-) -> tuple[str, ...]:
-    """The item's categories but those syncd shows for the type, a call and the direction."""
-    managed = {c.casefold() for c in _managed_categories(activity.kind, activity.type, activity.direction, options)}
-    own = tuple(dict.fromkeys(c for c in categories if c.casefold() not in managed))
-    exact = blob.get("categories") if blob is not None else None
-    # The CRM's exact categories while Exchange still shows them (cut to its length).
-    if (isinstance(exact, list) and all(isinstance(c, str) for c in exact)
-            and tuple(dict.fromkeys(_shown_category(c) for c in exact)) == own):
-        return tuple(exact)
-    return own
 
 
 def _uncarried(
@@ -773,14 +734,6 @@ def _owner(item: CalendarItem | Task, ctx: MappingContext, extra: dict[str, Any]
     if organizer is not None and organizer.email_address:
         return str(organizer.email_address)
     return ctx.owner.email
-
-
-def _type_in(categories: Sequence[str], options: MappingOptions, extra: dict[str, Any], carried: bool) -> str | None:
-    shown = {c.casefold() for c in categories}
-    carried_type = text(extra.get("type")) if carried else None
-    if carried_type and _type_category(carried_type, options).casefold() in shown:
-        return carried_type
-    return options.type_from_categories(list(categories))
 
 
 def _priority_in(importance: str | None, options: MappingOptions, extra: dict[str, Any], carried: bool) -> str | None:

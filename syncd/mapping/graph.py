@@ -44,8 +44,6 @@ from syncd.mapping.context import MappingContext
 from syncd.mapping.ews_fields import (
     FREE_BUSY,
     K_OCCURRENCE_SHOW_AS,
-    attachments_in,
-    crm_fields_in,
     free_busy_out,
     occurrence_reminder_in,
     occurrence_sensitivity_in,
@@ -114,7 +112,7 @@ def event_to_graph(activity: Activity, ctx: MappingContext, *, invitations: bool
     body: dict[str, Any] = {
         "subject": _subject(activity),
         "body": {"contentType": "text", "content": activity.description or ""},
-        "categories": gp.categories_for(activity, options),
+        "categories": od.categories_out(activity, options, gp.shown_category),
         "importance": gp.importance_for(activity, options),
         "sensitivity": sensitivity_out(activity.sensitivity).lower(),
         "showAs": _SHOW_AS[free_busy_out(activity.show_as, options.status_target(activity.status).ews_free_busy)],
@@ -300,16 +298,9 @@ def event_from_graph(event: dict[str, Any], ctx: MappingContext) -> gp.ParsedGra
         owner=_owner(event, ctx, extra),
         description=gp.body_text(event.get("body")),
         sensitivity=sensitivity_in(str(event.get("sensitivity") or "normal").capitalize(), extra, carried),
-        attachments=attachments_in(extra),
-        extra=crm_fields_in(extra),
-        type=gp.type_in(categories, options, extra, carried),
+        type=od.type_in(categories, options, extra, carried, gp.shown_category),
         priority=gp.priority_in(event.get("importance"), options, extra, carried),
-        direction=od.direction_in(categories, options, extra, carried),
-        place=od.text(extra.get("place")),
-        project=od.text(extra.get("project")),
-        regarding=od.regarding_in(extra),
-        parent_id=od.text(extra.get("parent_id")),
-        close_reason=od.text(extra.get("close_reason")),
+        **od.hidden_in(categories, options, extra, carried),
         updated_at=gp.utc(event.get("lastModifiedDateTime")),
         created_at=gp.utc(event.get("createdDateTime")),
         **fields,
@@ -317,7 +308,7 @@ def event_from_graph(event: dict[str, Any], ctx: MappingContext) -> gp.ParsedGra
     who = (event.get("organizer") or {}).get("emailAddress") or {}
     organizer = SimpleNamespace(email_address=who.get("address"), name=who.get("name"))
     activity = activity.replace(
-        categories=gp.own_categories(categories, activity, options, raw_extra),
+        categories=od.own_categories(categories, activity, options, raw_extra, gp.shown_category),
         organizer=organizer_in(extra, carried, organizer, ctx.directory.users, ctx.directory.classify, ctx.owner.email),
     )
     activity = storable(activity, ref)
@@ -352,10 +343,10 @@ def _uncarried(event: dict[str, Any], activity: Activity, options: MappingOption
     shown["priority"] = lambda crm: importance_from_priority(
         options.priority.get(crm.priority) if crm.priority else None) == importance
     shown["type"] = lambda crm: activity.type is None if crm.type is None else (
-        options.type_category(crm.type)[:255].casefold() in folded)
+        gp.type_category(crm.type, options).casefold() in folded)
     kinds = frozenset(p.key for p in activity.participants if p.email)
     return Uncarried(
-        fields=frozenset(missing), shown=shown, type_category=lambda v: options.type_category(v)[:255], kinds=kinds,
+        fields=frozenset(missing), shown=shown, type_category=lambda v: gp.type_category(v, options), kinds=kinds,
         hidden_people=lambda p: not od.is_attendee(p),
     )
 

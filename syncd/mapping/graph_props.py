@@ -23,7 +23,7 @@ from syncd.mapping.options import (
     priority_from_importance,
     priority_value,
 )
-from syncd.mapping.outlook_data import DIRECTION_CATEGORY, text
+from syncd.mapping.outlook_data import CATEGORY_MAX, text
 from syncd.mapping.outlook_recurrence import (
     DAYS,
     ORDINALS,
@@ -34,11 +34,7 @@ from syncd.mapping.outlook_recurrence import (
     RangeType,
 )
 from syncd.mapping.timezones import iana_for_tzid
-from syncd.model import (
-    Activity,
-    Direction,
-    Kind,
-)
+from syncd.model import Activity
 
 #: syncd's MAPI property set (the one of :data:`syncd.mapping.ews_props.PROPERTY_SET_ID`; never change it).
 PROPERTY_SET_ID = "5f3c2b1e-8d4a-4e6b-9c1f-73796e636400"
@@ -85,52 +81,19 @@ def dump_extra(extra: dict[str, Any]) -> str:
 # --- CRM fields shown as categories and importance ---------------------------------------------------
 
 
-def managed_categories(
-    kind: Kind | None, type_: str | None, direction: Direction | None, options: MappingOptions
-) -> list[str]:
-    cats: list[str] = []
-    if kind == Kind.CALL:
-        cats.append(options.call_category)
-    if type_:
-        cats.append(options.type_category(type_)[:255])
-    if direction and options.direction_categories:
-        cats.append(DIRECTION_CATEGORY[direction])
-    return list(dict.fromkeys(cats))
+def shown_category(category: str) -> str:
+    """A category as Outlook keeps it (see :mod:`.outlook_data`'s category functions)."""
+    return category[:CATEGORY_MAX]
 
 
-def categories_for(activity: Activity, options: MappingOptions) -> list[str]:
-    """What Outlook shows: syncd's categories (call, type, direction), then the activity's own."""
-    managed = managed_categories(activity.kind, activity.type, activity.direction, options)
-    folded = {c.casefold() for c in managed}
-    own = dict.fromkeys(c[:255] for c in activity.categories)
-    return managed + [c for c in own if c.casefold() not in folded]
-
-
-def own_categories(
-    categories: tuple[str, ...], activity: Activity, options: MappingOptions, blob: dict[str, Any] | None
-) -> tuple[str, ...]:
-    """The item's categories but those syncd shows for the type, a call and the direction; the CRM's
-    exact ones (carried) while Outlook still shows them (cut to its length)."""
-    managed = {c.casefold() for c in managed_categories(activity.kind, activity.type, activity.direction, options)}
-    own = tuple(dict.fromkeys(c for c in categories if c.casefold() not in managed))
-    exact = blob.get("categories") if blob is not None else None
-    if isinstance(exact, list) and all(isinstance(c, str) for c in exact) and tuple(
-            dict.fromkeys(c[:255] for c in exact)) == own:
-        return tuple(exact)
-    return own
+def type_category(type_: str, options: MappingOptions) -> str:
+    """The category shown for a CRM type, as Outlook keeps it. The exact type rides in the blob."""
+    return shown_category(options.type_category(type_))
 
 
 def importance_for(activity: Activity, options: MappingOptions) -> str:
     prio = options.priority.get(activity.priority) if activity.priority else None
     return importance_from_priority(prio).lower()
-
-
-def type_in(categories: tuple[str, ...], options: MappingOptions, extra: dict[str, Any], carried: bool) -> str | None:
-    shown = {c.casefold() for c in categories}
-    carried_type = text(extra.get("type")) if carried else None
-    if carried_type and options.type_category(carried_type)[:255].casefold() in shown:
-        return carried_type
-    return options.type_from_categories(list(categories))
 
 
 def priority_in(importance: object, options: MappingOptions, extra: dict[str, Any], carried: bool) -> str | None:

@@ -19,7 +19,7 @@ from syncd.mapping import outlook_data as od
 from syncd.mapping.accepted import storable
 from syncd.mapping.carried import Uncarried
 from syncd.mapping.context import MappingContext
-from syncd.mapping.ews_fields import attachments_in, crm_fields_in, organizer_in, uncarried_keys
+from syncd.mapping.ews_fields import organizer_in, uncarried_keys
 from syncd.mapping.graph import rule_in
 from syncd.mapping.identity import activity_id_for_uid
 from syncd.mapping.options import MappingOptions, importance_from_priority
@@ -57,7 +57,7 @@ def task_to_graph(activity: Activity, ctx: MappingContext) -> dict[str, Any]:
         "body": {"contentType": "text", "content": activity.description or ""},
         "importance": gp.importance_for(activity, options),
         "status": status,
-        "categories": gp.categories_for(activity, options),
+        "categories": od.categories_out(activity, options, gp.shown_category),
         "dueDateTime": _day(activity.due, zone),
         "startDateTime": _day(activity.start, zone),
         "isReminderOn": activity.reminder_minutes is not None and anchor is not None,
@@ -173,22 +173,15 @@ def task_from_graph(task: dict[str, Any], ctx: MappingContext) -> gp.ParsedGraph
         owner=owner,
         description=gp.body_text(task.get("body")),
         sensitivity=od.enum(Sensitivity, extra.get("sensitivity")) if carried else None,
-        attachments=attachments_in(extra),
-        extra=crm_fields_in(extra),
-        type=gp.type_in(categories, options, extra, carried),
+        type=od.type_in(categories, options, extra, carried, gp.shown_category),
         priority=gp.priority_in(task.get("importance"), options, extra, carried),
-        direction=od.direction_in(categories, options, extra, carried),
-        place=od.text(extra.get("place")),
-        project=od.text(extra.get("project")),
-        regarding=od.regarding_in(extra),
-        parent_id=od.text(extra.get("parent_id")),
-        close_reason=od.text(extra.get("close_reason")),
+        **od.hidden_in(categories, options, extra, carried),
         updated_at=gp.utc(task.get("lastModifiedDateTime")),
         created_at=gp.utc(task.get("createdDateTime")),
         **fields,
     )
     activity = activity.replace(
-        categories=gp.own_categories(categories, activity, options, raw_extra),
+        categories=od.own_categories(categories, activity, options, raw_extra, gp.shown_category),
         organizer=organizer_in(extra, carried, None, ctx.directory.users, ctx.directory.classify, ctx.owner.email),
     )
     activity = storable(activity, ref)
@@ -216,8 +209,8 @@ def _uncarried(task: dict[str, Any], activity: Activity, options: MappingOptions
     shown["priority"] = lambda crm: importance_from_priority(
         options.priority.get(crm.priority) if crm.priority else None) == importance
     shown["type"] = lambda crm: activity.type is None if crm.type is None else (
-        options.type_category(crm.type)[:255].casefold() in folded)
-    return Uncarried(fields=frozenset(missing), shown=shown, type_category=lambda v: options.type_category(v)[:255])
+        gp.type_category(crm.type, options).casefold() in folded)
+    return Uncarried(fields=frozenset(missing), shown=shown, type_category=lambda v: gp.type_category(v, options))
 
 
 def _task_in(task: dict[str, Any], ctx: MappingContext, extra: dict[str, Any], carried: bool) -> dict[str, Any]:

@@ -5,15 +5,18 @@ other."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypedDict
 
-from syncd.mapping.ews_fields import FREE_BUSY, blob_fields, show_as_read
+from syncd.mapping.ews_fields import FREE_BUSY, attachments_in, blob_fields, crm_fields_in, show_as_read
 from syncd.mapping.options import MappingOptions, crm_value
 from syncd.model import (
     Activity,
+    Attachment,
     Direction,
+    JsonScalar,
+    Kind,
     Moment,
     Participant,
     ParticipantKind,
@@ -27,6 +30,8 @@ from syncd.model import (
 DIRECTION_CATEGORY = {Direction.INBOUND: "Inbound", Direction.OUTBOUND: "Outbound"}
 EXTRA_VERSION = 1
 ADDRESS_MAX = 255
+#: Outlook keeps a category of at most this many characters (exchangelib refuses a longer one).
+CATEGORY_MAX = 255
 
 
 def text(value: object) -> str | None:
@@ -62,6 +67,90 @@ def regarding_in(extra: dict[str, Any]) -> tuple[Regarding, ...]:
             if kind and ident:
                 out.append(Regarding(kind, ident, text(entry.get("name"))))
     return tuple(out)
+
+
+# The category functions take ``shown``: a category as the server keeps it (cut to length; EWS also
+# replaces what XML cannot carry), so that what syncd wrote is recognised when it is read back.
+
+
+def managed_categories(
+    kind: Kind | None, type_: str | None, direction: Direction | None, options: MappingOptions,
+    shown: Callable[[str], str],
+) -> list[str]:
+    """The categories syncd shows for a call, the CRM type and the direction."""
+    cats: list[str] = []
+    if kind == Kind.CALL:
+        cats.append(options.call_category)
+    if type_:
+        cats.append(shown(options.type_category(type_)))
+    if direction and options.direction_categories:
+        cats.append(DIRECTION_CATEGORY[direction])
+    return list(dict.fromkeys(cats))
+
+
+def categories_out(activity: Activity, options: MappingOptions, shown: Callable[[str], str]) -> list[str]:
+    """What Outlook shows: syncd's categories (call, type, direction), then the activity's own."""
+    managed = managed_categories(activity.kind, activity.type, activity.direction, options, shown)
+    folded = {c.casefold() for c in managed}
+    own = dict.fromkeys(shown(c) for c in activity.categories)
+    return managed + [c for c in own if c.casefold() not in folded]
+
+
+def own_categories(
+    categories: Sequence[str], activity: Activity, options: MappingOptions, blob: dict[str, Any] | None,
+    shown: Callable[[str], str],
+) -> tuple[str, ...]:
+    """The item's categories but those syncd shows for the type, a call and the direction; the CRM's
+    exact ones (carried) while Outlook still shows them (cut to its length)."""
+    managed = {
+        c.casefold() for c in managed_categories(activity.kind, activity.type, activity.direction, options, shown)
+    }
+    own = tuple(dict.fromkeys(c for c in categories if c.casefold() not in managed))
+    exact = blob.get("categories") if blob is not None else None
+    if (isinstance(exact, list) and all(isinstance(c, str) for c in exact)
+            and tuple(dict.fromkeys(shown(c) for c in exact)) == own):
+        return tuple(exact)
+    return own
+
+
+def type_in(
+    categories: Sequence[str], options: MappingOptions, extra: dict[str, Any], carried: bool,
+    shown: Callable[[str], str],
+) -> str | None:
+    """The carried CRM type while Outlook still shows its category; else the type a category names."""
+    folded = {c.casefold() for c in categories}
+    carried_type = text(extra.get("type")) if carried else None
+    if carried_type and shown(options.type_category(carried_type)).casefold() in folded:
+        return carried_type
+    return options.type_from_categories(list(categories))
+
+
+class HiddenFields(TypedDict):
+    """An activity's fields that an Outlook item shows nowhere (but the direction, as a category)."""
+
+    direction: Direction | None
+    place: str | None
+    project: str | None
+    regarding: tuple[Regarding, ...]
+    parent_id: str | None
+    close_reason: str | None
+    attachments: tuple[Attachment, ...]
+    extra: dict[str, JsonScalar]
+
+
+def hidden_in(categories: Sequence[str], options: MappingOptions, extra: dict[str, Any], carried: bool) -> HiddenFields:
+    """What syncd's blob carries for these fields, read alike from every Outlook item (EWS or Graph,
+    event or task), as keyword arguments of :class:`~syncd.model.Activity`."""
+    return HiddenFields(
+        direction=direction_in(categories, options, extra, carried),
+        place=text(extra.get("place")),
+        project=text(extra.get("project")),
+        regarding=regarding_in(extra),
+        parent_id=text(extra.get("parent_id")),
+        close_reason=text(extra.get("close_reason")),
+        attachments=attachments_in(extra),
+        extra=crm_fields_in(extra),
+    )
 
 
 def carried_or_shown(carried: bool, value: str | None, shown: Any, forward: Any, inbound: Any) -> str | None:

@@ -85,6 +85,9 @@ def one_refused_row_costs_only_itself(world: World) -> None:
     assert report.counts["crm_created"] == N - 1
     [error] = report.errors
     assert error.startswith("remote:") and f"e{BAD:03d}" in error, error
+    # Said as the CRM's refusal of that item's data (with the store's reason), not as a bug of syncd's.
+    assert "the CRM store refused it" in error and ("refuses this subject" in error or "ck_crm_rule" in error)
+    assert not report.faults[0].bug
     activities, links = store_counts(world)
     assert len(activities) == N - 1 and activities == links
     assert "Refused here" not in {a.subject for a in world.all()}

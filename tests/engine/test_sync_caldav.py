@@ -10,10 +10,9 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 
-import icalendar
 import pytest
 from radicale_server import Answer, Seen
-from world import AMS, BOB, OWNER, World, master, meeting, soon, uid
+from world import AMS, BOB, OWNER, World, master, meeting, soon, task, uid
 
 from syncd.model import Kind, Participant, ParticipantKind, Recurrence, Response, Sensitivity, ShowAs
 
@@ -177,18 +176,7 @@ def test_a_recurring_series_with_an_occurrence_moved_and_one_deleted_on_the_phon
     world.save(meeting("w1", "Weekly sales meeting", days=1, start=first, end=first + timedelta(hours=1),
                        recurrence=Recurrence("FREQ=WEEKLY;COUNT=6")))
     world.sync()
-    cal, etag = phone.get(uid("w1"))
-    series = master(cal)
-    series.add("EXDATE", first + timedelta(weeks=2))
-    moved = icalendar.Event()
-    moved.add("UID", uid("w1"))
-    moved.add("RECURRENCE-ID", first + timedelta(weeks=1))
-    moved.add("DTSTART", first + timedelta(weeks=1, hours=3))
-    moved.add("DTEND", first + timedelta(weeks=1, hours=4))
-    moved.add("SUMMARY", "Weekly sales meeting")
-    moved.add("DTSTAMP", datetime.now(UTC))
-    cal.add_component(moved)
-    assert phone.put(uid("w1"), cal, etag) == 204
+    assert phone.move_second_and_delete_third(uid("w1"), first) == 204
     report = world.sync()
     assert report.counts["crm_updated"] == 1, dict(report.counts)
     recurrence = world.get("w1").recurrence
@@ -202,15 +190,14 @@ def test_a_recurring_series_with_an_occurrence_moved_and_one_deleted_on_the_phon
 
 def test_a_task_completed_on_the_phone_is_completed_in_the_crm(world: World) -> None:
     phone = world.bind()
-    world.save(meeting("t1", "Send the offer", kind=Kind.TASK, start=None, end=None, status="open",
-                       due=soon(2, 17)))
+    world.save(task("t1"))
     world.sync()
     done = datetime.now(UTC).replace(microsecond=0)
     phone.edit(uid("t1"), status="COMPLETED", completed=done, percent_complete=100)
     world.sync()
-    task = world.get("t1")
-    assert task.status == "done"
-    assert task.completed_at == done
+    completed = world.get("t1")
+    assert completed.status == "done"
+    assert completed.completed_at == done
 
 
 def test_a_killed_process_between_remote_write_and_link_commit_makes_no_duplicate(world: World) -> None:

@@ -26,9 +26,9 @@ from ews_fixture import (
     remote,
 )
 from ews_server import EwsServer, RequestRecord
-from world import BOB, OWNER, World, meeting, soon
+from world import BOB, OWNER, World, idle, meeting, soon, task
 
-from syncd.model import Kind, Participant, ParticipantKind, Recurrence, Sensitivity, ShowAs
+from syncd.model import Participant, ParticipantKind, Recurrence, Sensitivity, ShowAs
 
 
 @dataclass
@@ -49,15 +49,6 @@ class ExchangeWorld(World):
 @pytest.fixture
 def world(tmp_path: Path, ews: EwsServer) -> Iterator[ExchangeWorld]:
     yield ExchangeWorld(tmp_path, None, None, server=ews)  # type: ignore[arg-type]
-
-
-def task(activity_id: str, subject: str, **extra: Any):
-    return meeting(activity_id, subject, kind=Kind.TASK, start=None, end=None, status="open", due=soon(2, 17), **extra)
-
-
-def idle(world: World, name: str = "anna") -> bool:
-    report = world.sync(name)
-    return report.result == "ok" and sum(report.counts.values()) == 0
 
 
 def test_initial_push_puts_appointments_in_the_calendar_and_tasks_in_tasks(world: ExchangeWorld) -> None:

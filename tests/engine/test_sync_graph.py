@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from graph_fixture import APP_ID, SECRET, graph_fixture, remote  # noqa: F401  (the fixture `graph`)
 from graph_server import GraphServer
-from world import BOB, OWNER, World, meeting, soon
+from world import BOB, OWNER, World, idle, meeting, soon, task
 
 from syncd.mapping import graph_props as gp
 from syncd.model import Kind, Override, Participant, ParticipantKind, Recurrence, Sensitivity, ShowAs
@@ -107,15 +107,6 @@ class GraphWorld(World):
 @pytest.fixture
 def world(tmp_path: Path, graph: GraphServer) -> Iterator[GraphWorld]:
     yield GraphWorld(tmp_path, None, None, server=graph)  # type: ignore[arg-type]
-
-
-def task(activity_id: str, subject: str, **extra: Any):
-    return meeting(activity_id, subject, kind=Kind.TASK, start=None, end=None, status="open", due=soon(2, 17), **extra)
-
-
-def idle(world: World, name: str = "anna") -> bool:
-    report = world.sync(name)
-    return report.result == "ok" and sum(report.counts.values()) == 0
 
 
 def test_initial_push_puts_appointments_in_the_calendar_and_tasks_in_to_do(world: GraphWorld) -> None:

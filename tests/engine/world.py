@@ -45,6 +45,11 @@ def meeting(activity_id: str, subject: str = "Kick-off", days: int = 3, **extra:
     return Activity(**fields)
 
 
+def task(activity_id: str, subject: str = "Send the offer", **extra: Any) -> Activity:
+    """An open task due in two days."""
+    return meeting(activity_id, subject, kind=Kind.TASK, start=None, end=None, status="open", due=soon(2, 17), **extra)
+
+
 @dataclass
 class Phone:
     """A calendar client talking plain CalDAV to the server (never through syncd's code)."""
@@ -119,6 +124,21 @@ class Phone:
             del comp["LAST-MODIFIED"]
         comp.add("LAST-MODIFIED", datetime.now(UTC))
         assert self.put(uid, cal, etag) in (201, 204)
+
+    def move_second_and_delete_third(self, uid: str, first: datetime) -> int:
+        """In a weekly series starting at ``first``: the second occurrence moved three hours later and
+        the third deleted (EXDATE), in one PUT, as a phone's editor writes them; the PUT's status."""
+        cal, etag = self.get(uid)
+        master(cal).add("EXDATE", first + timedelta(weeks=2))
+        moved = icalendar.Event()
+        moved.add("UID", uid)
+        moved.add("RECURRENCE-ID", first + timedelta(weeks=1))
+        moved.add("DTSTART", first + timedelta(weeks=1, hours=3))
+        moved.add("DTEND", first + timedelta(weeks=1, hours=4))
+        moved.add("SUMMARY", "Weekly sales meeting")
+        moved.add("DTSTAMP", datetime.now(UTC))
+        cal.add_component(moved)
+        return self.put(uid, cal, etag)
 
     def delete(self, uid: str) -> None:
         status, _, _ = self._request("DELETE", self.path(uid))
@@ -235,6 +255,12 @@ def uid(activity_id: str) -> str:
     from syncd.mapping.identity import uid_for
 
     return uid_for(activity_id)
+
+
+def idle(world: World, name: str = "anna") -> bool:
+    """One more pass of the binding finds nothing to do on either side."""
+    report = world.sync(name)
+    return report.result == "ok" and sum(report.counts.values()) == 0
 
 
 def iter_reports(*reports: PassReport) -> Iterator[str]:
