@@ -26,9 +26,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import islice
 from typing import Protocol
 
 from icalendar import Calendar
@@ -43,6 +42,7 @@ from syncd.connectors.base import (
     remote_item,
     reveal_secret,
 )
+from syncd.connectors.batched_reads import BatchedReads
 from syncd.connectors.caldav_collection import (
     MULTIGET_BATCH,
     DavCollection,
@@ -176,7 +176,7 @@ class CalDavConnector:
             max_backoff=getattr(config, "max_backoff", 60.0),
         )
         self._bound: tuple[DavCollection, DavCollection] | None = None
-        self._bodies = _Bodies()
+        self._bodies: BatchedReads[RawItem] = self._batched_reads()
 
     def _resolve(self) -> tuple[DavCollection, DavCollection]:
         """The events and tasks collections; a calendar given by name is looked up once, here."""
@@ -413,8 +413,23 @@ class CalDavConnector:
 
     def prefetch(self, refs: Sequence[str]) -> None:
         """Implements :class:`syncd.connectors.base.Prefetching`: the bodies of these items are read
-        with calendar-multiget as the updates reach them (see :class:`_Bodies`), not with a GET each."""
+        with calendar-multiget as the updates reach them, not with a GET each."""
+        self._bodies = self._batched_reads()
         self._bodies.expect(r for r in refs if self._collection_of(r) is not None)
+
+    def _batched_reads(self) -> BatchedReads[RawItem]:
+        """One multiget per batch of a collection's items (prefetch only expects refs of this
+        binding's collections)."""
+
+        def multiget(batch: Sequence[str]) -> list[RawItem]:
+            collection = self._collection_of(batch[0])
+            assert collection is not None
+            return collection.multiget(batch)
+
+        return BatchedReads(
+            MULTIGET_BATCH, multiget, lambda raw: raw.path,
+            together=lambda a, b: self._collection_of(a) is self._collection_of(b), same=dav.same_etag,
+        )
 
     def update(self, ref: str, etag: str | None, activity: Activity, raw: object = None) -> WriteResult:
         """Write over what the server holds, not from scratch: its UID (an item syncd paired with may
@@ -425,10 +440,10 @@ class CalDavConnector:
         collection = self._collection_of(ref) or self._collection_for(activity.kind)
         base = raw if isinstance(raw, bytes) else None
         if base is None:
-            batched = self._bodies.take(collection, ref)
+            batched = self._bodies.take(ref, etag)
             # A copy at another version than the one the engine decided on is no base: the GET below
             # then says whether the item really changed (412) or the server's etags only differ.
-            if batched is not None and batched.etag is not None and (etag is None or dav.same_etag(batched.etag, etag)):
+            if batched is not None and batched.etag is not None:
                 # If-Match carries the etag that came with this body: a change since is refused (412).
                 base, etag = batched.data, etag or batched.etag
         if base is None or damage(base) is not None:
@@ -507,36 +522,6 @@ class CalDavConnector:
 
     def close(self) -> None:
         self._transport.close()
-
-
-class _Bodies:
-    """The bodies of the items a pass will update with no copy from the feed, read in calendar-multiget
-    batches: the first update that needs one reads it with the next :data:`MULTIGET_BATCH` - 1 expected
-    items of its collection. So memory holds one batch and a body is read shortly before its write.
-    A batch that fails costs its items a GET each, as without it; so does an item it left out."""
-
-    def __init__(self) -> None:
-        self._expected: dict[str, None] = {}
-        self._read: dict[str, RawItem] = {}
-
-    def expect(self, refs: Iterable[str]) -> None:
-        """Forget what was expected and read; expect these refs instead."""
-        self._expected = dict.fromkeys(refs)
-        self._read = {}
-
-    def take(self, collection: DavCollection, ref: str) -> RawItem | None:
-        """The body read for ``ref`` (once: a body written over is stale), reading its batch first."""
-        if ref in self._expected:
-            more = (r for r in self._expected if r != ref and collection.contains(r))
-            batch = [ref, *islice(more, MULTIGET_BATCH - 1)]
-            for member in batch:
-                del self._expected[member]
-            try:
-                self._read.update((raw.path, raw) for raw in collection.multiget(batch) if raw.path in batch)
-            except RemoteError as exc:
-                log.warning("a batched read of items to update failed; each is read on its own",
-                            collection=strip_userinfo(collection.url), items=len(batch), error=str(exc))
-        return self._read.pop(ref, None)
 
 
 _COMPONENT_WORDS = {"VEVENT": "events (VEVENT)", "VTODO": "tasks (VTODO)"}

@@ -56,7 +56,7 @@ from syncd.connectors.base import (
     read_isolated,
     remote_item,
 )
-from syncd.connectors.batched_reads import BatchedReads
+from syncd.connectors.batched_reads import BatchedReads, ref_of
 from syncd.connectors.exchange_session import (
     ExchangeSettings,
     close_account,
@@ -124,7 +124,7 @@ class ExchangeConnector:
             folder.to_id()
         # GetItem's field set: every field of every item class (the ids may be calendar items or tasks).
         self._any_folder = Folder(root=root)
-        self._copies = BatchedReads(_UPDATE_BATCH, self._read_for_updates)
+        self._copies = BatchedReads(_UPDATE_BATCH, self._read_for_updates, ref_of)
 
     def _folder_for(self, kind: Kind) -> Calendar | Tasks:
         return self._folders["tasks" if kind == Kind.TASK else "calendar"]

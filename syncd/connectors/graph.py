@@ -45,7 +45,7 @@ from syncd.connectors.base import (
     read_isolated,
     remote_item,
 )
-from syncd.connectors.batched_reads import BatchedReads
+from syncd.connectors.batched_reads import BatchedReads, ref_of
 from syncd.connectors.graph_session import BATCH_MAX, Answer, GraphSession, GraphSettings
 from syncd.errors import ItemError, NotFound, RemoteError, SyncdError
 from syncd.logging import get_logger
@@ -159,7 +159,7 @@ class GraphConnector:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._calendar_path: str | None = None
         self._list_id: str | None = None
-        self._copies = BatchedReads(BATCH_MAX, self._read_for_updates)
+        self._copies = BatchedReads(BATCH_MAX, self._read_for_updates, ref_of)
 
     def _path(self, path: str) -> str:
         return self._session.user_path(path)
