@@ -127,10 +127,10 @@ def participant_lists() -> st.SearchStrategy[tuple[Participant, ...]]:
     )
 
 
-#: The seeds' "dictionaries": categories in every script, with iCalendar's specials but the comma
-#: (a CATEGORIES separator the rules refuse); none is the call category or differs only in case.
+#: The seeds' "dictionaries": categories in every script, with iCalendar's specials (the comma, CATEGORIES'
+#: separator, too); none is the call category or differs only in case.
 CATEGORIES = (
-    "Klant", "VIP", "Offerte ✓", "שיווק", "spotkanie; ważne", "back\\slash", "\"cytat\"", "👩🏽‍💻", "Ĳ" * 300,
+    "Klant", "Meeting, John", "a,b,", "VIP", "Offerte ✓", "שיווק", "spotkanie; ważne", "back\\slash", "\"cytat\"", "👩🏽‍💻", "Ĳ" * 300,
 )
 URLS = (
     "https://crm.example.com/files/offer.pdf", "https://example.com/a%20b?x=1&y=%C3%BC#frag", "ftp://files.example/x",
@@ -211,7 +211,8 @@ def _later(start: Moment, draw: st.DrawFn) -> Moment:
     if isinstance(start, datetime):
         room = datetime(9999, 12, 30, tzinfo=UTC) - start
         span = timedelta(minutes=draw(st.sampled_from([0, 1, 15, 60, 24 * 60, 90 * 24 * 60])))
-        return start + min(span, max(room, timedelta()))
+        # Elapsed time: on the wall clock, 15 minutes after a time in a spring-forward gap is an earlier instant.
+        return (start.astimezone(UTC) + min(span, max(room, timedelta()))).astimezone(start.tzinfo)
     room_days = (date(9999, 12, 31) - start).days
     return start + timedelta(days=min(draw(st.sampled_from([0, 1, 2, 7, 366])), room_days))
 
@@ -365,7 +366,7 @@ BREAKS: tuple[tuple[str, object], ...] = (
     ("regarding with a blank id", lambda a: a.replace(regarding=(Regarding(RegardingKind.ACCOUNT, ""),))),
     ("naive updated_at", lambda a: a.replace(updated_at=datetime(2026, 1, 1))),
     ("instant before year 1 in UTC", lambda a: a.replace(completed_at=datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Tokyo")))),
-    ("comma in a category", lambda a: a.replace(categories=("a,b",))),
+    ("control character in a category", lambda a: a.replace(categories=("a\tb",))),
     ("blank category", lambda a: a.replace(categories=(" ",))),
     ("attachment holding a file", lambda a: a.replace(attachments=(Attachment("data:text/plain;base64,aGk="),))),
     ("attachment without a scheme", lambda a: a.replace(attachments=(Attachment("offer.pdf", "offer.pdf"),))),

@@ -210,9 +210,9 @@ def categories_problems(categories: object) -> list[Problem]:
         problem = text_problem(name, category, required=True)
         if problem:
             problems.append(problem)
-        elif "," in category or any(ord(c) < 32 for c in category):
-            # CATEGORIES is a comma-separated list; many clients split an escaped comma anyway.
-            problems.append(Problem(name, "must not contain a comma or control characters"))
+        elif any(ord(c) < 32 for c in category):
+            # A comma is kept: iCalendar escapes it in CATEGORIES, EWS and Graph send a list.
+            problems.append(Problem(name, "must not contain control characters"))
     return problems
 
 
@@ -254,13 +254,28 @@ def _rrule_message(rule: str, aware: bool) -> str | None:
     return None
 
 
+def day_occurrence(start: Moment | None, all_day: bool) -> bool:
+    """Whether an override's ``start`` makes its occurrence of a timed series all-day: RFC 5545 lets an
+    override's DTSTART be a DATE whatever the series' is (Thunderbird writes one). Its ``end`` is then a
+    date too (exclusive, ``None`` or equal to the start: one day); its ``recurrence_id`` stays a time."""
+    return not all_day and start is not None and not _is_timed(start)
+
+
+def override_moment_problem(name: str, value: Moment | None, all_day: bool, day: bool) -> Problem | None:
+    """:func:`moment_problem` for an override's start or end; ``day``: see :func:`day_occurrence`."""
+    if day and value is not None and _is_timed(value):
+        return Problem(name, 'must be a date (YYYY-MM-DD) because this occurrence\'s "start" is one (all day)')
+    return moment_problem(name, value, all_day or day)
+
+
 def override_problems(o: Override, path: str, all_day: bool) -> list[Problem]:
+    day = day_occurrence(o.start, all_day)
     problems = [
         p
         for p in (
             moment_problem(_join(path, "recurrence_id"), o.recurrence_id, all_day),
-            moment_problem(_join(path, "start"), o.start, all_day),
-            moment_problem(_join(path, "end"), o.end, all_day),
+            override_moment_problem(_join(path, "start"), o.start, all_day, day),
+            override_moment_problem(_join(path, "end"), o.end, all_day, day),
         )
         if p
     ]

@@ -63,7 +63,7 @@ REFUSALS: dict[str, tuple[str, ...]] = {
     "not iCalendar": ("no VEVENT or VTODO",),
     "RFC 7529 RSCALE": ("RSCALE",),
     "EXRULE (removed by RFC 5545)": ("EXRULE",),
-    "CRM: an all-day occurrence of a timed series": ("made all-day",),
+    "Exchange: an all-day occurrence of a timed series": ("made all-day cannot be written to Exchange",),
     "Exchange: a calendar's own time zone": ("cannot express a calendar's own time zone",),
     "Exchange: pattern it cannot express": ("cannot be expressed exactly",),
     "Exchange: reminder after the start": ("after an appointment starts",),
@@ -98,8 +98,6 @@ KNOWN: dict[str, str] = {
     },
     "khal/tz_windows_format.ics#0": "a Windows zone name (New Zealand) whose VTIMEZONE says Europe: syncd follows "
     "the name",
-    "icalendar/issue_127_categories_with_commas.ics#0": "a category with a comma: the CRM's rules refuse it "
-    "(categories field, see the report)",
     "recurring-ical-events/issue_61_time_zone_error.ics#0": "an ATTENDEE with its parameters in its value (a broken "
     "line): no address can be read from it without guessing, so the CRM keeps it by that text as a name only",
 }
