@@ -21,10 +21,10 @@ _PROPFIND = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag
 
 
 class PlainClient:
-    def __init__(self, collection_url: str, user: str, password: str) -> None:
+    def __init__(self, collection_url: str, user: str, password: str, timeout: float = 300) -> None:
         parts = urlsplit(collection_url)
         self.base = parts.path if parts.path.endswith("/") else parts.path + "/"
-        self._conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=300)
+        self._conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         self._auth = {"Authorization": f"Basic {token}"}
 

@@ -86,7 +86,7 @@ format = "console"
 [[bindings]]
 name = "bench"
 owner = {json.dumps(data.OWNER)}
-remote = {{ type = "caldav", url = {json.dumps(calendar_url)}, username = {json.dumps(USER)}, password = {json.dumps(password)} }}
+remote = {{ type = "caldav", url = {json.dumps(calendar_url)}, username = {json.dumps(USER)}, password = {json.dumps(password)}, timeout = 300 }}
 """,
         encoding="utf-8",
     )
@@ -185,7 +185,8 @@ class Scenario:
         pull_url = self.radicale.make_calendar(USER, name)
         pull_cfg = write_syncd_config(work / "pull.toml", work / "pull.sqlite3", pull_url, self.password)
         make_store(pull_cfg, [])
-        plain = PlainClient(pull_url, USER, self.password)
+        # Radicale's first read of a folder filled behind its back parses every file: minutes at 50,000.
+        plain = PlainClient(pull_url, USER, self.password, timeout=max(300.0, n * 0.03))
 
         # The phone's N events: PUT by the plain client (the server's limit for N PUTs), or, above
         # push_max, written straight into Radicale's folder (Radicale's PUT is O(collection size)).

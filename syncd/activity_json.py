@@ -43,10 +43,12 @@ from syncd.model import (
 from syncd.store.rules import (
     Problem,
     activity_problems,
-    moment_problem,
+    day_occurrence,
+    override_moment_problem,
     override_problems,
     participant_problems,
     rrule_problem,
+    timed_occurrence,
     zone_problem,
 )
 
@@ -88,7 +90,7 @@ FIELDS: tuple[str, ...] = (
 RECURRENCE_FIELDS = ("rrule", "exdates", "overrides", "rdates", "extra_rrules")
 OVERRIDE_FIELDS = (
     "recurrence_id", "start", "end", "subject", "description", "location", "status", "reminder_minutes",
-    "reminder_off", "sensitivity", "show_as",
+    "reminder_off", "sensitivity", "show_as", "this_and_future",
 )
 PARTICIPANT_FIELDS = ("kind", "email", "name", "role", "response")
 REGARDING_FIELDS = ("kind", "id", "name")
@@ -167,6 +169,7 @@ def override_to_json(override: Override, zone: tzinfo = UTC) -> dict[str, Any]:
         "reminder_off": override.reminder_off,
         "sensitivity": None if override.sensitivity is None else str(override.sensitivity),
         "show_as": None if override.show_as is None else str(override.show_as),
+        "this_and_future": override.this_and_future,
     }
 
 
@@ -323,8 +326,10 @@ class _Reader:
             self.problem(name, f"{message}: {_shown(value)}")
             return None
 
-    def consistent(self, value: Moment | None, name: str, all_day: bool) -> Moment | None:
-        problem = moment_problem(name, value, all_day)
+    def consistent(
+        self, value: Moment | None, name: str, all_day: bool, day: bool = False, timed: bool = False
+    ) -> Moment | None:
+        problem = override_moment_problem(name, value, all_day, day, timed)
         if problem:
             self.problems.append(problem)
             return None
@@ -365,8 +370,13 @@ def _override(r: _Reader, value: Any, path: str, all_day: bool) -> Override | No
     if obj.get("recurrence_id") is None:
         r.problem(_join(path, "recurrence_id"), "is required")
     recurrence_id = r.consistent(r.moment(obj, "recurrence_id", path), _join(path, "recurrence_id"), all_day)
-    start = r.consistent(r.moment(obj, "start", path), _join(path, "start"), all_day)
-    end = r.consistent(r.moment(obj, "end", path), _join(path, "end"), all_day)
+    start_value = r.moment(obj, "start", path)
+    # One occurrence of a timed series may be all-day: its start and end are then dates; one of an all-day
+    # series may have its own times: they are then date-times.
+    day = day_occurrence(start_value, all_day)
+    timed = timed_occurrence(start_value, all_day)
+    start = r.consistent(start_value, _join(path, "start"), all_day, day, timed)
+    end = r.consistent(r.moment(obj, "end", path), _join(path, "end"), all_day, day, timed)
     subject = r.text(obj, "subject", path)
     description = r.text(obj, "description", path)
     location = r.text(obj, "location", path)
@@ -375,11 +385,12 @@ def _override(r: _Reader, value: Any, path: str, all_day: bool) -> Override | No
     reminder_off = r.flag(obj, "reminder_off", path)
     sensitivity = r.choice(obj, "sensitivity", Sensitivity, path)
     show_as = r.choice(obj, "show_as", ShowAs, path)
+    this_and_future = r.flag(obj, "this_and_future", path)
     if recurrence_id is None:
         return None
     override = Override(
         recurrence_id, start, end, subject, description, location, status, reminder, reminder_off, sensitivity,
-        show_as,
+        show_as, this_and_future,
     )
     r.extend(override_problems(override, path, all_day))
     return override

@@ -153,6 +153,10 @@ class Override:
     """This occurrence rings no reminder, though the series does (``None`` above cannot say that)."""
     sensitivity: Sensitivity | None = None
     show_as: ShowAs | None = None
+    this_and_future: bool = False
+    """RFC 5545 RANGE=THISANDFUTURE: the change applies to this occurrence and every later one (the same
+    move on the series' wall clock, the same length, its texts and status), until a later range override;
+    a later single override wins for its occurrence."""
 
 
 @dataclass(frozen=True, slots=True)

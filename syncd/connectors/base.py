@@ -104,6 +104,18 @@ class RemoteChanges:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteListing:
+    """What changed on the remote side since ``state``, by ref alone: the changed items themselves
+    are read later, a page at a time (:meth:`Connector.fetch`), so that a pass never holds them all."""
+
+    changed: list[str]
+    """Refs of the items to read (new or changed)."""
+    deleted: list[str]
+    state: str
+    total: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class WriteResult:
     ref: str
     etag: str | None
@@ -171,6 +183,18 @@ class Prefetching(Protocol):
         """The refs that :meth:`Connector.update` will be called for with no ``raw``, in the order of
         the writes; valid until the next :meth:`Connector.changes`. Never raises and never weakens an
         update: what it could not read is read by the update as without it."""
+        ...
+
+
+@runtime_checkable
+class Paging(Protocol):
+    """What a connector may offer beyond :class:`Connector`: the change feed without the items' bodies,
+    which the engine then reads with :meth:`Connector.fetch` a page at a time and settles page by page
+    (a pull of 50,000 items holds one page of them, not the calendar). The engine calls it instead of
+    :meth:`Connector.changes` when the connector has it (``getattr``)."""
+
+    def listing(self, state: str | None, known: Mapping[str, str | None]) -> RemoteListing:
+        """As :meth:`Connector.changes`, with the changed items' refs instead of the items."""
         ...
 
 

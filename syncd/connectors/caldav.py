@@ -37,6 +37,7 @@ from syncd.connectors.base import (
     NetworkSettings,
     RemoteChanges,
     RemoteItem,
+    RemoteListing,
     WriteResult,
     read_isolated,
     remote_item,
@@ -231,26 +232,30 @@ class CalDavConnector:
     # --- reading -------------------------------------------------------------------------------
 
     def changes(self, state: str | None, known: Mapping[str, str | None]) -> RemoteChanges:
+        listed = self.listing(state, known)
+        return RemoteChanges(self.fetch(listed.changed), listed.deleted, listed.state, listed.total)
+
+    def listing(self, state: str | None, known: Mapping[str, str | None]) -> RemoteListing:
+        """Implements :class:`syncd.connectors.base.Paging`: the hrefs to read, not their bodies."""
         # A new pass: bodies read for the last one's updates may be stale.
         self._bodies.expect(())
         saved, scheme = _load_state(state)
         if scheme:
             # Learnt on an earlier pass: authenticate up front, so an idle pass is one request.
             self._transport.use_scheme(scheme)
-        changed: list[RemoteItem] = []
+        changed: list[str] = []
         deleted: list[str] = []
         states: dict[str, CollectionState] = {}
         totals: list[int | None] = []
         for collection in self._collections:
             known_here = {ref: etag for ref, etag in known.items() if collection.contains(ref)}
             result = self._collection_pass(collection, saved.get(collection.path), known_here)
-            if result.to_fetch:
-                changed.extend(self._parse(raw) for raw in collection.multiget(result.to_fetch))
+            changed.extend(result.to_fetch)
             deleted.extend(result.deleted)
             states[collection.path] = result.state
             totals.append(result.total)
         total = None if any(t is None for t in totals) else sum(t for t in totals if t is not None)
-        return RemoteChanges(changed, deleted, _dump_state(states, self._transport.scheme), total)
+        return RemoteListing(changed, deleted, _dump_state(states, self._transport.scheme), total)
 
     def _collection_pass(
         self, collection: DavCollection, previous: CollectionState | None, known: dict[str, str | None]

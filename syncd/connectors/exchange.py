@@ -424,8 +424,9 @@ def _ews_moment(value: Any) -> EWSDateTime | EWSDate:
 
 def _occurrence_fields(change: OccurrenceChange, ctx: MappingContext) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    if change.status is not None:
+    if change.status is not None or change.series_look:
         # IsCancelled is Exchange's own (set when an organizer cancels); a cancelled occurrence shows free.
+        # An undone show-as of its own: what the series shows, also when it has neither show-as nor status.
         fields["legacy_free_busy_status"] = ctx.options.status_target(change.status).ews_free_busy
     if change.start is not None:
         fields["start"] = _ews_moment(change.start)

@@ -21,12 +21,14 @@ class SqlCrmSide:
         self.completed_statuses = tuple(completed_statuses)
         self._loaded: dict[str, ActivityRow] = {}
         """Rows read by :meth:`in_scope`, so the first pass does not read them twice."""
+        self._newest: int | None = None
 
     def cursor(self) -> int:
-        return changefeed.current_cursor(self.session)
+        self._newest = changefeed.current_cursor(self.session)
+        return self._newest
 
     def changes_for(self, cursor: int, user: str, binding: str) -> CrmChanges:
-        batch = changefeed.changes_concerning(self.session, cursor, user, binding)
+        batch = changefeed.changes_concerning(self.session, cursor, user, binding, newest=self._newest)
         return CrmChanges(set(batch.changed), set(batch.deleted), batch.cursor)
 
     def in_scope(self, user: str, kinds: Sequence[Kind]) -> list[str]:

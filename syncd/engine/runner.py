@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -74,6 +75,11 @@ MAX_ROUNDS = 3
 REMOTE_WRITES = ("remote_created", "remote_updated", "remote_deleted")
 #: Creates per request for a connector that batches them (exchangelib's own page size).
 BATCH_SIZE = 100
+#: Changed calendar items read, planned and executed together: what a pass holds of a calendar that
+#: changed as a whole (a first pull), whatever its size.
+PAGE_SIZE = 500
+#: Actions of a pass kept in words in its report (all of a dry run's, whose report is its plan).
+PLAN_SHOWN = 100
 REMOTE_KEY = "remote:"
 #: How far the sync window's edges move before the CRM is searched for what entered it: an activity
 #: reaches the calendar at most this late, and a busy daemon runs that query at most this often.
@@ -144,6 +150,40 @@ def in_window(activity: Activity, start: datetime, end: datetime) -> bool:
     return _instant(first) < end and _instant(last) >= start
 
 
+def _placed(item: RemoteItem, by_ref: dict[str, Link], links: dict[str, Link]) -> tuple[str, Link | None]:
+    """The key a changed calendar item is decided under, and, for an item found under another href
+    than its activity's link (moved, or a second copy), that link."""
+    link = by_ref.get(item.ref)
+    # syncd's id on the item, else the id an item made in the calendar got from its UID.
+    ident = item.crm_id or (item.activity.id if item.activity is not None else None)
+    if link is None and ident in links:
+        other = links[ident]
+        if other.ref and other.ref != item.ref and other.status != LinkStatus.CREATING:
+            return other.activity_id, other
+        link = other
+    return (link.activity_id if link else (item.crm_id or f"{REMOTE_KEY}{item.ref}")), None
+
+
+def _signature(a: Activity) -> tuple[str, str, str, str]:
+    """What pairs a calendar item syncd did not make with an unlinked activity on a first sync."""
+    def moment(v: date | datetime | None) -> str:
+        if v is None:
+            return ""
+        return _instant(v).astimezone(UTC).isoformat() if isinstance(v, datetime) else v.isoformat()
+    return a.kind.value, (a.subject or "").strip().casefold(), moment(a.start or a.due), moment(a.effective_end)
+
+
+def _may_pair(item: RemoteItem, pairable: set[tuple[str, str, str, str]]) -> bool:
+    """A calendar-made item that may be an unlinked activity (or whose signature fails, which the last
+    gather's pairing records)."""
+    if item.activity is None or not pairable:
+        return False
+    try:
+        return _signature(item.activity) in pairable
+    except Exception:  # noqa: BLE001 - recorded against the item by the pairing it is kept for
+        return True
+
+
 def _store_only(action: Action) -> bool:
     """An action that writes the store and not the calendar: many of them commit in one transaction."""
     return isinstance(action, PullCreate | PullDelete | Unlink | Relink) or (
@@ -175,6 +215,7 @@ class Runner:
         self.progress = progress
         """Called with (actions started, actions planned) as a pass executes its plan."""
         self._iso = Isolation(binding.name, state.store_failure)
+        self._done = self._total = 0
 
     # -- gathering -------------------------------------------------------------------------------
 
@@ -259,25 +300,21 @@ class Runner:
 
     def _gather(
         self, crm_keys: set[str], bstate: BindingState, links: dict[str, Link], remote: RemoteChanges, first: bool,
-        deferred: set[str],
+        deferred: set[str], known: dict[str, Activity] | None = None, handled: set[str] | frozenset[str] = frozenset(),
     ) -> dict[str, ItemInput]:
+        """The inputs of every item this pass (or page) looks at. ``known``: CRM activities read already;
+        ``handled``: keys that pages of this pass settled (:meth:`_stream`), not looked at again."""
         iso = self._iso
         by_ref = {link.ref: link for link in links.values() if link.ref}
-        keys = set(crm_keys)
+        keys = set(crm_keys) - handled
         remote_for: dict[str, RemoteItem] = {}
         seen: dict[str, Seen] = {}
         elsewhere: list[tuple[RemoteItem, Link]] = []
         for item in remote.changed:
-            link = by_ref.get(item.ref)
-            # syncd's id on the item, else the id an item made in the calendar got from its UID.
-            ident = item.crm_id or (item.activity.id if item.activity is not None else None)
-            if link is None and ident in links:
-                other = links[ident]
-                if other.ref and other.ref != item.ref and other.status != LinkStatus.CREATING:
-                    elsewhere.append((item, other))
-                    continue
-                link = other
-            key = link.activity_id if link else (item.crm_id or f"{REMOTE_KEY}{item.ref}")
+            key, other = _placed(item, by_ref, links)
+            if other is not None:
+                elsewhere.append((item, other))
+                continue
             remote_for[key], seen[key] = item, Seen.CHANGED
         moved = self._moved(elsewhere, set(remote.deleted))
         for item, other in elsewhere:
@@ -299,8 +336,8 @@ class Runner:
         # forced resolutions, links the saved state may not cover, and creates a crash may have
         # interrupted.
         if first:
-            retry = bstate.retry - deferred
-            uncovered = self._uncovered(bstate, links) - seen.keys()
+            retry = bstate.retry - deferred - handled
+            uncovered = self._uncovered(bstate, links) - seen.keys() - handled
             refetch: dict[str, str] = {}
             for k in keys | uncovered:
                 known_ref = links[k].ref if k in links else None
@@ -332,7 +369,9 @@ class Runner:
                             keys.add(key)
 
         crm_ids = [k for k in keys if not k.startswith(REMOTE_KEY)]
-        activities = self.crm.load(crm_ids, iso.guard)
+        known = known or {}
+        activities = {k: known[k] for k in crm_ids if k in known}
+        activities.update(self.crm.load([k for k in crm_ids if k not in known and k not in iso], iso.guard))
         # An activity whose row could not be read is not a deleted one: it is left out of this pass.
         tombstones = self.crm.deleted(k for k in crm_ids if k not in activities and k not in links and k not in iso)
         window = self._window()
@@ -372,27 +411,103 @@ class Runner:
     def _pair_first_sync(self, items: dict[str, ItemInput], links: dict[str, Link]) -> None:
         """A calendar item syncd did not make, with the same subject, start and end as an unlinked CRM
         activity, is that activity (typically both were entered by hand before syncd ran)."""
-        def signature(a: Activity) -> tuple[str, str, str, str]:
-            def moment(v: date | datetime | None) -> str:
-                if v is None:
-                    return ""
-                return _instant(v).astimezone(UTC).isoformat() if isinstance(v, datetime) else v.isoformat()
-            return a.kind.value, (a.subject or "").strip().casefold(), moment(a.start or a.due), moment(a.effective_end)
-
         candidates: dict[tuple[str, str, str, str], str] = {}
         for key, i in items.items():
             if i.crm is not None and i.crm_in_scope and key not in links and i.remote is None:
                 with self._iso.guard(key, "pairing"):
-                    candidates[signature(i.crm)] = key
+                    candidates[_signature(i.crm)] = key
         for key in [k for k in items if k.startswith(REMOTE_KEY)]:
             item = items[key]
             if item.remote is None or item.remote.activity is None:
                 continue
             with self._iso.guard(key, "pairing"):
-                match = candidates.pop(signature(item.remote.activity), None)
+                match = candidates.pop(_signature(item.remote.activity), None)
                 if match is not None:
                     items[match] = replace(items[match], remote=item.remote, seen=Seen.CHANGED)
                     del items[key]
+
+    # -- reading the calendar a page at a time --------------------------------------------------
+
+    def _read_changes(self, state: str | None, links: dict[str, Link]) -> tuple[RemoteChanges, list[str]]:
+        """The calendar's changes since ``state``, and the refs of changed items still to read: a
+        connector that lists its changes (:class:`~syncd.connectors.base.Paging`) has its items read a
+        page at a time by :meth:`_stream`; another's come read already."""
+        listing = getattr(self.connector, "listing", None)  # base.Paging
+        if listing is None:
+            return self.connector.changes(state, _known(links)), []
+        listed = listing(state, _known(links))
+        return RemoteChanges([], listed.deleted, listed.state, listed.total), listed.changed
+
+    def _streamable(
+        self, pending: list[str], remote: RemoteChanges, crm_keys: set[str], known: dict[str, Activity],
+        links: dict[str, Link],
+    ) -> bool:
+        """Whether the mass-deletion guard can be settled before the changed items are read, so that
+        pages may be written as they are read: the most this pass could lose on either side, counted
+        from refs and ids alone (every linked item the calendar reported gone whose activity is there;
+        every linked item it looks at whose activity is not), stays below the guard's limits. Else the
+        pass reads every item first and the guard decides on the exact losses (an item that moved to
+        another href is no loss, and only its body says where it went)."""
+        by_ref = {link.ref: link for link in links.values() if link.ref}
+        gone = {by_ref[r].activity_id for r in remote.deleted if r in by_ref}
+        looked_at = {by_ref[r].activity_id for r in pending if r in by_ref} | (crm_keys & links.keys())
+        held = known.keys() | self.crm.existing((gone | looked_at) - known.keys())
+        lost_crm = sum(1 for k in looked_at - gone if k not in held and k not in self._iso)
+        try:
+            self._check_losses(len(gone & held), lost_crm, links)
+        except SafetyStop:
+            return False
+        return True
+
+    def _stream(
+        self, pending: list[str], remote: RemoteChanges, crm_keys: set[str], known: dict[str, Activity],
+        bstate: BindingState, links: dict[str, Link], deferred: set[str], report: PassReport,
+    ) -> tuple[list[RemoteItem], set[str]]:
+        """Read the changed items a page at a time and gather, plan and execute each page before the
+        next is read: a pass holds one page of parsed items, never the whole calendar. Across pages
+        only keys are kept (the keys settled, the signatures of activities a first sync may pair).
+
+        Returned for the pass's last gather, with the CRM's side and the deletions: the items whose
+        decision needs the whole pass (one found under another href than its link's, moved or a second
+        copy; a calendar-made item that may pair with an unlinked activity), and the keys settled. An
+        item of a key a page settled already is a second copy, left alone as one found elsewhere is."""
+        by_ref = {link.ref: link for link in links.values() if link.ref}
+        pairable = self._pairable(crm_keys, known, links)
+        kept: list[RemoteItem] = []
+        handled: set[str] = set()
+        for start in range(0, len(pending), PAGE_SIZE):
+            page: list[RemoteItem] = []
+            for item in self.connector.fetch(pending[start : start + PAGE_SIZE]):
+                key, elsewhere = _placed(item, by_ref, links)
+                if elsewhere is not None or (key.startswith(REMOTE_KEY) and _may_pair(item, pairable)):
+                    kept.append(item)
+                elif key in handled:
+                    self._iso.fail(f"{REMOTE_KEY}{item.ref}", "pairing",
+                                   f"a second calendar item for activity {key}; left alone")
+                else:
+                    handled.add(key)
+                    page.append(item)
+            if not page:
+                continue
+            items = self._gather(set(), bstate, links, RemoteChanges(page, [], remote.state), False, deferred, known)
+            plan = self._plan(items)
+            self._describe(plan, report, dry_run=False)
+            self._execute_plan(plan, items, report, last=False)
+        return kept, handled
+
+    def _pairable(
+        self, crm_keys: set[str], known: dict[str, Activity], links: dict[str, Link]
+    ) -> set[tuple[str, str, str, str]]:
+        """Signatures of the unlinked activities this pass looks at, which a calendar item may pair with
+        (:meth:`_pair_first_sync`); one that cannot be computed pairs with nothing (the last gather
+        records it)."""
+        found: set[tuple[str, str, str, str]] = set()
+        for key in crm_keys - links.keys():
+            activity = known.get(key)
+            if activity is not None and self._in_scope(activity)[0]:
+                with suppress(Exception):
+                    found.add(_signature(activity))
+        return found
 
     # -- safety ----------------------------------------------------------------------------------
 
@@ -402,11 +517,13 @@ class Runner:
         calendar that lost all of two or more, however small (a wrong URL or account, or a server that
         renamed every item, looks like that). A CRM that lost all of a few is a user's clean-up: the
         store does not move under a binding (its links live in it)."""
-        synced = [link for link in links.values() if link.status == LinkStatus.SYNCED]
-        total = len(synced)
         # Only losses this pass would carry to the other side; an item gone on both is no loss.
         lost_remote = sum(1 for i in items.values() if i.link is not None and i.seen == Seen.DELETED and i.crm)
         lost_crm = sum(1 for i in items.values() if i.link is not None and i.crm is None and i.seen != Seen.DELETED)
+        self._check_losses(lost_remote, lost_crm, links)
+
+    def _check_losses(self, lost_remote: int, lost_crm: int, links: dict[str, Link]) -> None:
+        total = sum(1 for link in links.values() if link.status == LinkStatus.SYNCED)
         threshold = max(self.binding.mass_delete_min, self.binding.mass_delete_ratio * total)
         name = self.binding.name
         for side, lost in (("calendar", lost_remote), ("CRM", lost_crm)):
@@ -465,18 +582,27 @@ class Runner:
                 k for k in bstate.retry
                 if k in errors and next_attempt(errors[k].failures, errors[k].last_at) > read_at
             }
-            remote = self.connector.changes(bstate.remote_state, _known(links))
+            remote, pending = self._read_changes(bstate.remote_state, links)
             crm_keys = self._crm_keys(bstate, links, deferred)
             entering, window = self._entering(bstate, links)
             crm_keys |= entering
             for round_ in range(MAX_ROUNDS):
-                items = self._gather(crm_keys, bstate, links, remote, round_ == 0, deferred)
+                before = sum(report.counts[k] for k in REMOTE_WRITES)
+                self._done, self._total = 0, len(pending)
+                known = self.crm.load(sorted(k for k in crm_keys if not k.startswith(REMOTE_KEY)), self._iso.guard)
+                handled: set[str] = set()
+                if pending and not dry_run and self._streamable(pending, remote, crm_keys, known, links):
+                    kept, handled = self._stream(pending, remote, crm_keys, known, bstate, links, deferred, report)
+                    settled.update(handled)
+                    remote = replace(remote, changed=remote.changed + kept)
+                elif pending:
+                    remote = replace(remote, changed=remote.changed + self.connector.fetch(pending))
+                items = self._gather(crm_keys, bstate, links, remote, round_ == 0, deferred, known, handled)
                 self._guard(items, links)
                 plan = self._plan(items)
-                report.plan += [a.describe() for _, a in plan if a is not None]
+                self._describe(plan, report, dry_run)
                 if dry_run:
                     return report
-                before = sum(report.counts[k] for k in REMOTE_WRITES)
                 self._execute_plan(plan, items, report)
                 settled.update(items)
                 state, state_at = remote.state, read_at
@@ -491,9 +617,9 @@ class Runner:
                 # and cost nothing more); what others changed meanwhile is handled in another round.
                 links = self.state.links(self.binding.name)
                 read_at = self.clock()
-                remote = self.connector.changes(remote.state, _known(links))
+                remote, pending = self._read_changes(remote.state, links)
                 crm_keys = set()
-                if not remote.changed and not remote.deleted:
+                if not remote.changed and not remote.deleted and not pending:
                     state, state_at = remote.state, read_at
                     break
             bstate.crm_cursor = cursor_now
@@ -544,6 +670,12 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - the pass's own result (often the store failing) says more
             log.warning("item errors not saved", binding=self.binding.name, error=f"{type(exc).__name__}: {exc}")
 
+    @staticmethod
+    def _describe(plan: list[tuple[str, Action | None]], report: PassReport, dry_run: bool) -> None:
+        room = len(plan) if dry_run else PLAN_SHOWN - len(report.plan)
+        if room > 0:
+            report.plan += [a.describe() for _, a in plan if a is not None][:room]
+
     def _plan(self, items: dict[str, ItemInput]) -> list[tuple[str, Action | None]]:
         plan: list[tuple[str, Action | None]] = []
         for key, item in sorted(items.items()):
@@ -552,8 +684,10 @@ class Runner:
         return plan
 
     def _execute_plan(
-        self, plan: list[tuple[str, Action | None]], items: dict[str, ItemInput], report: PassReport
+        self, plan: list[tuple[str, Action | None]], items: dict[str, ItemInput], report: PassReport,
+        last: bool = True,
     ) -> None:
+        """Execute a plan (``last``: the pass's last one in this round, not a page of it)."""
         prefetch = getattr(self.connector, "prefetch", None)  # base.Prefetching
         if prefetch is not None:
             # Updates with no copy from the feed: the connector reads what they write over in batches.
@@ -573,27 +707,28 @@ class Runner:
                 single.append((key, action))
         # Events and to-dos live in different folders: grouped, a batch goes to one folder in one request.
         batched.sort(key=lambda pair: pair[1].activity.is_event)
-        done = 0
+        # A pass that reads its items a page at a time knows how many items it will read before it
+        # knows how many actions they make: that count stands for the total until the last plan.
+        self._total = self._done + len(actions) if last else max(self._total, self._done + len(actions))
         for start in range(0, len(store_only), BATCH_SIZE):
             writes = store_only[start : start + BATCH_SIZE]
-            done += len(writes)
-            if self.progress is not None:
-                self.progress(done, len(actions))
+            self._advance(len(writes))
             self._write_store(writes, report)
         for key, action in single:
-            done += 1
-            if self.progress is not None:
-                self.progress(done, len(actions))
+            self._advance(1)
             with self._iso.guard(key, "writing"):
                 self._execute(action, items[key], report)
         if create_many is None:
             return
         for start in range(0, len(batched), BATCH_SIZE):
             chunk = batched[start : start + BATCH_SIZE]
-            done += len(chunk)
-            if self.progress is not None:
-                self.progress(done, len(actions))
+            self._advance(len(chunk))
             self._create_batch(chunk, create_many, items, report)
+
+    def _advance(self, actions: int) -> None:
+        self._done += actions
+        if self.progress is not None:
+            self.progress(self._done, self._total)
 
     def _write_store(self, chunk: list[tuple[str, Action]], report: PassReport) -> None:
         """Actions that write only the store, for many items in one transaction (an activity and its

@@ -1,15 +1,36 @@
-"""The engine's bookkeeping (links, cursors, conflicts, errors, passes) in the store's database."""
+"""The engine's bookkeeping (links, cursors, conflicts, errors, passes) in the store's database.
+
+A daemon runs a pass of every binding every few minutes, and most passes find nothing to do: what
+such a pass reads and writes (the binding's state, its links, its item errors, the record of the
+pass) are Core statements built once, here, with bound parameters, run on the session's connection
+in its transaction. Built per call, or through the ORM's identity map and flush, they cost several
+times the database's own work.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, select
+from sqlalchemy import (
+    Connection,
+    Select,
+    Table,
+    Text,
+    Update,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
@@ -34,11 +55,103 @@ from syncd.store.sync_models import (
     SyncLinkRow,
     SyncPassRow,
 )
+from syncd.store.types import UtcDateTime
 
 log = get_logger("syncd.engine")
 
 #: Ids per ``IN (...)`` query: well under every driver's bound-parameter limit.
 CHUNK = 500
+
+
+def _table(row: type[Any]) -> Table:
+    # Through the metadata, which types them as the Tables they are (``__table__`` is any FromClause).
+    table: Table = row.metadata.tables[row.__tablename__]
+    return table
+
+
+_bindings = _table(SyncBindingRow)
+_links = _table(SyncLinkRow)
+_errors = _table(SyncErrorRow)
+_passes = _table(SyncPassRow)
+
+#: What a pass reads of its binding's row, in :func:`state_from_row`'s order.
+STATE_COLUMNS = (
+    _bindings.c.crm_cursor, _bindings.c.remote_state, _bindings.c.remote_state_at, _bindings.c.retry,
+    _bindings.c.window_start, _bindings.c.window_end, _bindings.c.remote_location,
+)
+#: What the end of a pass leaves in its binding's row that the daemon paces the binding by.
+FINISHED_COLUMNS = (_bindings.c.last_pass_at, _bindings.c.last_success_at, _bindings.c.failures)
+
+_STATE = select(*STATE_COLUMNS).where(_bindings.c.name == bindparam("binding"))
+_SAVE_STATE = update(_bindings).where(_bindings.c.name == bindparam("binding"))
+_LINK_COLUMNS = (
+    _links.c.activity_id, _links.c.kind, _links.c.ref, _links.c.etag, _links.c.crm_fp, _links.c.remote_fp,
+    cast(_links.c.base, Text), _links.c.status,
+)
+_LINKS = select(*_LINK_COLUMNS).where(_links.c.binding == bindparam("binding"))
+#: The links with whether each was written after the saved calendar state was read (what
+#: :meth:`SqlSyncState.written_since` asks next), in the same read.
+_LINKS_WRITTEN = select(
+    *_LINK_COLUMNS, _links.c.updated_at > bindparam("since", type_=UtcDateTime)
+).where(_links.c.binding == bindparam("binding"))
+_WRITTEN = select(_links.c.activity_id).where(
+    _links.c.binding == bindparam("binding"), _links.c.updated_at > bindparam("since", type_=UtcDateTime)
+)
+_ERRORS = select(_errors.c.item, _errors.c.count, _errors.c.last_at, _errors.c.message).where(
+    _errors.c.binding == bindparam("binding")
+)
+_CLEAR_ERROR = delete(_errors).where(_errors.c.binding == bindparam("binding"), _errors.c.item == bindparam("item"))
+_PASS_STARTED = insert(_passes)
+_PASS_FINISHED = update(_passes).where(_passes.c.id == bindparam("pass_id"))
+_PASS_BINDING = select(_passes.c.binding).where(_passes.c.id == bindparam("pass_id"))
+
+
+def state_from_row(binding: str, row: Sequence[Any] | None) -> BindingState:
+    """A binding's state from its row's :data:`STATE_COLUMNS` (``None``: never synced)."""
+    if row is None:
+        return BindingState(binding)
+    cursor, remote_state, remote_state_at, retry, window_start, window_end, location = row[:7]
+    return BindingState(binding, cursor, remote_state, remote_state_at, set(retry or ()), window_start, window_end,
+                        location)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOne:
+    """An UPDATE of one binding's row that reads some of its columns as it left them: by RETURNING
+    where the database has it (PostgreSQL; SQLite from 3.35), else by a SELECT in the same
+    transaction. Both forms are built once."""
+
+    plain: Update
+    returning: Update
+    after: Select[Any]
+
+    @classmethod
+    def of(cls, statement: Update, columns: tuple[Any, ...]) -> UpdateOne:
+        after = select(*columns).where(_bindings.c.name == bindparam("binding"))
+        return cls(statement, statement.returning(*columns), after)
+
+    def run(self, conn: Connection, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The row's columns after the update; None if no row matched."""
+        if conn.dialect.update_returning:
+            row = conn.execute(self.returning, params).first()
+        elif conn.execute(self.plain, params).rowcount:
+            row = conn.execute(self.after, params).first()
+        else:
+            return None
+        return None if row is None else tuple(row)
+
+
+#: The binding's record of its last pass: a success resets the failures, a failure adds one.
+_FINISHED_OK = UpdateOne.of(
+    update(_bindings).where(_bindings.c.name == bindparam("binding"))
+    .values(last_success_at=bindparam("now", type_=UtcDateTime), failures=0),
+    FINISHED_COLUMNS,
+)
+_FINISHED_FAILED = UpdateOne.of(
+    update(_bindings).where(_bindings.c.name == bindparam("binding"))
+    .values(failures=func.coalesce(_bindings.c.failures, 0) + 1),
+    FINISHED_COLUMNS,
+)
 
 
 def _now() -> datetime:
@@ -86,10 +199,26 @@ def _fill_link(row: SyncLinkRow, link: Link, now: datetime) -> None:
 
 
 class SqlSyncState:
-    """:class:`syncd.engine.sides.SyncState` on SQLAlchemy; shares the CRM side's session."""
+    """:class:`syncd.engine.sides.SyncState` on SQLAlchemy; shares the CRM side's session.
+
+    One instance serves one pass. What it read in the pass answers the pass's later questions while
+    nothing it wrote since could change the answer (:meth:`written_since`, :meth:`item_errors`): the
+    binding's lease keeps every other writer away from the binding's rows meanwhile."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.finished: tuple[Any, ...] | None = None
+        """The binding's :data:`FINISHED_COLUMNS` as the end of the pass left them."""
+        self._pass_bindings: dict[int, str] = {}
+        self._state_at: dict[str, datetime | None] = {}
+        """Each binding's saved calendar state's time, as read by :meth:`binding_state`."""
+        self._written: tuple[str, datetime, set[str]] | None = None
+        """The links :meth:`links` saw written after that time, until a link is written or dropped."""
+        self._errors: tuple[str, dict[str, ErrorInfo]] | None = None
+        """The item errors last read, kept up to date by :meth:`clear_error` (any other write drops them)."""
+
+    def _conn(self) -> Connection:
+        return self.session.connection()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -98,34 +227,28 @@ class SqlSyncState:
             self.session.commit()
         except BaseException:
             self.session.rollback()
+            self._written = self._errors = None
             raise
 
     # -- binding state ---------------------------------------------------------------------------
 
-    def _binding_row(self, name: str) -> SyncBindingRow:
-        row = self.session.get(SyncBindingRow, name)
-        if row is None:
-            row = SyncBindingRow(name=name, failures=0)
-            self.session.add(row)
-        return row
-
     def binding_state(self, binding: str) -> BindingState:
-        row = self.session.get(SyncBindingRow, binding)
-        if row is None:
-            return BindingState(binding)
-        return BindingState(
-            binding, row.crm_cursor, row.remote_state, row.remote_state_at, set(row.retry or ()),
-            row.window_start, row.window_end, row.remote_location,
-        )
+        return self._remember(state_from_row(binding, self._conn().execute(_STATE, {"binding": binding}).first()))
+
+    def _remember(self, state: BindingState) -> BindingState:
+        self._state_at[state.name] = state.remote_state_at if state.remote_state is not None else None
+        return state
 
     def save_binding_state(self, state: BindingState) -> None:
-        row = self._binding_row(state.name)
-        row.crm_cursor = state.crm_cursor
-        row.remote_state = state.remote_state
-        row.remote_state_at = state.remote_state_at
-        row.retry = sorted(state.retry)
-        row.window_start, row.window_end = state.window_start, state.window_end
-        row.remote_location = state.remote_location
+        values = {
+            "crm_cursor": state.crm_cursor, "remote_state": state.remote_state,
+            "remote_state_at": state.remote_state_at, "retry": sorted(state.retry),
+            "window_start": state.window_start, "window_end": state.window_end,
+            "remote_location": state.remote_location,
+        }
+        if not self._conn().execute(_SAVE_STATE, {"binding": state.name, **values}).rowcount:
+            self.session.add(SyncBindingRow(name=state.name, failures=0, **values))
+            self.session.flush()
 
     # -- links -----------------------------------------------------------------------------------
 
@@ -133,28 +256,31 @@ class SqlSyncState:
         # Columns, not ORM rows, and the base as its JSON text, decoded only if a merge asks for it:
         # every pass reads every link but looks at the bases of the changed items alone, and decoding
         # thousands of bases dominated a no-change pass. The text is the decoding cache's key.
-        rows = self.session.execute(
-            select(
-                SyncLinkRow.activity_id, SyncLinkRow.kind, SyncLinkRow.ref, SyncLinkRow.etag,
-                SyncLinkRow.crm_fp, SyncLinkRow.remote_fp, cast(SyncLinkRow.base, Text), SyncLinkRow.status,
-            ).where(SyncLinkRow.binding == binding)
-        )
-        return {
-            activity_id: Link(
+        since = self._state_at.get(binding)
+        if since is None:
+            rows = self._conn().execute(_LINKS, {"binding": binding})
+            self._written = None
+        else:
+            rows = self._conn().execute(_LINKS_WRITTEN, {"binding": binding, "since": since})
+            self._written = (binding, since, set())
+        links: dict[str, Link] = {}
+        for activity_id, kind, ref, etag, crm_fp, remote_fp, base, status, *written in rows:
+            links[activity_id] = Link(
                 binding, activity_id, _KINDS[kind], ref, etag, crm_fp, remote_fp,
                 None if base is None else partial(_base_from_text, base), _STATUSES[status],
             )
-            for activity_id, kind, ref, etag, crm_fp, remote_fp, base, status in rows
-        }
+            if written and written[0] and self._written is not None:
+                self._written[2].add(activity_id)
+        return links
 
     def written_since(self, binding: str, moment: datetime) -> set[str]:
-        return set(
-            self.session.scalars(
-                select(SyncLinkRow.activity_id).where(SyncLinkRow.binding == binding, SyncLinkRow.updated_at > moment)
-            )
-        )
+        written = self._written
+        if written is not None and written[0] == binding and written[1] == moment:
+            return set(written[2])
+        return set(self._conn().execute(_WRITTEN, {"binding": binding, "since": moment}).scalars())
 
     def save_link(self, link: Link) -> None:
+        self._written = None
         row = self.session.get(SyncLinkRow, (link.binding, link.activity_id))
         if row is None:
             row = SyncLinkRow(binding=link.binding, activity_id=link.activity_id)
@@ -164,6 +290,7 @@ class SqlSyncState:
     def save_links(self, binding: str, links: Sequence[Link]) -> None:
         # The rows that exist are read in one query per chunk (a get per link would be one each); the
         # flush then sends the new rows as one INSERT and the changed ones as one UPDATE.
+        self._written = None
         rows: dict[str, SyncLinkRow] = {}
         ids = [link.activity_id for link in links]
         for start in range(0, len(ids), CHUNK):
@@ -186,6 +313,7 @@ class SqlSyncState:
         self.delete_links(binding, [activity_id])
 
     def delete_links(self, binding: str, activity_ids: Sequence[str]) -> None:
+        self._written = None
         for start in range(0, len(activity_ids), CHUNK):
             chunk = list(activity_ids[start : start + CHUNK])
             self.session.execute(
@@ -234,6 +362,7 @@ class SqlSyncState:
         return None
 
     def record_error(self, binding: str, key: str, message: str, at: datetime) -> None:
+        self._errors = None
         row = self.session.scalars(
             select(SyncErrorRow).where(SyncErrorRow.binding == binding, SyncErrorRow.item == key)
         ).first()
@@ -243,37 +372,52 @@ class SqlSyncState:
             row.message, row.count, row.last_at = message, row.count + 1, at
 
     def item_errors(self, binding: str) -> dict[str, ErrorInfo]:
-        rows = self.session.execute(
-            select(SyncErrorRow.item, SyncErrorRow.count, SyncErrorRow.last_at, SyncErrorRow.message)
-            .where(SyncErrorRow.binding == binding)
-        )
-        return {item: ErrorInfo(count, last_at, message) for item, count, last_at, message in rows}
+        if self._errors is not None and self._errors[0] == binding:
+            return dict(self._errors[1])
+        errors = {
+            item: ErrorInfo(count, last_at, message)
+            for item, count, last_at, message in self._conn().execute(_ERRORS, {"binding": binding})
+        }
+        self._errors = (binding, errors)
+        return dict(errors)
 
     def clear_error(self, binding: str, key: str) -> None:
-        self.session.execute(delete(SyncErrorRow).where(SyncErrorRow.binding == binding, SyncErrorRow.item == key))
+        self._conn().execute(_CLEAR_ERROR, {"binding": binding, "item": key})
+        if self._errors is not None and self._errors[0] == binding:
+            self._errors[1].pop(key, None)
 
     # -- passes ----------------------------------------------------------------------------------
 
     def pass_started(self, binding: str, worker: str) -> int:
         with self.transaction():
-            row = SyncPassRow(binding=binding, worker=worker, started_at=_now())
-            self.session.add(row)
-            self.session.flush()
-            return row.id
+            key = self._conn().execute(
+                _PASS_STARTED, {"binding": binding, "worker": worker, "started_at": _now()}
+            ).inserted_primary_key
+            assert key is not None  # an INSERT of one row
+            pass_id: int = key[0]
+        self._pass_bindings[pass_id] = binding
+        return pass_id
 
     def pass_finished(self, pass_id: int, result: str, counts: dict[str, int], error: str | None) -> None:
         # Whatever a failed pass left half-done in the session is not wanted: every step that matters
         # committed on its own.
         self.session.rollback()
+        self._written = self._errors = None
         with self.transaction():
+            conn = self._conn()
             now = _now()
-            row = self.session.get(SyncPassRow, pass_id)
-            if row is not None:
-                row.finished_at, row.result, row.counts, row.error = now, result, counts, error
-                binding = self._binding_row(row.binding)
-                binding.last_pass_at, binding.last_result, binding.last_counts = now, result, counts
-                binding.last_error = error
-                if result == "ok":
-                    binding.last_success_at, binding.failures = now, 0
-                else:
-                    binding.failures = (binding.failures or 0) + 1
+            params = {"pass_id": pass_id, "finished_at": now, "result": result, "counts": counts, "error": error}
+            if not conn.execute(_PASS_FINISHED, params).rowcount:
+                return
+            binding = self._pass_bindings.get(pass_id) or conn.execute(_PASS_BINDING, {"pass_id": pass_id}).scalar_one()
+            finish = _FINISHED_OK if result == "ok" else _FINISHED_FAILED
+            record = {"binding": binding, "now": now, "last_pass_at": now, "last_result": result,
+                      "last_counts": counts, "last_error": error}
+            self.finished = finish.run(conn, record)
+            if self.finished is None:
+                # A binding whose row is not there yet (the daemon's leases create it first).
+                self.session.add(SyncBindingRow(name=binding, last_pass_at=now, last_result=result, last_counts=counts,
+                                                last_error=error, last_success_at=now if result == "ok" else None,
+                                                failures=0 if result == "ok" else 1))
+                self.session.flush()
+                self.finished = tuple(conn.execute(_FINISHED_OK.after, {"binding": binding}).one())

@@ -30,8 +30,9 @@ What goes where:
   outbound they need separate operations, listed by :func:`~syncd.mapping.ews_recurrence.occurrence_changes`
   (a cancelled occurrence is shown free; its exact status travels in the blob). An occurrence's own
   reminder, Sensitivity and LegacyFreeBusyStatus are its override's (:mod:`.ews_fields`). An Exchange
-  series has one pattern: RDATEs and several RRULEs are refused per item, as is a reminder after the
-  start (of the series or of one occurrence).
+  series has one pattern: RDATEs, several RRULEs and a change to every later occurrence kept as a range
+  (``Override.this_and_future``) are refused per item, as is a reminder after the start (of the series
+  or of one occurrence).
 * times: a time whose zone offset has seconds (local mean time, Amsterdam before 1937) is sent as its
   UTC instant, an all-day bound then at the offset cut to whole hours; UTC with ``+00:00``, as
   exchangelib writes years before 1000 without their leading zeros otherwise.

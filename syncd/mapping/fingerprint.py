@@ -23,6 +23,7 @@ from typing import Any
 
 from icalendar import Timezone
 
+from syncd.mapping.ical_recurrence import day_end, instant_end
 from syncd.model import (
     CONTENT_FIELDS,
     Activity,
@@ -100,7 +101,14 @@ def _override(o: Override, series: timedelta | None) -> list[Any]:
     start = None if o.start is not None and _moment(o.start) == _moment(o.recurrence_id) else o.start
     end = o.end
     begin = o.start if o.start is not None else o.recurrence_id
-    if end is not None and series is not None and isinstance(end, datetime) == isinstance(begin, datetime):
+    if isinstance(o.recurrence_id, datetime) and not isinstance(begin, datetime):
+        # One occurrence of a timed series made all-day: no end, or its start, is one day (never the series').
+        end = day_end(begin, end)
+    elif isinstance(begin, datetime) and not isinstance(o.recurrence_id, datetime):
+        # The reverse, one occurrence of an all-day series given its own times: no end, or its start, is an
+        # instant (never the series' length of days).
+        end = instant_end(begin, end)
+    elif end is not None and series is not None and isinstance(end, datetime) == isinstance(begin, datetime):
         try:
             if end - begin == series:
                 end = None
@@ -110,8 +118,10 @@ def _override(o: Override, series: timedelta | None) -> list[Any]:
             _text(o.location), o.status]
     # Added after links existed: only an occurrence that has its own gets a longer form (see the module doc).
     own = [o.reminder_minutes, o.reminder_off or None, _enum(o.sensitivity), _enum(o.show_as)]
-    if any(value is not None for value in own):
+    if any(value is not None for value in own) or o.this_and_future:
         form += own
+    if o.this_and_future:
+        form.append("THISANDFUTURE")  # after a full ``own``, so rows never compare it with another kind
     return form
 
 

@@ -24,6 +24,8 @@ sends invitations no ``attendees`` are written and every participant travels in 
 Times are read as Graph gives them with ``Prefer: outlook.timezone="UTC"``; the event's zone is
 ``originalStartTimeZone`` (Windows or IANA name). Timed events are written in the activity's zone
 (IANA names, which Graph accepts), all-day events as midnights in the activity's (else the owner's) zone.
+A time in the second pass of a repeated hour (a clock set back), which a wall time cannot name, is
+written in UTC and the event keeps the zone syncd's data carries; a series starting there is refused.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from syncd.mapping.ews_fields import (
     show_as_in,
     uncarried_keys,
 )
+from syncd.mapping.ical_time import second_pass
 from syncd.mapping.identity import activity_id_for_uid, activity_id_from_uid
 from syncd.mapping.options import MappingOptions, importance_from_priority
 from syncd.mapping.outlook_recurrence import (
@@ -124,6 +127,11 @@ def event_to_graph(activity: Activity, ctx: MappingContext, *, invitations: bool
     zone_name = _times(activity, ctx, body)
     body["recurrence"] = None
     if activity.recurrence is not None:
+        if body["start"]["timeZone"] != zone_name:
+            # gp.dtz: the start lies in a repeated hour's second pass. Outlook runs a series on its start's
+            # clock: in UTC it would move an hour at the next change, in the zone start an hour early.
+            raise ItemError(activity.id, "start", "Outlook cannot start a series in the second pass of an hour "
+                            f"the clock repeats ({activity.start.isoformat()} in {zone_name}); the item is left alone")
         try:
             rec = to_outlook(one_rule(activity), activity.start, ZoneInfo(zone_name))
         except UnsupportedRecurrence as exc:
@@ -155,7 +163,8 @@ def occurrence_patch(change: OccurrenceChange, options: MappingOptions) -> dict[
     organizer cancels: a cancelled occurrence shows free, its exact status rides in the master's blob);
     a show-as of its own wins."""
     fields: dict[str, Any] = {}
-    if change.status is not None:
+    if change.status is not None or change.series_look:
+        # An undone show-as of its own: what the series shows, also when it has neither show-as nor status.
         fields["showAs"] = _SHOW_AS[options.status_target(change.status).ews_free_busy]
     if change.sensitivity is not None:
         fields["sensitivity"] = sensitivity_out(change.sensitivity).lower()
@@ -357,7 +366,8 @@ def _event_in(event: dict[str, Any], ctx: MappingContext, extra: dict[str, Any],
     shown_zone = gp.zone_of(shown_name)
     carried_tz = od.text(extra.get("tz"))
     zone_name: str | None
-    if carried and _same_zone(shown_name, carried_tz or "UTC", event.get("start")):
+    if carried and (_same_zone(shown_name, carried_tz or "UTC", event.get("start"))
+                    or _sent_in_utc(shown_zone, carried_tz, event.get("start"))):
         zone_name = carried_tz
     else:
         zone_name = None if shown_zone is None or shown_zone.key in ("UTC", "Etc/UTC") else shown_zone.key
@@ -408,6 +418,15 @@ def _event_in(event: dict[str, Any], ctx: MappingContext, extra: dict[str, Any],
         "recurrence": recurrence,
         "participants": od.participants_in(_attendees(event, ctx), extra),
     }
+
+
+def _sent_in_utc(shown: ZoneInfo | None, carried: str | None, start: object) -> bool:
+    """Whether the event's start is in UTC because syncd sent it so: it lies in the second pass of a
+    repeated hour in the zone syncd's data carries (see ``gp.dtz``), which stays the activity's zone."""
+    zone, at = gp.zone_of(carried), gp.instant(start)
+    if shown is None or shown.key not in ("UTC", "Etc/UTC") or zone is None or at is None:
+        return False
+    return second_pass(at.astimezone(zone))
 
 
 def _recurrence_in(

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from syncd.mapping.carried import NOTHING, Uncarried
+from syncd.mapping.ical_time import second_pass
 from syncd.mapping.options import (
     MappingOptions,
     importance_from_priority,
@@ -126,9 +127,14 @@ def local_text(value: datetime) -> str:
 
 
 def dtz(value: datetime, zone_name: str) -> dict[str, str]:
-    """A dateTimeTimeZone: ``value`` as wall-clock time in the named zone."""
+    """A dateTimeTimeZone: ``value`` as wall-clock time in the named zone; in UTC when it lies in the
+    second pass of a repeated hour (a clock set back), where a wall time is ambiguous (an hour early
+    if taken as the first pass, as RFC 5545 does)."""
     zone = zone_of(zone_name) or ZoneInfo("UTC")
-    return {"dateTime": local_text(value.astimezone(zone)), "timeZone": zone_name}
+    local = value.astimezone(zone)
+    if second_pass(local):
+        return {"dateTime": local_text(value.astimezone(UTC)), "timeZone": "UTC"}
+    return {"dateTime": local_text(local), "timeZone": zone_name}
 
 
 def day_dtz(value: date, zone_name: str) -> dict[str, str]:

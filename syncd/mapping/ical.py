@@ -32,7 +32,8 @@ each as an override: the same occurrences, written back with a master. Refused w
 RFC 7529 RSCALE rules and an unreadable rule. A time zone no IANA zone matches is kept with its
 VTIMEZONE, written back as it was, so a weekday rule in it never moves. An empty ``RRULE:`` is no rule
 (clients show one event). A ``RANGE=THISANDFUTURE`` override is carried to every later occurrence as an
-override of each (:mod:`.ical_range`; refused for a series without end). CREATED, LAST-MODIFIED and
+override of each, or for a series without end kept as a range (:mod:`.ical_range`, written back with its
+RANGE). CREATED, LAST-MODIFIED and
 DTSTAMP are bookkeeping: an unreadable one is left out, never a reason to refuse the item.
 """
 
@@ -63,6 +64,7 @@ from icalendar import (
 
 from syncd.activity_json import format_moment, parse_moment
 from syncd.errors import ItemError
+from syncd.mapping import ical_repeated_hour as repeated_hour
 from syncd.mapping import identity
 from syncd.mapping.accepted import storable
 from syncd.mapping.carried import NOTHING, Uncarried
@@ -110,7 +112,14 @@ from syncd.mapping.ical_props import (
     x_text,
 )
 from syncd.mapping.ical_range import carry_forward
-from syncd.mapping.ical_recurrence import canonical_rrule, series_span, write_schedule
+from syncd.mapping.ical_recurrence import (
+    canonical_rrule,
+    day_end,
+    instant_end,
+    occurrence_zone,
+    series_span,
+    write_schedule,
+)
 from syncd.mapping.ical_time import (
     TimeReader,
     Zone,
@@ -127,6 +136,7 @@ from syncd.mapping.ical_time import (
 from syncd.mapping.options import crm_value, priority_value
 from syncd.mapping.timezones import iana_for_tzid
 from syncd.model import Activity, Direction, Kind, Moment, Override, Recurrence
+from syncd.store.rules import day_occurrence, timed_occurrence
 
 log = structlog.get_logger(__name__)
 
@@ -190,10 +200,12 @@ def to_ical(activity: Activity, ctx: MappingContext, base: bytes | None = None) 
     _write_master(master, activity, ctx, uid, base_master)
     calendar.add_component(master)
     moments: list[Moment] = [m for m in (activity.start, activity.end, activity.due) if m is not None]
-    for override in activity.recurrence.overrides if activity.recurrence else ():
+    for override in repeated_hour.overrides_to_write(activity):
         component = _override_component(factory, master, activity, override, base_overrides, ctx)
         calendar.add_component(component)
         moments.append(override.recurrence_id)
+        # The zone of an all-day series' occurrence given its own times needs its VTIMEZONE too.
+        moments += [m for m in (override.start, override.end) if isinstance(m, datetime)]
     definition = activity.timezone_definition
     kept = (activity.timezone, definition) if activity.timezone and definition else None
     add_timezones(calendar, moments, kept)
@@ -377,18 +389,29 @@ def _override_component(
         if name not in _SCHEDULE and name not in _OVERRIDDEN and name != "SEQUENCE":
             component[name] = value
     rid = align(override.recurrence_id, activity.start, zone)
-    component.add("RECURRENCE-ID", rid)
-    start = align(override.start, activity.start, zone) if override.start is not None else rid
-    component.add("DTSTART", in_zone(start, zone))
+    written_rid = repeated_hour.instance_value(override.recurrence_id, activity, zone)
+    ranged = {"RANGE": "THISANDFUTURE"} if override.this_and_future else {}
+    component.add("RECURRENCE-ID", written_rid, parameters=ranged)
+    # One occurrence of a timed series made all-day: DTSTART;VALUE=DATE, its RECURRENCE-ID still a time.
+    day = day_occurrence(override.start, activity.all_day)
+    # The reverse, one occurrence of an all-day series given its own times: in its own zone where a TZID
+    # can name it, its RECURRENCE-ID still a date.
+    timed = timed_occurrence(override.start, activity.all_day)
+    kind = day or timed  # its own value type, kept rather than aligned with the series' start
+    start = rid if override.start is None else override.start if kind else align(override.start, activity.start, zone)
+    own_zone = occurrence_zone(start, zone) if isinstance(start, datetime) and timed else zone
+    component.add("DTSTART", written(start, own_zone))
     if activity.is_event:
-        end = override.end
+        end = day_end(start, override.end) if day else override.end
+        if timed and isinstance(start, datetime):
+            end = instant_end(start, end)
         if end is None:
             try:
                 end = add_duration(start, series_span(activity))
             except OverflowError:
                 end = start  # past 9999-12-31 there is no end to write; DTSTART alone is one day (or an instant)
-        if not (activity.all_day and end == start):
-            component.add("DTEND", written(end, zone))
+        if not ((activity.all_day or day) and end == start):
+            component.add("DTEND", written(end, own_zone))
     _write_texts(
         component,
         _inherit(override.subject, activity.subject),
@@ -396,7 +419,7 @@ def _override_component(
         _inherit(override.location, activity.location),
     )
     _write_status(component, _inherit(override.status, activity.status), activity.is_event, ctx)
-    previous = base.get(_instant_key(rid))
+    previous = base.get(_instant_key(written_rid))
     if override.reminder_minutes is not None or override.reminder_off:
         alarm_end = end if activity.is_event else None
         subject = _inherit(override.subject, activity.subject) or ""
@@ -508,9 +531,14 @@ def _from_ical(data: bytes | str, ctx: MappingContext, ref: str, cursor: _Cursor
         with cursor.at("RECURRENCE-ID"):
             activity = _occurrences_as_series(activity, components, reader)
         overrides = components
+    with cursor.at("RECURRENCE-ID"):
+        # A series starting in a repeated hour's second pass: see ical_repeated_hour.
+        activity, first = repeated_hour.unfold_start(activity, master, overrides, reader) if masters else (
+            activity, None)
     if overrides:
         with cursor.at("RECURRENCE-ID"):
             activity = _with_overrides(activity, overrides, ctx, reader, cursor)
+    activity = repeated_hour.refold(activity, first)
     modified = _stamp(master, "LAST-MODIFIED") or _stamp(master, "DTSTAMP")
     activity = storable(activity, cursor.item)
     return ParsedItem(
@@ -581,6 +609,7 @@ def _read_times(
     """(start, end or due, zone); a missing end is ``start`` for a day, ``None`` for a time."""
     start = end = None
     zone: str | None = None
+    end_zone: str | None = None
     if component.get("DTSTART") is not None:
         with cursor.at("DTSTART"):
             start, zone = reader.moment(component["DTSTART"], "DTSTART")
@@ -601,6 +630,11 @@ def _read_times(
             end = add_duration(start, duration)
     elif is_event and not isinstance(start, datetime):
         end = start
+    if zone is None and isinstance(start, datetime):
+        # A start in a repeated hour's second pass, which syncd writes in UTC: in its zone again.
+        zone = repeated_hour.start_zone(component, start, end_zone, reader)
+        if zone is not None:
+            start, end = in_zone(start, reader.zone(zone)), None if end is None else in_zone(end, reader.zone(zone))
     if end is not None and start is not None and before(end, start):
         raise ItemError(cursor.item, end_name, "ends before it starts")
     return start, end, zone
@@ -918,13 +952,32 @@ def _with_overrides(
         if str(rid_prop.params.get("RANGE", "")).upper() == "THISANDFUTURE":
             ranges.append(rid)
         start, end, _ = _read_times(component, activity.is_event, reader, cursor)
-        if isinstance(activity.start, datetime) and start is not None and not isinstance(start, datetime):
-            # Read on the series' clock it would silently become a timed occurrence.
-            raise ItemError(cursor.item, "DTSTART", "one occurrence of a timed series is made all-day, and the "
-                            "CRM keeps one value type per series: the item is left alone")
-        start = _in_series(start, activity.start, zone) if start is not None else rid
-        end = _in_series(end, activity.start, zone) if end is not None else None
-        own_end = end is not None and span(start, end, activity.all_day) != series
+        day = day_occurrence(start, activity.all_day)
+        if day and rid in ranges:
+            # RFC 5545 does not say what "this and later, all-day" makes of later occurrences' times.
+            raise ItemError(cursor.item, "RECURRENCE-ID", "makes this and every later occurrence of a timed "
+                            "series all-day (RANGE=THISANDFUTURE); RFC 5545 leaves open what that makes of the "
+                            "later occurrences' times, so the item is left alone")
+        timed = timed_occurrence(start, activity.all_day)
+        own_zone: Zone = zone
+        if timed and rid in ranges:
+            raise ItemError(cursor.item, "RECURRENCE-ID", "gives this and every later occurrence of an all-day "
+                            "series its own times (RANGE=THISANDFUTURE); RFC 5545 leaves open what that makes of "
+                            "the later occurrences' days, so the item is left alone")
+        if day:
+            # One occurrence of a timed series made all-day (Thunderbird writes it): its own days, kept as
+            # dates rather than read on the series' clock.
+            assert isinstance(start, date)
+            end = day_end(start, end) if activity.is_event else None
+        elif timed:
+            # One occurrence of an all-day series given its own times: kept in its own zone, not cut to its day.
+            assert isinstance(start, datetime)
+            end = instant_end(start, end) if activity.is_event else None
+            own_zone = start.tzinfo
+        else:
+            start = _in_series(start, activity.start, zone) if start is not None else rid
+            end = _in_series(end, activity.start, zone) if end is not None else None
+        own_end = end is not None and (day or timed or span(start, end, activity.all_day) != series)
         status = _read_status(component, activity.is_event, ctx)
         occurrence_end = end if end is not None else _after(start, series)
         reminder, reminder_off = occurrence_reminder(
@@ -934,7 +987,7 @@ def _with_overrides(
             Override(
                 recurrence_id=rid,
                 start=None if start == rid else start,
-                end=in_zone(end, zone) if own_end and end is not None and activity.is_event else None,
+                end=in_zone(end, own_zone) if own_end and end is not None and activity.is_event else None,
                 subject=_differs(text(component, "SUMMARY") or "", activity.subject),
                 description=_differs(text(component, "DESCRIPTION") or "", activity.description or ""),
                 location=_differs(text(component, "LOCATION") or "", activity.location or ""),
@@ -945,7 +998,7 @@ def _with_overrides(
                 show_as=occurrence_show_as(component, activity.show_as) if activity.is_event else None,
             )
         )
-    overrides = carry_forward(activity, overrides, ranges, cursor.item)
+    overrides = carry_forward(activity, overrides, ranges)
     # An override component wins over what an RDATE period said of the same occurrence.
     taken = {_instant_key(o.recurrence_id) for o in overrides}
     overrides += [o for o in activity.recurrence.overrides if _instant_key(o.recurrence_id) not in taken]

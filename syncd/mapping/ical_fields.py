@@ -6,7 +6,8 @@
   says busy or free, Outlook's ``X-MICROSOFT-CDO-BUSYSTATUS`` the rest (tentative, out of office).
   Both are written; inbound TRANSPARENT is free whatever the other says (a client that knows only
   TRANSP changed it), an explicit OPAQUE beside a stale FREE is busy. Neither is ``None``.
-* attachments: ``ATTACH`` with a URI, the name in ``FILENAME`` (RFC 8607) or ``X-FILENAME``. A file
+* attachments: ``ATTACH`` with a URI, the name in ``FILENAME`` (RFC 8607, written as
+  :mod:`.ical_params` writes CRM text) or another client's ``X-FILENAME``. A file
   inline (``VALUE=BINARY``) or a link the CRM's rules cannot keep (no scheme, a ``data:`` URI) is not
   carried: it stays on the calendar item as it was, and is not in the CRM.
 * extra: ``X-SYNCD-EXTRA``, one JSON object of scalars. Missing (or unreadable) means not carried.
@@ -17,12 +18,12 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import structlog
 from icalendar import vText, vUri
 
+from syncd.mapping.ical_params import hidden_key, set_text_param, text_param
 from syncd.mapping.ical_props import X_CDO_BUSY, X_EXTRA, all_values, x_text
 from syncd.model import Activity, Attachment, JsonScalar, Sensitivity, ShowAs
 from syncd.store.rules import URL_MAX, extra_problems
@@ -39,8 +40,6 @@ _SENSITIVITY = {v: k for k, v in _CLASS.items()}
 _CDO = {ShowAs.BUSY: "BUSY", ShowAs.FREE: "FREE", ShowAs.TENTATIVE: "TENTATIVE", ShowAs.OUT_OF_OFFICE: "OOF"}
 _SHOW_AS = {**{v: k for k, v in _CDO.items()}, "WORKINGELSEWHERE": ShowAs.BUSY}
 _NAME_PARAMS = ("FILENAME", "X-FILENAME")
-#: What a parameter value cannot hold (as for an attendee's CN): C0 controls but TAB, LF, CR, and DEL.
-_NOT_IN_PARAM = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def write_fields(component: Any, activity: Activity, base: Any | None) -> None:
@@ -55,11 +54,9 @@ def write_fields(component: Any, activity: Activity, base: Any | None) -> None:
         value = vUri(attachment.url)
         before = by_url.get(attachment.url)
         for key, param in getattr(before, "params", {}).items():
-            if key.upper() not in (*_NAME_PARAMS, "VALUE"):
+            if key.upper() not in (*_NAME_PARAMS, hidden_key("FILENAME"), "VALUE"):
                 value.params[key] = param  # MANAGED-ID, FMTTYPE, SIZE: another client's
-        name = _NOT_IN_PARAM.sub("", attachment.name or "")
-        if name:
-            value.params["FILENAME"] = name
+        set_text_param(value, "FILENAME", attachment.name)
         component.add("ATTACH", value)
     for kept in previous:
         if not _carried(kept):
@@ -129,9 +126,7 @@ def read_attachments(component: Any) -> tuple[Attachment, ...]:
     for value in all_values(component, "ATTACH"):
         if not _carried(value):
             continue
-        params = getattr(value, "params", {})
-        name = next((str(params[k]) for k in _NAME_PARAMS if params.get(k)), None)
-        result.append(Attachment(str(value).strip(), name))
+        result.append(Attachment(str(value).strip(), text_param(value, *_NAME_PARAMS)))
     return tuple(result)
 
 

@@ -21,8 +21,8 @@
   keep is read as the nearest thing they can: an attendee without e-mail and name (``urn:uuid:...``, no
   CN) is named by its address; one that says "user" but has no e-mail is external (users are known by
   e-mail); an ``X-SYNCD-PARTICIPANT`` naming no one carries nothing and is left out.
-* A CN cannot hold control characters (RFC 5545 3.1, QSAFE-CHAR): written as is, icalendar drops the
-  whole ATTENDEE on reading, or refuses the item. They are left out of the CN.
+* CN is the CRM's name as it is (:mod:`.ical_params`; what a CN cannot hold, such as control
+  characters, is left out of it and the exact name kept in ``X-SYNCD-CN`` beside it).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from icalendar import vCalAddress, vText
 
 from syncd.errors import ItemError
 from syncd.mapping.context import MappingContext
+from syncd.mapping.ical_params import hidden_key, set_text_param, text_param
 from syncd.mapping.ical_props import (
     P_KIND,
     X_PARTICIPANT,
@@ -60,12 +61,10 @@ _PARTSTAT = {
     Response.NEEDS_ACTION: "NEEDS-ACTION",
 }
 _RESPONSE = {v: k for k, v in _PARTSTAT.items()}
-#: What a parameter value cannot hold: C0 controls but TAB, LF, CR (icalendar writes line ends as ^n), DEL.
-_NOT_IN_PARAM = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 log = structlog.get_logger(__name__)
 #: Attendee parameters syncd sets; all others on a returning attendee are kept.
-_OWNED_PARAMS = ("CN", "ROLE", "PARTSTAT", "RSVP", P_KIND)
+_OWNED_PARAMS = ("CN", hidden_key("CN"), "ROLE", "PARTSTAT", "RSVP", P_KIND)
 
 
 def email_of(address: Any) -> str | None:
@@ -101,23 +100,17 @@ def write_people(component: Any, activity: Activity, ctx: MappingContext, base: 
     if activity.organizer is not None and activity.organizer.email:
         # An invitation from outside the CRM: its organizer stays who it is.
         organizer = _address(activity.organizer.email, base.get("ORGANIZER") if base is not None else None)
-        shown = _NOT_IN_PARAM.sub("", activity.organizer.name or "")
-        if shown:
-            organizer.params["CN"] = shown
+        set_text_param(organizer, "CN", activity.organizer.name)
         component.add("ORGANIZER", organizer)
     elif attendees:
         organizer = _address(activity.owner, base.get("ORGANIZER") if base is not None else None)
         name = ctx.owner.name if activity.owner.casefold() == ctx.owner.email.casefold() else None
-        name = name or ctx.directory.users.get(activity.owner.casefold())
-        if name:
-            organizer.params["CN"] = name
+        set_text_param(organizer, "CN", name or ctx.directory.users.get(activity.owner.casefold()))
         component.add("ORGANIZER", organizer)
     for p in attendees:
         assert p.email is not None
         address = _address(p.email, previous.get(p.email.casefold()))
-        name = _NOT_IN_PARAM.sub("", p.name or "")
-        if name:
-            address.params["CN"] = name
+        set_text_param(address, "CN", p.name)
         address.params["ROLE"] = "OPT-PARTICIPANT" if p.role is Role.OPTIONAL else "REQ-PARTICIPANT"
         address.params["PARTSTAT"] = _PARTSTAT[p.response]
         if p.response is Response.NEEDS_ACTION:
@@ -197,6 +190,9 @@ def _unmailed(attendee: Any, p: Participant) -> vCalAddress:
     address = vCalAddress(str(attendee))
     for key, value in getattr(attendee, "params", {}).items():
         address.params[key] = value
+    name = text_param(attendee, "CN")
+    if name and name.strip():
+        set_text_param(address, "CN", name)  # as it was read, so as it reads again
     address.params["ROLE"] = "OPT-PARTICIPANT" if p.role is Role.OPTIONAL else "REQ-PARTICIPANT"
     address.params["PARTSTAT"] = _PARTSTAT[p.response]
     address.params[P_KIND] = p.kind.value
@@ -206,8 +202,8 @@ def _unmailed(attendee: Any, p: Participant) -> vCalAddress:
 
 def _unmailed_name(attendee: Any) -> str | None:
     """The name a non-mail attendee is read under (its CN, else its URI); see :func:`_attendee`."""
-    cn = getattr(attendee, "params", {}).get("CN")
-    return str(cn) if cn and str(cn).strip() else (str(attendee).strip() or None)
+    cn = text_param(attendee, "CN")
+    return cn if cn and cn.strip() else (str(attendee).strip() or None)
 
 
 def hidden_person(p: Participant) -> bool:
@@ -221,9 +217,7 @@ def read_organizer(component: Any, ctx: MappingContext, owner: str) -> Participa
     email = email_of(value) if value is not None else None
     if not email or email.casefold() in (owner.casefold(), ctx.owner.email.casefold()):
         return None
-    cn = getattr(value, "params", {}).get("CN")
-    name = _NOT_IN_PARAM.sub("", str(cn)) if cn else None
-    return Participant(ctx.directory.classify(email), email, name or None)
+    return Participant(ctx.directory.classify(email), email, text_param(value, "CN"))
 
 
 def read_owner(component: Any, ctx: MappingContext) -> str:
@@ -279,8 +273,7 @@ def _attendee(attendee: Any, ctx: MappingContext) -> Participant | None:
     optional = str(params.get("ROLE", "")).upper() in ("OPT-PARTICIPANT", "NON-PARTICIPANT")
     role = Role.OPTIONAL if optional else Role.REQUIRED
     response = _RESPONSE.get(str(params.get("PARTSTAT", "NEEDS-ACTION")).upper(), Response.NEEDS_ACTION)
-    cn = params.get("CN")
-    name = str(cn) if cn else None
+    name = text_param(attendee, "CN")
     if email is None:
         kind = ParticipantKind.EXTERNAL if kind is ParticipantKind.USER else kind
         if not (name or "").strip():

@@ -20,6 +20,8 @@ X_PROJECT = "X-SYNCD-PROJECT"
 X_CLOSE_REASON = "X-SYNCD-CLOSE-REASON"
 X_TASK_END = "X-SYNCD-END"
 """A task's end: VTODO has no DTEND, and the CRM's value must survive a round trip."""
+X_TZID = "X-SYNCD-TZID"
+"""The zone of a DTSTART written in UTC because a TZID cannot name it (:mod:`.ical_repeated_hour`)."""
 X_PARTICIPANT = "X-SYNCD-PARTICIPANT"
 X_REGARDING = "X-SYNCD-REGARDING"
 X_EXTRA = "X-SYNCD-EXTRA"
@@ -44,6 +46,7 @@ __all__ = [
     "X_REGARDING",
     "X_STATUS",
     "X_TYPE",
+    "X_TZID",
     "X_URL",
     "all_values",
     "text",

@@ -12,14 +12,18 @@ RDATEs only has an empty ``rrule``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from icalendar import vRecur
+from icalendar import vRecur, vText
 
 from syncd.errors import ItemError
-from syncd.mapping.ical_time import Zone, activity_zone, align, in_zone, span, written, zone_info
-from syncd.model import Activity
+from syncd.mapping import ical_repeated_hour as repeated_hour
+from syncd.mapping import timezones
+from syncd.mapping.ical_props import X_TZID
+from syncd.mapping.ical_time import Zone, activity_zone, span, zone_info
+from syncd.model import Activity, Moment
 
 
 def normalize_rrule(rrule: str) -> str:
@@ -70,15 +74,19 @@ def write_schedule(component: Any, activity: Activity) -> None:
     """DTSTART, DTEND (events) or DUE (tasks), RRULE and EXDATE."""
     zone = activity_zone(activity)
     if activity.start is not None:
-        component.add("DTSTART", in_zone(activity.start, zone))
+        # In a repeated hour's second pass: see ical_repeated_hour.
+        component.add("DTSTART", repeated_hour.start_value(activity, zone))
+        carried = repeated_hour.carried_zone(activity, zone)
+        if carried is not None:
+            component.add(X_TZID, vText(carried))
     if activity.is_event:
         if activity.start is not None and activity.end is not None and not (
             activity.all_day and activity.end == activity.start
         ):
             # An all-day DTSTART alone means one day (RFC 5545 3.6.1): the domain's end == start.
-            component.add("DTEND", written(activity.end, zone))
+            component.add("DTEND", repeated_hour.end_value(activity, activity.end, zone))
     elif activity.due is not None:
-        component.add("DUE", written(activity.due, zone))
+        component.add("DUE", repeated_hour.end_value(activity, activity.due, zone))
     rec = activity.recurrence
     if rec is None:
         return
@@ -86,10 +94,35 @@ def write_schedule(component: Any, activity: Activity) -> None:
         raise ItemError(activity.id, "RRULE", "a recurring item needs a start")
     for rule in rrules_for(activity, zone):
         component.add("RRULE", rule)
-    if rec.rdates:
-        component.add("RDATE", [align(d, activity.start, zone) for d in rec.rdates])
-    if rec.exdates:
-        component.add("EXDATE", [align(d, activity.start, zone) for d in rec.exdates])
+    for name, moments in (("RDATE", rec.rdates), ("EXDATE", rec.exdates)):
+        for values in repeated_hour.instance_groups(moments, activity, zone):
+            component.add(name, values)
+
+
+def day_end(start: date, end: Moment | None) -> date:
+    """The exclusive end of one occurrence of a timed series made all-day (``start`` a date, see
+    :func:`syncd.store.rules.day_occurrence`): its own end date, or one day when it has none or ends
+    where it starts (as an all-day DTSTART alone means, RFC 5545 3.6.1); 9999-12-31 has no next day,
+    and is its own end (DTSTART alone)."""
+    if isinstance(end, date) and not isinstance(end, datetime) and end > start:
+        return end
+    return start + timedelta(days=1) if start < date.max else start
+
+
+def instant_end(start: datetime, end: Moment | None) -> datetime:
+    """The end of one occurrence of an all-day series given its own times (``start`` a date-time, see
+    :func:`syncd.store.rules.timed_occurrence`): its own end, or its start when it has none, as a
+    date-time DTSTART alone means (RFC 5545 3.6.1); never the series' length of days."""
+    return end if isinstance(end, datetime) else start
+
+
+def occurrence_zone(moment: datetime, zone: Zone) -> Zone:
+    """The zone to write such an occurrence's times in: its own when an IANA name is all a TZID needs,
+    else the series' ``zone`` (UTC when it has none): the instant is the same either way."""
+    own = moment.tzinfo
+    if isinstance(own, ZoneInfo) and timezones.is_iana(own.key):
+        return own.key
+    return zone
 
 
 def series_span(activity: Activity) -> timedelta:

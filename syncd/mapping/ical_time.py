@@ -3,7 +3,8 @@
 Read rules (see ``syncd.model`` for the domain's conventions):
 
 * ``VALUE=DATE`` -> ``date`` (all-day);
-* UTC (``...Z``) -> aware UTC, no display zone;
+* UTC (``...Z``) -> aware UTC, no display zone (but a single item's start syncd wrote in UTC because it
+  lies in a repeated hour's second pass: :meth:`TimeReader.zone_of_start`);
 * ``TZID=...`` -> the wall-clock time in the IANA zone the TZID stands for
   (:mod:`syncd.mapping.timezones`); a TZID no table knows is matched through the object's own VTIMEZONE;
   if even that fails the TZID and its VTIMEZONE are kept (:attr:`TimeReader.kept`) and the times read on
@@ -11,12 +12,15 @@ Read rules (see ``syncd.model`` for the domain's conventions):
 * floating (no zone) -> the calendar's ``X-WR-TIMEZONE`` if it names a zone (Google), else the owner's
   zone.
 
-Written times use the activity's zone as TZID (UTC with ``Z`` when the activity has none); every IANA
-TZID used gets a VTIMEZONE generated from zoneinfo, a kept zone its own definition.
+Written times use the activity's zone as TZID (UTC with ``Z`` when the activity has none, or when the
+time lies in the second pass of a repeated hour, which a TZID cannot name: :func:`written` and
+:mod:`syncd.mapping.ical_repeated_hour`); every IANA TZID used gets a VTIMEZONE generated from zoneinfo,
+a kept zone its own definition (also when only ``X-SYNCD-TZID`` names it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import cache, lru_cache
@@ -27,6 +31,7 @@ from icalendar import Calendar, Component, Timezone
 
 from syncd.errors import ItemError
 from syncd.mapping import timezones
+from syncd.mapping.ical_props import X_TZID
 from syncd.model import Activity, Moment
 
 log = structlog.get_logger(__name__)
@@ -127,6 +132,31 @@ class TimeReader:
         if isinstance(dt, date):
             return dt, None
         raise ItemError(self.item, prop, "is not a valid date or date-time")
+
+    def zone_of_start(self, start: Moment, names: Iterable[str | None]) -> str | None:
+        """The zone of a single item's UTC DTSTART: the first of ``names`` (syncd's ``X-SYNCD-TZID``, the
+        end's TZID) in whose repeated hour's second pass it lies, since a TZID cannot say that time and
+        syncd writes it in UTC (:mod:`syncd.mapping.ical_repeated_hour`). ``None`` otherwise: any other UTC
+        start is read as UTC, as the item says; a series' rule runs in its DTSTART's zone, which is UTC."""
+        if self.series or not isinstance(start, datetime) or start.tzinfo is None:
+            return None
+        for tzid in names:
+            name = self._named(tzid, start) if tzid else None
+            if name is not None and second_pass(start.astimezone(zone_info(self.zone(name)))):
+                return name
+        return None
+
+    def _named(self, tzid: str, instant: datetime) -> str | None:
+        """An IANA name or a kept TZID for ``tzid``; ``None`` for one that neither names nor defines a zone
+        (a hidden carrier is no reason to refuse the item)."""
+        try:
+            name = self._iana(tzid, instant.astimezone(UTC).replace(tzinfo=None), X_TZID)
+        except ItemError:
+            return None
+        if name is None:
+            self._keep(tzid, instant.astimezone(UTC).replace(tzinfo=None))
+            return tzid
+        return name
 
     def _datetime(self, dt: datetime, tzid: str | None, prop: str) -> tuple[datetime, str | None]:
         wall = dt.replace(tzinfo=None)
@@ -259,8 +289,9 @@ def second_pass(moment: Moment) -> bool:
 
 
 def written(moment: Moment, zone: Zone) -> Moment:
-    """``moment`` as a DTEND or DUE is written: as :func:`in_zone`, but the second pass of a repeated hour
-    in UTC, since a TZID wall time there names the first pass (RFC 5545 3.3.5) and would be an hour early."""
+    """``moment`` as a DTEND, DUE or a single item's DTSTART is written: as :func:`in_zone`, but the second
+    pass of a repeated hour in UTC, since a TZID wall time there names the first pass (RFC 5545 3.3.5)
+    and would be an hour early."""
     local = in_zone(moment, zone)
     return local.astimezone(UTC) if isinstance(local, datetime) and second_pass(local) else local
 
@@ -299,7 +330,8 @@ def add_duration(start: Moment, duration: timedelta) -> Moment:
         return start + timedelta(days=duration.days)
     days = timedelta(days=duration.days)
     rest = duration - days
-    wall = start + days  # aware arithmetic in one zone keeps the wall clock
+    # Aware arithmetic in one zone keeps the wall clock, but drops the pass (fold) of a repeated hour.
+    wall = start + days if days else start
     return (wall.astimezone(UTC) + rest).astimezone(wall.tzinfo)
 
 
@@ -328,7 +360,10 @@ def add_timezones(calendar: Calendar, moments: list[Moment], kept: tuple[str, st
         return
     spans = _year_spans(sorted({t.year for t in times}))
     position = len(calendar.timezones)
-    for tzid in sorted(calendar.get_missing_tzids()):
+    missing = set(calendar.get_missing_tzids())
+    if kept is not None and kept[0] not in {str(tz.get("TZID")) for tz in calendar.walk("VTIMEZONE")}:
+        missing.add(kept[0])  # an X-SYNCD-TZID (beside a DTSTART in UTC) may be all that names it
+    for tzid in sorted(missing):
         if kept is not None and tzid == kept[0]:
             vtimezone: Component | None = Timezone.from_ical(kept[1])
         else:

@@ -26,8 +26,9 @@ from __future__ import annotations
 import calendar
 import heapq
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
 from typing import Any, Self
@@ -36,9 +37,11 @@ from dateutil.rrule import rrule, rrulestr
 from icalendar import vRecur
 
 from syncd.errors import ItemError
-from syncd.mapping.ical_recurrence import rrules_for, series_span
-from syncd.mapping.ical_time import activity_zone, add_duration, align, before, in_zone, second_pass
-from syncd.model import Activity, Kind, Moment
+from syncd.mapping.ical_recurrence import day_end, instant_end, rrules_for, series_span
+from syncd.mapping.ical_time import Zone, activity_zone, add_duration, align, before, in_zone, second_pass
+from syncd.mapping.range_change import applied, occurrence_key
+from syncd.model import Activity, Kind, Moment, Override
+from syncd.store.rules import day_occurrence, timed_occurrence
 
 MAX_INSTANCES = 20_000
 """Occurrences of one series examined to answer one question (those before the window count too).
@@ -472,6 +475,8 @@ class _Series:
     exdate_days: set[date] = field(default_factory=set)
     overrides: list[_Override] = field(default_factory=list)
     override_for: dict[datetime, _Override] = field(default_factory=dict)
+    ranges: _Ranges | None = None
+    """The kept RANGE=THISANDFUTURE overrides, which change the later occurrences too."""
 
     @classmethod
     def of(cls, activity: Activity) -> _Series | None:
@@ -519,9 +524,19 @@ class _Series:
         span = series_span(skeleton)
         for order, override in enumerate(rec.overrides if rec else ()):
             rid = align(override.recurrence_id, anchor, zone_name)
-            moved = align(override.start, anchor, zone_name) if override.start is not None else rid
-            o_start = in_zone(moved, zone_name)
-            o_end = in_zone(override.end or add_duration(moved, span), zone_name)
+            o_start: _Time
+            o_end: _Time
+            if day_occurrence(override.start, activity.all_day) and override.start is not None:
+                # One occurrence of a timed series made all-day: its own days (DTSTART;VALUE=DATE).
+                o_start, o_end = override.start, day_end(override.start, override.end)
+            elif timed_occurrence(override.start, activity.all_day) and isinstance(override.start, datetime):
+                # One occurrence of an all-day series given its own times (DTSTART;TZID=...), an instant
+                # when it has no end.
+                o_start, o_end = override.start, instant_end(override.start, override.end)
+            else:
+                moved = align(override.start, anchor, zone_name) if override.start is not None else rid
+                o_start = in_zone(moved, zone_name)
+                o_end = in_zone(override.end or add_duration(moved, span), zone_name)
             o_start, o_end = _comparable(o_start, o_end)
             if before(o_end, o_start):
                 o_start, o_end = o_end, o_start
@@ -529,6 +544,7 @@ class _Series:
             for i in entry.ids:
                 series.override_for.setdefault(i, entry)  # the first component for a RECURRENCE-ID wins
         series.overrides = sorted({o.order: o for o in series.override_for.values()}.values(), key=lambda o: o.order)
+        series.ranges = _Ranges.of(skeleton, anchor, zone_name, series.duration)
         return series
 
     # -- expansion -------------------------------------------------------------------------------------
@@ -569,6 +585,8 @@ class _Series:
                     continue
                 begin = self._original(start)
                 finish = self._original(self._end(start))
+                if self.ranges is not None:
+                    begin, finish = self.ranges.apply(begin, finish)
                 if window.holds(begin, finish):
                     yield (begin, finish), (0, index)
         except BudgetSpent as exc:
@@ -586,7 +604,8 @@ class _Series:
                 yield override
 
     def _end(self, start: datetime) -> datetime:
-        if not self.exact:
+        # A start in a repeated hour's second pass (an RDATE) is written in UTC: its end is exact too.
+        if not self.exact and not second_pass(start):
             return start + self.duration  # on the wall clock, as recurring-ical-events does
         if start.tzinfo is None:
             return start + self.duration
@@ -599,8 +618,9 @@ class _Series:
         """The series' starts recurring-ical-events would consider for ``window``: DTSTART, then the
         rule's instances from the first one at or after (window start - duration) to the first one
         after the window's end, as dateutil's ``between(inc=True)`` picks them."""
-        low = _as_datetime(_earlier(window.start, self.duration), self.zone)
-        high = _as_datetime(window.end, self.zone)
+        earlier, later = (self.ranges.earlier, self.ranges.later) if self.ranges else (timedelta(), timedelta())
+        low = _as_datetime(_earlier(window.start, self.duration + earlier), self.zone)
+        high = _as_datetime(_earlier(window.end, -later), self.zone)
         emitted_start = False
         if self.includes_start and low <= self.first <= high:
             budget.instance()
@@ -638,6 +658,67 @@ class _Series:
             f"recurrence rule {rules[:80]!r} needs more than {cap} to be checked against the sync window "
             f"{_text(window.start)}..{_text(window.end)} (syncd's cap per series); the item is left alone",
         )
+
+
+@dataclass(frozen=True)
+class _Ranges:
+    """A series' kept RANGE=THISANDFUTURE overrides (``Override.this_and_future``): each makes every later
+    occurrence what :func:`~syncd.mapping.range_change.applied` says, up to the next one's occurrence; an
+    occurrence's own override wins (it is looked up first)."""
+
+    skeleton: Activity
+    zone: Zone
+    span: timedelta
+    keys: list[datetime]
+    """The ranges' occurrences (:func:`~syncd.mapping.range_change.occurrence_key`), sorted."""
+    changes: list[Override]
+    earlier: timedelta
+    """How much more than the series' length an occurrence under a range may start before a window it
+    overlaps (its move later and its greater length), a day more for the offsets a DST change moves."""
+    later: timedelta
+    """How much an occurrence under a range may start before its own start (a move earlier), plus a day."""
+
+    @classmethod
+    def of(cls, skeleton: Activity, anchor: Moment, zone: Zone, duration: timedelta) -> _Ranges | None:
+        rec = skeleton.recurrence
+        kept = sorted(
+            ((occurrence_key(rid), replace(o, recurrence_id=rid))
+             for o in (rec.overrides if rec else ()) if o.this_and_future
+             for rid in (in_zone(align(o.recurrence_id, anchor, zone), zone),)),
+            key=lambda pair: pair[0],
+        )
+        if not kept:
+            return None
+        ranges = cls(skeleton, zone, series_span(skeleton), [k for k, _ in kept], [o for _, o in kept],
+                     timedelta(), timedelta())
+        shifts, lengths = [], []
+        for change in ranges.changes:
+            begin, end = ranges._times(change.recurrence_id, change)
+            shifts.append(_elapsed(change.recurrence_id, begin))
+            lengths.append(_elapsed(begin, end))
+        slack = timedelta(days=1)
+        earlier = max(timedelta(), *shifts) + max(timedelta(), max(lengths) - duration) + slack
+        later = max(timedelta(), *(-s for s in shifts)) + slack
+        return replace(ranges, earlier=earlier, later=later)
+
+    def apply(self, begin: _Time, finish: _Time) -> tuple[_Time, _Time]:
+        """The occurrence the series makes [``begin``, ``finish``) as the range before it changes it."""
+        at = bisect_left(self.keys, occurrence_key(begin))
+        if at == 0:
+            return begin, finish
+        return self._times(begin, self.changes[at - 1])
+
+    def _times(self, rid: _Time, change: Override) -> tuple[_Time, _Time]:
+        carried = applied(self.skeleton, change, rid)
+        start = carried.start if carried.start is not None else rid
+        end = carried.end if carried.end is not None else add_duration(start, self.span)
+        start, end = _comparable(in_zone(start, self.zone), in_zone(end, self.zone))
+        return (end, start) if before(end, start) else (start, end)
+
+
+def _elapsed(first: _Time, last: _Time) -> timedelta:
+    a, b = _comparable(first, last)
+    return b - a  # type: ignore[operator]
 
 
 def _raw_end(start: _Time, skeleton: Activity) -> _Time:

@@ -42,7 +42,9 @@ that date at the series' wall-clock time, in UTC (a DATE for all-day series).
 
 Exceptions: Exchange keeps deleted and modified occurrences as separate state of the series; they
 cannot be written with the master. :func:`occurrence_changes` lists, as plain data, what a connector
-must do to occurrences after writing the master (see there).
+must do to occurrences after writing the master (see there). Those changes set an occurrence's times,
+never its all-day flag, so a timed series with one occurrence made all-day, or an all-day series with one
+given its own times, is refused (:func:`one_rule`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from syncd.mapping.occurrences import (
 )
 from syncd.model import Activity, Moment, Override, Sensitivity, ShowAs
 from syncd.model import Recurrence as DomainRecurrence
+from syncd.store.rules import day_occurrence, timed_occurrence
 
 log = structlog.get_logger(__name__)
 
@@ -91,13 +94,34 @@ class UnsupportedRecurrence(ItemError):
 
 
 def one_rule(activity: Activity) -> str:
-    """The series' one RRULE: an Exchange series has one pattern and no added dates."""
+    """The series' one RRULE: an Exchange series has one pattern, no added dates and changes per occurrence."""
     rec = activity.recurrence
     assert rec is not None
     if rec.rdates or not rec.rrule:
         raise UnsupportedRecurrence(activity.id, rec.rrule, "Exchange cannot add single dates (RDATE) to a series")
     if rec.extra_rrules:
         raise UnsupportedRecurrence(activity.id, rec.rrule, "Exchange cannot combine several recurrence rules")
+    if any(o.this_and_future for o in rec.overrides):
+        raise UnsupportedRecurrence(
+            activity.id, rec.rrule, "Exchange changes occurrences one by one and cannot hold a change to this and "
+            "every later occurrence (RANGE=THISANDFUTURE), which syncd keeps as one for a series without end (or "
+            "with more later occurrences than it lists); the item is left alone there",
+        )
+    if any(day_occurrence(o.start, activity.all_day) for o in rec.overrides):
+        # MAPI can mark an exception all-day, but syncd changes an occurrence's times only (see
+        # occurrence_changes): written, it would show that day's occurrence at the series' time of day.
+        raise ItemError(
+            activity.id, "recurrence.overrides", "an occurrence of a timed series made all-day cannot be written "
+            "to Exchange, where syncd sets an occurrence's times but not its all-day flag; the item is left alone "
+            "there rather than shown as a timed occurrence",
+        )
+    if any(timed_occurrence(o.start, activity.all_day) for o in rec.overrides):
+        # The reverse: the occurrence would keep the series' all-day flag and show as whole days.
+        raise ItemError(
+            activity.id, "recurrence.overrides", "an occurrence of an all-day series given its own times cannot be "
+            "written to Exchange, where syncd sets an occurrence's times but not its all-day flag; the item is left "
+            "alone there rather than shown as a whole day",
+        )
     return rec.rrule
 
 
@@ -435,6 +459,9 @@ class OccurrenceChange:
     ``show_as``, set when the occurrence has its own, or to the series' to undo one it had."""
     sensitivity: Sensitivity | None = None
     show_as: ShowAs | None = None
+    series_look: bool = False
+    """Its own show-as is undone: it shows the series' ``show_as`` if set, else the free/busy of ``status``
+    (the series'; ``None``: the default status's), which must then be written although it is ``None``."""
 
 
 def occurrence_changes(
@@ -494,10 +521,12 @@ def _override_change(override: Override, index: int, series: Activity, before: O
     if sensitivity is None and before is not None and before.sensitivity is not None:
         sensitivity = series.sensitivity or Sensitivity.NORMAL
     show_as, status = override.show_as, override.status
-    if show_as is None and status is None and before is not None and before.show_as is not None:
-        # Undone: the series' show-as, else the free/busy the series' status shows.
+    undone = show_as is None and status is None and before is not None and before.show_as is not None
+    if undone:
+        # The series' show-as, else the free/busy the series' status shows.
         show_as, status = series.show_as, series.status if series.show_as is None else None
     return OccurrenceChange(
+        series_look=undone,
         reminder=reminder,
         sensitivity=sensitivity,
         show_as=show_as,

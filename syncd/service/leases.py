@@ -37,7 +37,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
-    and_,
+    bindparam,
     delete,
     func,
     or_,
@@ -49,10 +49,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from syncd.engine.sides import BindingState
-from syncd.engine.sqlstate import SqlSyncState
+from syncd.engine.sqlstate import STATE_COLUMNS, SqlSyncState, UpdateOne, state_from_row
 from syncd.errors import SyncdError
 from syncd.logging import get_logger
 from syncd.store.sync_models import SyncBindingRow, SyncWorkerRow
+from syncd.store.types import UtcDateTime
 
 log = get_logger("syncd.service")
 
@@ -172,6 +173,17 @@ class Leases:
         self.ttl = timedelta(seconds=ttl)
         self._pg = engine.dialect.name == "postgresql"
         self._started_at: datetime | None = None
+        # Every pass claims its lease: the statements are built once. PostgreSQL's clock inside the
+        # statement (no round trip to read it first); SQLite's is this machine's, bound per claim.
+        now: Any = func.clock_timestamp() if self._pg else bindparam("now", type_=UtcDateTime)
+        expires: Any = now + self.ttl if self._pg else bindparam("expires", type_=UtcDateTime)
+        take = update(_bindings).values(lease_owner=self.worker, lease_expires=expires)
+        named = _bindings.c.name == bindparam("binding")
+        self._claim = UpdateOne.of(take.where(named, self._free_or_mine(now)), STATE_COLUMNS)
+        # Conditional on the dead holder still being named: of two workers taking over at once,
+        # only one wins (the database serialises the two updates of the row).
+        self._take_over = UpdateOne.of(take.where(named, _bindings.c.lease_owner == bindparam("holder")), STATE_COLUMNS)
+        self._holder = select(_bindings.c.lease_owner).where(named)
 
     def now(self, conn: Connection) -> datetime:
         if self._pg:
@@ -248,34 +260,33 @@ class Leases:
 
     def claim(self, name: str, conn: Connection | None = None) -> bool:
         """Take or extend the lease of one binding; False if another worker holds it (one that is
-        gone from this host holds nothing). In ``conn``'s transaction if given (the caller commits:
-        a pass claims in the transaction that records its start), else in one of its own."""
+        gone from this host holds nothing). In ``conn``'s transaction if given (the caller commits),
+        else in one of its own."""
         if conn is None:
             with self.engine.begin() as own:
                 return self.claim(name, own)
-        # PostgreSQL's clock inside the statement: no round trip to read it first.
-        now: Any = func.clock_timestamp() if self._pg else datetime.now(UTC)
-        done = conn.execute(
-            update(_bindings)
-            .where(and_(_bindings.c.name == name, self._free_or_mine(now)))
-            .values(lease_owner=self.worker, lease_expires=now + self.ttl)
-        ).rowcount
-        if done == 1:
-            return True
-        holder = conn.execute(select(_bindings.c.lease_owner).where(_bindings.c.name == name)).scalar()
+        return self.take(name, conn) is not None
+
+    def take(self, name: str, conn: Connection) -> tuple[Any, ...] | None:
+        """:meth:`claim` in ``conn``'s transaction, reading the binding's state
+        (:data:`~syncd.engine.sqlstate.STATE_COLUMNS`) in the same statement: a pass starts with
+        both. None if another worker holds the binding."""
+        if self._pg:
+            params: dict[str, Any] = {"binding": name}
+        else:
+            now = datetime.now(UTC)
+            params = {"binding": name, "now": now, "expires": now + self.ttl}
+        row = self._claim.run(conn, params)
+        if row is not None:
+            return row
+        holder = conn.execute(self._holder, params).scalar()
         if holder is None or not holder_gone(holder):
-            return False
-        # Conditional on the dead holder still being named: of two workers taking over at
-        # once, only one wins (the database serialises the two updates of the row).
-        done = conn.execute(
-            update(_bindings)
-            .where(_bindings.c.name == name, _bindings.c.lease_owner == holder)
-            .values(lease_owner=self.worker, lease_expires=now + self.ttl)
-        ).rowcount
-        if done != 1:
-            return False
+            return None
+        row = self._take_over.run(conn, {**params, "holder": holder})
+        if row is None:
+            return None
         log.info("lease taken over from a worker that is gone", binding=name, holder=holder)
-        return True
+        return row
 
     def acquire(self, wanted: Collection[str], limit: int) -> list[str]:
         """Take up to ``limit`` of the ``wanted`` bindings that nobody holds (or whose holder died)."""
@@ -331,37 +342,43 @@ class LeaseTaken(SyncdError):
 
 class LeasedState(SqlSyncState):
     """A daemon pass's bookkeeping under this worker's lease. The claim that confirms the lease
-    commits with the record of the pass's start (one transaction, not two), and what the scheduler
-    paces the binding by is taken from the row the pass's end wrote (no query of its own)."""
+    reads the binding's state and commits with the record of the pass's start (one transaction, not
+    two), and what the scheduler paces the binding by is taken from the row the pass's end wrote
+    (no query of its own)."""
 
     def __init__(self, session: Session, leases: Leases) -> None:
         super().__init__(session)
         self._leases = leases
-        self._row: SyncBindingRow | None = None
+        self._claimed: dict[str, tuple[Any, ...]] = {}
         self.info: BindingInfo | None = None
         """The binding as the pass left it; set when the pass's end is recorded."""
 
     def pass_started(self, binding: str, worker: str) -> int:
         try:
-            claimed = self._leases.claim(binding, self.session.connection())
+            row = self._leases.take(binding, self.session.connection())
         except BaseException:
             self.session.rollback()
             raise
-        if not claimed:
+        if row is None:
             self.session.rollback()
             raise LeaseTaken(f"binding {binding!r} is held by another worker")
-        return super().pass_started(binding, worker)
+        pass_id = super().pass_started(binding, worker)
+        self._claimed[binding] = row
+        return pass_id
 
     def binding_state(self, binding: str) -> BindingState:
-        # Held for the whole pass: the session keeps rows only as long as someone refers to them, and
-        # saving the state and recording the pass's end would each read the row again.
-        self._row = self.session.get(SyncBindingRow, binding)
-        return super().binding_state(binding)
+        # As the claim read it: while this worker holds the lease no other pass writes the row.
+        row = self._claimed.pop(binding, None)
+        if row is None:
+            return super().binding_state(binding)
+        return self._remember(state_from_row(binding, row))
 
     def pass_finished(self, pass_id: int, result: str, counts: dict[str, int], error: str | None) -> None:
         super().pass_finished(pass_id, result, counts, error)
-        if (row := self._row) is not None:
-            self.info = BindingInfo(row.name, row.last_pass_at, row.last_success_at, row.failures or 0)
+        binding = self._pass_bindings.get(pass_id)
+        if self.finished is not None and binding is not None:
+            last_pass_at, last_success_at, failures = self.finished
+            self.info = BindingInfo(binding, last_pass_at, last_success_at, failures or 0)
 
 
 @contextmanager

@@ -55,6 +55,7 @@ class Scheduler:
         self._live = 1
         self._heartbeat_at: float | None = None
         self._heartbeat_error: str | None = None
+        self._wanted_in: tuple[Config, dict[str, Binding]] | None = None
         self._aps = BackgroundScheduler(
             executors={
                 "default": ThreadPoolExecutor(app.config.daemon.passes_at_once),
@@ -69,7 +70,13 @@ class Scheduler:
         return self.app.config
 
     def _wanted(self) -> dict[str, Binding]:
-        return {b.name: b for b in self.config.bindings if b.enabled}
+        # Asked at every pass's start and end: made once per config (a reload brings a new one).
+        config, made = self.config, self._wanted_in
+        if made is not None and made[0] is config:
+            return made[1]
+        wanted = {b.name: b for b in config.bindings if b.enabled}
+        self._wanted_in = (config, wanted)
+        return wanted
 
     # -- life cycle ------------------------------------------------------------------------------
 

@@ -8,16 +8,49 @@ with the number of changes, not with the number of activities.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, literal, select, union
+from sqlalchemy import Table, bindparam, delete, func, select, union
 from sqlalchemy.orm import Session
 
 from syncd.errors import SyncdError
 from syncd.store.db import rows_changed
 from syncd.store.models import ActivityChangeRow, ActivityChangeUserRow, UserRow
 from syncd.store.sync_models import SyncLinkRow
+
+
+def _table(row: type[Any]) -> Table:
+    table: Table = row.metadata.tables[row.__tablename__]
+    return table
+
+
+_changes = _table(ActivityChangeRow)
+_change_users = _table(ActivityChangeUserRow)
+_users = _table(UserRow)
+_links = _table(SyncLinkRow)
+
+# What every daemon pass asks: built once, as Core statements on the tables (compiled once, then cached).
+_NEWEST = select(func.coalesce(func.max(_changes.c.seq), 0))
+_CONCERNING = (
+    select(_changes.c.seq, _changes.c.activity_id, _changes.c.op)
+    .where(
+        _changes.c.seq > bindparam("cursor"),
+        _changes.c.seq.in_(union(
+            select(_change_users.c.seq).where(
+                _change_users.c.user_id == select(_users.c.id)
+                .where(func.lower(_users.c.email) == func.lower(bindparam("email"))).scalar_subquery(),
+                _change_users.c.seq > bindparam("cursor"),
+            ),
+            select(_changes.c.seq)
+            .join(_links, _links.c.activity_id == _changes.c.activity_id)
+            .where(_links.c.binding == bindparam("binding"), _changes.c.seq > bindparam("cursor")),
+        )),
+    )
+    .order_by(_changes.c.seq)
+)
 
 
 class CursorAhead(SyncdError):
@@ -39,35 +72,34 @@ class ChangeBatch:
 
 def current_cursor(session: Session) -> int:
     """The newest change's seq (0 for an empty log): a reader starting now begins here."""
-    return session.scalar(select(func.coalesce(func.max(ActivityChangeRow.seq), 0))) or 0
+    return session.connection().execute(_NEWEST).scalar() or 0
 
 
-def changes_since(
-    session: Session, cursor: int, limit: int | None = None, among: ColumnElement[bool] | None = None
-) -> ChangeBatch:
+def changes_since(session: Session, cursor: int, limit: int | None = None) -> ChangeBatch:
     """The changes after ``cursor``, at most ``limit`` log entries of them (``None``: all).
 
     An activity changed and then deleted is reported as deleted; deleted and then created again
     (the same id), as changed. With a ``limit``, call again from the returned cursor until the batch
-    is empty. ``among`` (e.g. :func:`concerning`) keeps only the log entries it holds true for; the
-    returned cursor is then the last such entry's, which is where the next call may start too.
+    is empty.
     """
     query = (
         select(ActivityChangeRow.seq, ActivityChangeRow.activity_id, ActivityChangeRow.op)
         .where(ActivityChangeRow.seq > cursor)
         .order_by(ActivityChangeRow.seq)
     )
-    if among is not None:
-        query = query.where(among)
     if limit is not None:
         query = query.limit(limit)
+    return _batch(session, cursor, session.execute(query), None)
+
+
+def _batch(session: Session, cursor: int, rows: Iterable[Any], newest: int | None) -> ChangeBatch:
     latest: dict[str, str] = {}
     last = cursor
-    for seq, activity_id, op in session.execute(query):
+    for seq, activity_id, op in rows:
         latest.pop(activity_id, None)  # re-insert so the order is that of each id's last change
         latest[activity_id] = op
         last = seq
-    if last == cursor and cursor > current_cursor(session):
+    if last == cursor and cursor > (current_cursor(session) if newest is None else newest):
         raise CursorAhead(f"change cursor {cursor} is ahead of this store's newest change; reset the cursor")
     return ChangeBatch(
         changed=tuple(i for i, op in latest.items() if op == "upsert"),
@@ -76,33 +108,20 @@ def changes_since(
     )
 
 
-def concerning(email: str, binding: str, after: int) -> ColumnElement[bool]:
-    """For :func:`changes_since` from ``after``: the entries of activities ``email`` owns or takes part
-    in as a CRM user, or that ``binding`` has a link for (so a deletion, or an activity the user
-    left, reaches it).
+def changes_concerning(
+    session: Session, cursor: int, email: str, binding: str, newest: int | None = None
+) -> ChangeBatch:
+    """:func:`changes_since` ``cursor``, of the entries of activities ``email`` owns or takes part in
+    as a CRM user, or that ``binding`` has a link for (so a deletion, or an activity the user left,
+    reaches it); the returned cursor is the last such entry's.
 
     Both are index range scans that start at the cursor: the user's entries in
     ``activity_change_users`` (kept by a trigger, migration 0006) and the entries of each linked
-    activity. A binding never reads, nor skips over, other users' changes.
-    """
-    user_id = (
-        select(UserRow.id).where(func.lower(UserRow.email) == func.lower(literal(email))).scalar_subquery()
-    )
-    users = select(ActivityChangeUserRow.seq).where(
-        ActivityChangeUserRow.user_id == user_id, ActivityChangeUserRow.seq > after
-    )
-    linked = (
-        select(ActivityChangeRow.seq)
-        .join(SyncLinkRow, SyncLinkRow.activity_id == ActivityChangeRow.activity_id)
-        .where(SyncLinkRow.binding == binding, ActivityChangeRow.seq > after)
-    )
-    return ActivityChangeRow.seq.in_(union(users, linked))
-
-
-def changes_concerning(session: Session, cursor: int, email: str, binding: str) -> ChangeBatch:
-    """:func:`changes_since` ``cursor``, of the entries that concern ``email`` and ``binding``
-    (:func:`concerning`)."""
-    return changes_since(session, cursor, among=concerning(email, binding, cursor))
+    activity. A binding never reads, nor skips over, other users' changes. ``newest``:
+    :func:`current_cursor` as the caller read it earlier, if it did (the log only grows, so it
+    still tells a cursor from another store), saving that query."""
+    rows = session.connection().execute(_CONCERNING, {"cursor": cursor, "email": email, "binding": binding})
+    return _batch(session, cursor, rows, newest)
 
 
 def prune(session: Session, read_up_to: int, before: datetime) -> int:

@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, func, insert, literal, or_, select
+from sqlalchemy import Select, and_, bindparam, func, insert, literal, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from syncd.activity_json import (
@@ -408,9 +408,15 @@ def add_user(session: Session, user: CrmUser) -> None:
     session.flush()
 
 
+#: Asked by every daemon pass (its binding's owner): built once, columns rather than a row object.
+_USER = select(UserRow.email, UserRow.name, UserRow.timezone).where(
+    func.lower(UserRow.email) == func.lower(bindparam("email"))
+)
+
+
 def get_user(session: Session, email: str) -> CrmUser | None:
-    row = session.scalar(select(UserRow).where(_ci(UserRow.email, email)))
-    return CrmUser(row.email, row.name, row.timezone) if row else None
+    row = session.execute(_USER, {"email": email}).first()
+    return CrmUser(*row) if row else None
 
 
 def list_users(session: Session) -> list[CrmUser]:

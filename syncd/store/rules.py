@@ -261,21 +261,36 @@ def day_occurrence(start: Moment | None, all_day: bool) -> bool:
     return not all_day and start is not None and not _is_timed(start)
 
 
-def override_moment_problem(name: str, value: Moment | None, all_day: bool, day: bool) -> Problem | None:
-    """:func:`moment_problem` for an override's start or end; ``day``: see :func:`day_occurrence`."""
+def timed_occurrence(start: Moment | None, all_day: bool) -> bool:
+    """Whether an override's ``start`` gives its occurrence of an all-day series its own times, the reverse
+    of :func:`day_occurrence` (RFC 5545 allows it as well). Its ``end`` is then an aware date-time too
+    (``None`` or equal to the start: an instant, as a date-time DTSTART alone means, RFC 5545 3.6.1); its
+    ``recurrence_id`` stays a date."""
+    return all_day and start is not None and _is_timed(start)
+
+
+def override_moment_problem(
+    name: str, value: Moment | None, all_day: bool, day: bool, timed: bool = False
+) -> Problem | None:
+    """:func:`moment_problem` for an override's start or end; ``day``: see :func:`day_occurrence`,
+    ``timed``: see :func:`timed_occurrence`."""
     if day and value is not None and _is_timed(value):
         return Problem(name, 'must be a date (YYYY-MM-DD) because this occurrence\'s "start" is one (all day)')
-    return moment_problem(name, value, all_day or day)
+    if timed and value is not None and not _is_timed(value):
+        return Problem(name, "must be a date and time with a UTC offset because this occurrence's \"start\" is "
+                       "one (an occurrence of an all-day series given its own times)")
+    return moment_problem(name, value, (all_day or day) and not timed)
 
 
 def override_problems(o: Override, path: str, all_day: bool) -> list[Problem]:
     day = day_occurrence(o.start, all_day)
+    timed = timed_occurrence(o.start, all_day)
     problems = [
         p
         for p in (
             moment_problem(_join(path, "recurrence_id"), o.recurrence_id, all_day),
-            override_moment_problem(_join(path, "start"), o.start, all_day, day),
-            override_moment_problem(_join(path, "end"), o.end, all_day, day),
+            override_moment_problem(_join(path, "start"), o.start, all_day, day, timed),
+            override_moment_problem(_join(path, "end"), o.end, all_day, day, timed),
         )
         if p
     ]

@@ -36,9 +36,9 @@ def series_with_a_later_change(first: datetime, bound: str) -> bytes:
     return cal.to_ical()
 
 
-def shown(cal: icalendar.Calendar, first: datetime) -> list[tuple[datetime, datetime, str]]:
-    """What a CalDAV client shows of the series over its six weeks."""
-    found = recurring_ical_events.of(cal).between(first - timedelta(days=1), first + timedelta(weeks=6))
+def shown(cal: icalendar.Calendar, first: datetime, weeks: int = 6) -> list[tuple[datetime, datetime, str]]:
+    """What a CalDAV client shows of the series over its first ``weeks``."""
+    found = recurring_ical_events.of(cal).between(first - timedelta(days=1), first + timedelta(weeks=weeks))
     return sorted((e["DTSTART"].dt, e["DTEND"].dt, str(e["SUMMARY"])) for e in found)
 
 
@@ -66,15 +66,29 @@ def test_a_change_to_every_later_occurrence_reaches_the_crm_and_survives_a_crm_e
     assert sum(world.sync().counts.values()) == 0
 
 
-def test_an_endless_series_changed_from_one_occurrence_on_is_refused_and_the_rest_syncs(world: World) -> None:
+def test_an_endless_series_changed_from_one_occurrence_on_reaches_the_crm_as_a_range(world: World) -> None:
+    """No last occurrence to carry the change to: the CRM keeps the range itself, and the calendar shows,
+    after a CRM edit, the same occurrences (here over a year) with the range written back."""
     phone = world.bind()
     world.sync()
     first = soon(1, 9)
     assert phone.put(SERIES, series_with_a_later_change(first, "INTERVAL=1")) == 201
     phone.create_event("fine@example.org", "Fine", soon(2, 15))
+    before = shown(phone.get(SERIES)[0], first, weeks=52)
+    assert [title for _, _, title in before[:4]] == ["Sales meeting"] * 2 + ["Pipeline review"] * 2
+
     report = world.sync()
-    assert report.result == "ok"
-    assert report.counts["errors"] == 1 and report.counts["crm_created"] == 1, dict(report.counts)
-    assert SERIES in report.errors[0] and "THISANDFUTURE" in report.errors[0]
-    assert [a.subject for a in world.all()] == ["Fine"]
-    assert b"RANGE=THISANDFUTURE" in phone.get(SERIES)[0].to_ical()  # left alone on the calendar
+    assert report.result == "ok" and report.counts["crm_created"] == 2, dict(report.counts)
+    assert not report.errors
+    [activity] = [a for a in world.all() if a.subject == "Sales meeting"]
+    assert activity.recurrence is not None
+    [change] = activity.recurrence.overrides
+    assert change.this_and_future and change.subject == "Pipeline review"
+
+    world.save(activity.replace(description="Agenda: the quarter's forecast"))
+    report = world.sync()
+    assert report.counts["remote_updated"] == 1, dict(report.counts)
+    written, _ = phone.get(SERIES)
+    assert shown(written, first, weeks=52) == before
+    assert b"RANGE=THISANDFUTURE" in written.to_ical()
+    assert sum(world.sync().counts.values()) == 0

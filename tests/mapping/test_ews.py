@@ -42,7 +42,13 @@ CTX = MappingContext(
 
 
 def content(activity: Activity) -> dict:
-    return {f: getattr(activity, f) for f in ("id", *CONTENT_FIELDS)}
+    """What a user sees: times as instants (the zone is a field of its own), since a wall time in a
+    spring-forward gap (02:00, which never happens) and the same instant's 03:00 are one moment."""
+    return {f: _instant(getattr(activity, f)) for f in ("id", *CONTENT_FIELDS)}
+
+
+def _instant(value: object) -> object:
+    return value.astimezone(timezone.utc) if isinstance(value, datetime) and value.tzinfo else value
 
 
 def round_trip(activity: Activity, ctx: MappingContext = CTX) -> Activity:

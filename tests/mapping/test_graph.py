@@ -320,3 +320,20 @@ def test_a_cancelled_occurrence_with_a_show_as_of_its_own_keeps_both() -> None:
                                      "subject": read["subject"], "showAs": "oof"}]
     back = event_from_graph(read, CTX).activity
     assert back.recurrence is not None and back.recurrence.overrides == (own,)
+
+
+def test_an_undone_show_as_of_an_occurrence_shows_the_series_again() -> None:
+    """An occurrence of its own subject was out of office; set back to the series' in the CRM, Outlook gets
+    the series' free/busy again: busy, when the series has neither a show-as nor a status of its own."""
+    start = datetime(2030, 3, 4, 9, tzinfo=AMS)
+    second = start + timedelta(weeks=1)
+    own = Override(second, subject="Offsite", show_as=ShowAs.OUT_OF_OFFICE)
+    series = appointment(status=None, show_as=None, start=start, end=start + timedelta(hours=1),
+                         recurrence=Recurrence("FREQ=WEEKLY;COUNT=5", overrides=(Override(second, subject="Offsite"),)))
+    assert event_to_graph(series, CTX, invitations=False)["showAs"] == "busy"
+    [change] = occurrence_changes(series, Recurrence("FREQ=WEEKLY;COUNT=5", overrides=(own,)), service="graph")
+    assert occurrence_patch(change, CTX.options) == {"showAs": "busy"}
+    # A series that shows tentative (by its status): that.
+    tentative = series.replace(status="postponed")
+    [change] = occurrence_changes(tentative, Recurrence("FREQ=WEEKLY;COUNT=5", overrides=(own,)), service="graph")
+    assert occurrence_patch(change, CTX.options) == {"showAs": "tentative"}

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
-from syncd.errors import ItemError
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ical import ParsedItem, from_ical, to_ical
 from syncd.model import CrmUser, Kind
@@ -43,18 +42,10 @@ def read_all(name: str) -> list[ParsedItem]:
     return [from_ical(data, CTX, f"{name}#{i}") for i, data in enumerate(resources(name))]
 
 
-#: Items the CRM cannot hold, refused with this reason (see tests/mapping/test_all_day_occurrence.py).
-REFUSED = {"thunderbird_changed_duration.ics#1": "one occurrence of a timed series is made all-day"}
-
-
 @pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("*.ics")))
 def test_sample_survives_a_round_trip(name: str) -> None:
     """Every item of every sample reads, writes and reads back to the same activity, keeping foreign props."""
     for i, data in enumerate(resources(name)):
-        if f"{name}#{i}" in REFUSED:
-            with pytest.raises(ItemError, match=REFUSED[f"{name}#{i}"]):
-                from_ical(data, CTX, f"{name}#{i}")
-            continue
         parsed = from_ical(data, CTX, f"{name}#{i}")
         again = to_ical(parsed.activity, CTX, data)
         assert from_ical(again, CTX, "again").activity == parsed.activity
