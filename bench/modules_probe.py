@@ -9,11 +9,12 @@ import sys
 
 from syncd.cli import main
 
-#: Libraries a CalDAV-only pass needs (caldav, icalendar) and ones it must not load: the other
-#: connectors, Radicale (the test server), rich (structlog's tracebacks) and YAML (caldav's config
-#: loader).
-WATCHED = ("exchangelib", "msal", "syncd.connectors.exchange", "syncd.connectors.graph", "caldav", "radicale",
-           "icalendar", "recurring_ical_events", "rich", "yaml")
+#: Libraries a CalDAV-only pass may need (icalendar, for the items that changed) and ones it must not
+#: load: the other connectors, Radicale (the test server), rich (structlog's tracebacks), and the
+#: caldav library with its HTTP stack (niquests, urllib3) and YAML config loader: syncd's CalDAV
+#: transport is http.client.
+WATCHED = ("exchangelib", "msal", "syncd.connectors.exchange", "syncd.connectors.graph", "caldav", "niquests",
+           "urllib3", "requests", "radicale", "icalendar", "recurring_ical_events", "rich", "yaml")
 
 if __name__ == "__main__":
     try:

@@ -127,12 +127,13 @@ def fleet_rows(f: dict) -> list[Row]:
 
 
 def startup_rows(st: Startup) -> list[Row]:
-    unwanted = {"exchangelib", "msal", "syncd.connectors.exchange", "syncd.connectors.graph", "rich"}
+    unwanted = {"exchangelib", "msal", "syncd.connectors.exchange", "syncd.connectors.graph", "rich", "caldav",
+                "niquests", "urllib3", "requests", "yaml"}
     return [
         Row("", "syncd --version (best of 5)", _s(st.version_seconds), "", "", "", "", "", "< 0.3 s",
             _verdict(st.version_seconds < 0.3)),
         Row("", "sync (CalDAV) imports", ",".join(st.sync_loaded) or "-", "", "", "", "", "",
-            "no exchange, graph, rich", _verdict(not unwanted & set(st.sync_loaded))),
+            "no exchange, graph, rich, caldav lib", _verdict(not unwanted & set(st.sync_loaded))),
         Row("", "sync (CalDAV) import time", _s(st.import_seconds), "", "", "costliest",
             ", ".join(f"{name} {seconds:.2f}" for name, seconds in st.import_top[:4]), "", "-", "-"),
     ]

@@ -69,9 +69,11 @@ class Deadline:
 
 
 def python_env() -> dict[str, str]:
-    """Children import ``bench`` from this checkout and ``syncd`` from the same interpreter."""
+    """Children import ``bench`` from this checkout and ``syncd`` from the same interpreter, with
+    bytecode caches as an installed syncd has them: under PYTHONDONTWRITEBYTECODE every process
+    would compile syncd's modules from source again (0.2-0.5 s of each ``syncd sync``)."""
     path = os.environ.get("PYTHONPATH")
-    return {"PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
+    return {"PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO), "PYTHONDONTWRITEBYTECODE": ""}
 
 
 def write_syncd_config(path: Path, store: Path, calendar_url: str, password: str) -> Path:

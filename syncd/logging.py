@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import os
 import re
@@ -70,6 +71,12 @@ _BASIC = re.compile(r"\bBasic\s+([A-Za-z0-9+/]{4,}={0,2})")
 _TOKEN = re.compile(r"\b(Bearer|NTLM|Negotiate)\s+[A-Za-z0-9._~+/-]{16,}=*")
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{8,}={0,2}(?![A-Za-z0-9+/=])")
 _PLAIN_WORD = re.compile(r"[A-Za-z]+(?:[-_.][A-Za-z]+)*|[0-9]+")
+#: What any of the five rules above needs somewhere in a text to apply (a superset of each one's
+#: words): most of what is logged, names, ids, numbers and times, is spared them.
+_RULES_MAY_APPLY = re.compile(
+    rf"{_KEY_WORDS}|\bpass\s*=|\bpwd\b|authorization|cookie|basic|bearer|ntlm|negotiate|://",
+    re.IGNORECASE,
+)
 
 REDACTED = "[redacted]"
 
@@ -134,11 +141,12 @@ def _header(match: re.Match[str]) -> str:
 
 def scrub_text(text: str) -> str:
     """``text`` without the secrets it shows (see the module's doc); for anything syncd prints."""
-    text = _HEADER.sub(_header, text)
-    text = _BASIC.sub(lambda m: f"Basic {REDACTED}" if _is_basic_credential(m.group(1)) else m.group(0), text)
-    text = _TOKEN.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}:{REDACTED}@", text)
-    text = _KEY_VALUE.sub(_key_value, text)
+    if _RULES_MAY_APPLY.search(text):
+        text = _HEADER.sub(_header, text)
+        text = _BASIC.sub(lambda m: f"Basic {REDACTED}" if _is_basic_credential(m.group(1)) else m.group(0), text)
+        text = _TOKEN.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+        text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}:{REDACTED}@", text)
+        text = _KEY_VALUE.sub(_key_value, text)
     secrets, everywhere = _secrets, _everywhere
     if secrets:
         text = _BASE64.sub(_hides_a_secret, text)
@@ -149,7 +157,12 @@ def scrub_text(text: str) -> str:
 
 
 def _is_secret_key(key: object) -> bool:
-    name = str(key)
+    return _secret_key_name(str(key))
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_key_name(name: str) -> bool:
+    # An event's keys are a few dozen names, met on every line.
     return bool(_SECRET_KEYS.search(name)) and not _NOT_SECRET_KEYS.search(name)
 
 

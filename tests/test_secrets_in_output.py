@@ -100,7 +100,7 @@ def test_a_store_that_cannot_be_reached(
 
 
 # A bug inside a connector: its method raises while the password sits in its frame's locals (and
-# in the caldav library's client, which a bad traceback formatter would print). The driver runs the
+# in the connector's HTTP transport, which a bad traceback formatter would print). The driver runs the
 # real command, `syncd --config X sync`, with that one method replaced.
 _DRIVER = r'''
 import base64, logging, sys
@@ -109,9 +109,8 @@ from syncd.connectors import caldav as connector_module
 
 
 def changes(self, state, known):
-    client = self._transport._client
-    password = client.password
-    credential = base64.b64encode(f"{client.username}:{password}".encode()).decode()
+    password = self._transport._password
+    credential = base64.b64encode(f"{self._transport._username}:{password}".encode()).decode()
     headers = {"Authorization": f"Basic {credential}", "Depth": "1"}
     try:
         raise ConnectionResetError("the server went away")
@@ -121,7 +120,7 @@ def changes(self, state, known):
     return {"known": known}["state"]  # the bug: a KeyError
 
 
-connector_module.CalDavConnector.changes = changes
+connector_module.CalDavConnector.listing = changes  # what the engine calls for the feed
 main(sys.argv[1:], prog_name="syncd")
 '''
 

@@ -29,6 +29,9 @@ _NOT_IN_PARAM = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: What the hidden copy writes as %XX: ``%`` itself, the backslash icalendar unescapes, every control.
 _HIDE = re.compile("[%\\\\\x00-\x1f\x7f]")
 _UNHIDE = re.compile("%([0-9A-Fa-f]{2})")
+#: What icalendar may read otherwise than written in a quoted value: a backslash (an escape to it), a
+#: line end (RFC 6868 ^n reads as the platform's). Text without them skips the costly round trip.
+_MAY_CHANGE = re.compile(r"[\\\r\n]")
 
 
 def hidden_key(key: str) -> str:
@@ -89,7 +92,7 @@ def _joined(value: Any) -> str:
 def _read_back(key: str, shown: str) -> str:
     """What icalendar reads from ``shown`` written as parameter ``key`` by syncd: the same line through
     its own writer and reader, so a future icalendar that reads values literally needs no hidden copy."""
-    if not shown:
-        return ""
+    if not _MAY_CHANGE.search(shown):
+        return shown
     line = Contentline.from_parts("X", _TextParameters({key: shown}), vText(""))
     return _joined(line.parts()[1].get(key))

@@ -112,8 +112,9 @@ def unfold_start(
     if rec is None or not isinstance(start, datetime) or start.tzinfo is None:
         return activity, None
     later = start.replace(fold=1)
-    excluded = any(_same(d, start) for d in rec.exdates)
-    if not second_pass(later) or not (excluded or any(_moves(c, start, reader) for c in components)):
+    if not second_pass(later):
+        return activity, None
+    if not any(_same(d, start) for d in rec.exdates) and not any(_moves(c, start, reader) for c in components):
         return activity, None
     length = _length(master, activity)
     if activity.is_event:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import CursorResult, make_url
@@ -140,9 +141,18 @@ def _sqlite_pragmas(dbapi_connection: Any, *, wal: bool) -> None:
     cursor.close()
 
 
+_factories: WeakKeyDictionary[Engine, sessionmaker[Session]] = WeakKeyDictionary()
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded rows usable after commit (the repository returns domain objects)."""
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions that keep loaded rows usable after commit (the repository returns domain objects).
+
+    One factory per engine: a sessionmaker is a class of its own, and a daemon asks for a session
+    per pass (a new class each time cost more than the session)."""
+    factory = _factories.get(engine)
+    if factory is None:
+        factory = _factories[engine] = sessionmaker(engine, expire_on_commit=False)
+    return factory
 
 
 def alembic_config() -> Config:

@@ -408,14 +408,15 @@ def add_user(session: Session, user: CrmUser) -> None:
     session.flush()
 
 
-#: Asked by every daemon pass (its binding's owner): built once, columns rather than a row object.
-_USER = select(UserRow.email, UserRow.name, UserRow.timezone).where(
-    func.lower(UserRow.email) == func.lower(bindparam("email"))
+_users = UserRow.metadata.tables[UserRow.__tablename__]
+#: Asked by every daemon pass (its binding's owner): built once, a Core statement on the table.
+_USER = select(_users.c.email, _users.c.name, _users.c.timezone).where(
+    func.lower(_users.c.email) == func.lower(bindparam("email"))
 )
 
 
 def get_user(session: Session, email: str) -> CrmUser | None:
-    row = session.execute(_USER, {"email": email}).first()
+    row = session.connection().execute(_USER, {"email": email}).first()
     return CrmUser(*row) if row else None
 
 

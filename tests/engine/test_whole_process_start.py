@@ -10,10 +10,12 @@ import sys
 from world import World, master, meeting, uid
 
 #: Code a CalDAV-only ``syncd sync`` must not import: the other connectors and their libraries,
-#: the daemon's scheduler and metrics, and rich (structlog would load it for tracebacks syncd
-#: renders as scrubbed text).
+#: the daemon's scheduler and metrics, rich (structlog would load it for tracebacks syncd
+#: renders as scrubbed text), and the caldav library with its HTTP stack and YAML config loader
+#: (syncd's CalDAV transport is http.client).
 NOT_NEEDED = ("exchangelib", "msal", "requests_ntlm", "syncd.connectors.exchange", "syncd.connectors.graph",
-              "syncd.mapping.ews", "syncd.mapping.graph", "apscheduler", "prometheus_client", "rich", "pygments")
+              "syncd.mapping.ews", "syncd.mapping.graph", "apscheduler", "prometheus_client", "rich", "pygments",
+              "caldav", "niquests", "requests", "urllib3", "urllib3_future", "h11", "jh2", "qh3", "wassima", "yaml")
 
 # The command as the console script runs it, with the modules it loaded printed at exit.
 _DRIVER = (
