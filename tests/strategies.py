@@ -254,23 +254,30 @@ def _occurrence_own(draw: st.DrawFn) -> tuple[int | None, bool, Sensitivity | No
 
 @st.composite
 def recurrences(draw: st.DrawFn, start: Moment, zone: str | None, extreme: bool) -> Recurrence:
-    moment: st.SearchStrategy[Moment] = instants(zone, extreme) if isinstance(start, datetime) else days(extreme)
+    timed = isinstance(start, datetime)
+    moment: st.SearchStrategy[Moment] = instants(zone, extreme) if timed else days(extreme)
+    # An occurrence of the other kind: a timed series' day off, an all-day series' meeting at two.
+    other: st.SearchStrategy[Moment] = days(extreme) if timed else instants(zone, extreme)
+    rdates = tuple(draw(st.lists(moment, max_size=2)))
+    extra_rules = tuple(draw(st.lists(rrules(start), max_size=1)))
+    rule = draw(rrules(start)) if not rdates or draw(st.booleans()) else ""  # a series of added dates only
+    endless = bool(rule) and not any(part in r for r in (rule, *extra_rules) for part in ("COUNT", "UNTIL"))
     exdates = draw(st.lists(moment, max_size=3))
     if exdates and draw(st.booleans()):
         exdates.append(exdates[0])
     overrides = []
     for _ in range(draw(st.integers(0, 3))):
         rid = draw(moment)
-        new_start = draw(st.one_of(st.none(), moment))
+        new_start = draw(st.one_of(st.none(), moment, other))
         end = _later(new_start if new_start is not None else rid, draw) if draw(st.booleans()) else None
+        same_kind = new_start is None or isinstance(new_start, datetime) == timed
         overrides.append(Override(
             rid, new_start, end, draw(optional_texts()), draw(optional_texts()), draw(optional_texts()),
             draw(st.one_of(st.none(), st.sampled_from(["cancelled", "done", "eigen status", ""]))),
             *draw(_occurrence_own()),
+            # RANGE=THISANDFUTURE is kept as such on a series without end (a bounded one gets an override each).
+            this_and_future=endless and same_kind and draw(st.booleans()),
         ))
-    rdates = tuple(draw(st.lists(moment, max_size=2)))
-    extra_rules = tuple(draw(st.lists(rrules(start), max_size=1)))
-    rule = draw(rrules(start)) if not rdates or draw(st.booleans()) else ""  # a series of added dates only
     return Recurrence(rule, tuple(exdates), tuple(overrides), rdates, extra_rules if rule else ())
 
 
