@@ -10,7 +10,7 @@ is not in it), the steadier figure on a loaded machine:
 - the mass first sync: every binding pulls its events into the CRM;
 - the first cycle after it: each binding's CRM cursor predates the other bindings' imports, so this is
   where a binding that read every change since its cursor paid for everyone else's;
-- the steady no-change cycle (best of 2).
+- the steady no-change cycle (best of 2), with its SQL statements and CPU milliseconds per pass.
 
 Prints one JSON line; ``--pg`` runs on a fresh PostgreSQL database made with that admin URL (the
 role must be allowed to CREATE DATABASE) and dropped afterwards."""
@@ -77,18 +77,29 @@ def _config(store_url: str, calendars: list[str], password: str) -> dict:
 
 def cycle(scheduler, names: list[str], pool: ThreadPoolExecutor) -> tuple[float, float, dict[str, int]]:
     """Every binding's pass once, ``passes_at_once`` at a time, through the daemon's pass job (what
-    APScheduler runs when a binding is due); the seconds, CPU seconds and the summed counts."""
+    APScheduler runs when a binding is due); the seconds, CPU seconds and the summed counts, with
+    the SQL statements the cycle ran as ``statements``."""
+    from sqlalchemy import event
+
     reports = []
+    statements = [0]
+
+    def count(*_args: object) -> None:
+        statements[0] += 1
+
     observe = scheduler.metrics.observe
     scheduler.metrics.observe = lambda report: (reports.append(report), observe(report))
+    event.listen(scheduler.app.engine, "before_cursor_execute", count)
     started, cpu = time.perf_counter(), time.process_time()
     list(pool.map(scheduler._pass, names))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    event.remove(scheduler.app.engine, "before_cursor_execute", count)
     scheduler.metrics.observe = observe
     counts: dict[str, int] = {"failed": sum(1 for r in reports if r.failed) + len(names) - len(reports)}
     for report in reports:
         for key, value in report.counts.items():
             counts[key] = counts.get(key, 0) + value
+    counts["statements"] = statements[0]
     return seconds, cpu, counts
 
 
@@ -142,6 +153,8 @@ def measure(bindings: int, events: int, store_url: str | None, root: Path, say=p
             steady = [cycle(scheduler, names, pool) for _ in range(2)]
         best = min(steady, key=lambda c: c[0])
         result["steady_cycle_s"], result["steady_cycle_cpu_s"], result["steady_counts"] = best
+        result["steady_statements_per_pass"] = best[2]["statements"] / bindings
+        result["steady_cpu_ms_per_pass"] = 1000 * best[1] / bindings
         result["first_over_steady"] = result["first_cycle_s"] / result["steady_cycle_s"]
         result["load_after"] = os.getloadavg()[0]
         app.kept.close()
@@ -158,7 +171,7 @@ def problems(result: dict) -> list[str]:
     if first.get("crm_created") != bindings * events or first.get("failed"):
         wrong.append(f"mass first sync: expected {bindings * events} crm_created, got {first}")
     for key in ("first_cycle_counts", "steady_counts"):
-        extra = {k: v for k, v in result[key].items() if v}
+        extra = {k: v for k, v in result[key].items() if v and k != "statements"}
         if extra:
             wrong.append(f"{key}: a no-change cycle did {extra}")
     return wrong

@@ -1,6 +1,6 @@
 """structlog set-up: JSON lines for journald and log shippers, readable lines on a terminal.
 
-Secrets are scrubbed at the last step, from every event syncd or a library (exchangelib, caldav,
+Secrets are scrubbed at the last step, from every event syncd or a library (exchangelib, msal,
 urllib3 through the standard ``logging`` module) emits, after a traceback has become text. What is
 redacted, in every string of the event and in every format:
 
@@ -19,11 +19,11 @@ redacted, in every string of the event and in every format:
   ``syncd running`` into ``[redacted] running`` and break file paths; such a secret is still
   redacted where it stands as a secret (the three rules above), and nowhere else.
 
-A library's record is one line unless the level is ``debug``: no traceback (the caldav library logs
-malformed XML from a server on the root logger with ``exc_info``; syncd reports that failure in its
-own words), and only the first line of its message (exchangelib and caldav put whole request and
-response bodies in theirs). The exception's type and message stay, as ``error``. syncd's own records
-keep their tracebacks: syncd logs one only for a bug.
+A library's record is one line unless the level is ``debug``: no traceback (a library that logs a
+server's failure with ``exc_info``; syncd reports that failure in its own words), and only the first
+line of its message (exchangelib puts whole request and response bodies in its). The exception's
+type and message stay, as ``error``. syncd's own records keep their tracebacks: syncd logs one only
+for a bug.
 
 When standard error is the journal (``$JOURNAL_STREAM`` names its device and inode, as systemd sets
 it for a unit's output), every line starts with the sd-daemon priority prefix (``<3>`` error,
@@ -290,7 +290,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries log request bodies and headers at debug; keep them one level quieter than syncd.
-    for noisy in ("exchangelib", "caldav", "urllib3", "requests_ntlm", "niquests"):
+    for noisy in ("exchangelib", "urllib3", "requests_ntlm"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level.upper()), logging.INFO))
 
 

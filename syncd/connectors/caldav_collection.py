@@ -123,41 +123,53 @@ class DavCollection:
 
     def list_etags(self) -> dict[str, str | None]:
         """Every member's etag (PROPFIND Depth 1), sub-collections left out."""
-        reply = self._expect_multistatus(
-            "PROPFIND", self.url, dav.propfind_body([dav.GETETAG, dav.RESOURCETYPE]), depth="1"
-        )
-        return {
-            r.path: r.etag
-            for r in reply.responses
-            if r.status // 100 == 2
-            and self.contains(r.path)
-            and dav.clark(dav.DAV, "collection") not in r.leaves(dav.RESOURCETYPE)
-        }
+        listing: dict[str, str | None] = {}
+
+        def member(r: dav.DavResponse) -> None:
+            if (r.status // 100 == 2 and self.contains(r.path)
+                    and dav.clark(dav.DAV, "collection") not in r.leaves(dav.RESOURCETYPE)):
+                listing[r.path] = r.etag
+
+        body = dav.propfind_body([dav.GETETAG, dav.RESOURCETYPE])
+        reply = self._http.request("PROPFIND", self.url, body, {"Depth": "1"}, xml=False)
+        self._check_multistatus("PROPFIND", self.url, reply)
+        try:
+            dav.read_listing(reply.body, self.url, member)
+        except ValueError as exc:
+            raise RemoteError(f"{self.url}: {exc}") from None
+        return listing
 
     def sync(self, token: str | None) -> SyncDelta:
         """RFC 6578 sync-collection from ``token`` (``None``: every member), following truncation."""
         changed: dict[str, str | None] = {}
         deleted: set[str] = set()
+
+        def member(response: dav.DavResponse) -> None:
+            path = response.path
+            if not self.contains(path):
+                return
+            if response.status == 404:
+                deleted.add(path)
+                changed.pop(path, None)
+            elif response.status // 100 == 2:
+                changed[path] = response.etag
+                deleted.discard(path)
+
         for _ in range(MAX_SYNC_ROUNDS):
+            # A first sync lists the whole calendar: read as it is parsed, never held as a tree.
             reply = self._http.request(
-                "REPORT", self.url, dav.sync_collection_body(token), {"Depth": "0"}
+                "REPORT", self.url, dav.sync_collection_body(token), {"Depth": "0"}, xml=False
             )
             if reply.status != 207:
                 self._raise_for_sync(reply, token)
-            result = self._parse(reply, self.url)
-            for response in result.responses:
-                if not self.contains(response.path):
-                    continue
-                if response.status == 404:
-                    deleted.add(response.path)
-                    changed.pop(response.path, None)
-                elif response.status // 100 == 2:
-                    changed[response.path] = response.etag
-                    deleted.discard(response.path)
-            if not result.sync_token:
+            try:
+                sync_token, truncated = dav.read_listing(reply.body, self.url, member)
+            except ValueError as exc:
+                raise RemoteError(f"{self.url}: {exc}") from None
+            if not sync_token:
                 raise RemoteError(f"REPORT {self.url}: sync-collection answer without a sync-token")
-            token = result.sync_token
-            if not result.truncated:
+            token = sync_token
+            if not truncated:
                 return SyncDelta(changed, sorted(deleted), token)
         raise RemoteError(f"REPORT {self.url}: the server kept truncating the sync-collection answer")
 
@@ -285,13 +297,17 @@ class DavCollection:
     ) -> dav.Multistatus:
         headers = {"Depth": depth} if depth is not None else {}
         reply = self._http.request(method, url, body, headers)
+        self._check_multistatus(method, url, reply)
+        return self._parse(reply, url)
+
+    @staticmethod
+    def _check_multistatus(method: str, url: str, reply: HttpReply) -> None:
         if reply.status == 404:
             raise RemoteError(f"{method} {url}: no such collection (HTTP 404)")
         if reply.status == 403:
             raise AuthError(f"{method} {url}: forbidden (HTTP 403)")
         if reply.status != 207:
             raise RemoteError(f"{method} {url}: unexpected HTTP {reply.status}")
-        return self._parse(reply, url)
 
     @staticmethod
     def _parse(reply: HttpReply, url: str) -> dav.Multistatus:

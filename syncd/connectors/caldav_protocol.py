@@ -7,7 +7,8 @@ or (wrongly) bare, and a server may or may not report sync tokens, ctags and pri
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import io
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urljoin, urlsplit
 from xml.sax.saxutils import escape
@@ -211,23 +212,69 @@ def parse_multistatus(root: etree._Element | None, request_url: str) -> Multista
     responses: list[DavResponse] = []
     truncated = False
     for element in root.iterchildren(clark(DAV, "response")):
-        status = parse_status(element.findtext(clark(DAV, "status")))
-        props: dict[str, etree._Element] = {}
-        for propstat in element.iterchildren(clark(DAV, "propstat")):
-            if parse_status(propstat.findtext(clark(DAV, "status"))) // 100 != 2:
-                continue
-            prop = propstat.find(clark(DAV, "prop"))
-            for value in prop if prop is not None else ():
-                if isinstance(value.tag, str):
-                    props[value.tag] = value
+        found = _response_of(element)
         for href in element.iterchildren(clark(DAV, "href")):
             path = canonical_path(href.text or "", request_url)
-            if status == 507 and path.rstrip("/") == request_path.rstrip("/"):
+            if found.status == 507 and path.rstrip("/") == request_path.rstrip("/"):
                 truncated = True
                 continue
-            responses.append(DavResponse(path, status, props))
+            responses.append(DavResponse(path, found.status, found.props))
     token = root.findtext(SYNC_TOKEN)
     return Multistatus(responses, token.strip() if token else None, truncated)
+
+
+def read_listing(body: bytes, request_url: str, member: Callable[[DavResponse], None]) -> tuple[str | None, bool]:
+    """A 207 body that lists members (sync-collection, PROPFIND Depth 1), read as it is parsed: each
+    response goes to ``member`` (its property elements valid during the call only) and is dropped at
+    once, so that a listing of 50,000 items never stands as a tree of them. Returns the sync token and
+    whether the server truncated the answer, as :func:`parse_multistatus` does."""
+    request_path = canonical_path(request_url, request_url)
+    response_tag, token_tag = clark(DAV, "response"), SYNC_TOKEN
+    token: str | None = None
+    truncated = False
+    events = etree.iterparse(
+        io.BytesIO(body), events=("start", "end"), resolve_entities=False, no_network=True
+    )
+    try:
+        _, root = next(events)
+        if root.tag != clark(DAV, "multistatus"):
+            raise ValueError("the server did not answer with a DAV:multistatus")
+        for event, element in events:
+            if event != "end" or element.getparent() is not root:
+                continue
+            if element.tag == token_tag:
+                token = (element.text or "").strip() or None
+            elif element.tag == response_tag:
+                response = _response_of(element)
+                for href in element.iterchildren(clark(DAV, "href")):
+                    path = canonical_path(href.text or "", request_url)
+                    if response.status == 507 and path.rstrip("/") == request_path.rstrip("/"):
+                        truncated = True
+                    else:
+                        member(DavResponse(path, response.status, response.props))
+            # What was read is let go (the root keeps no child it has done with).
+            element.clear()
+            while element.getprevious() is not None:
+                del root[0]
+    except etree.XMLSyntaxError:
+        raise ValueError("the server sent malformed XML") from None
+    except StopIteration:
+        raise ValueError("the server did not answer with a DAV:multistatus") from None
+    return token, truncated
+
+
+def _response_of(element: etree._Element) -> DavResponse:
+    """One DAV:response's status and found properties (its path is the caller's)."""
+    status = parse_status(element.findtext(clark(DAV, "status")))
+    props: dict[str, etree._Element] = {}
+    for propstat in element.iterchildren(clark(DAV, "propstat")):
+        if parse_status(propstat.findtext(clark(DAV, "status"))) // 100 != 2:
+            continue
+        prop = propstat.find(clark(DAV, "prop"))
+        for value in prop if prop is not None else ():
+            if isinstance(value.tag, str):
+                props[value.tag] = value
+    return DavResponse("", status, props)
 
 
 def error_conditions(body: bytes | str | None) -> set[str]:

@@ -345,7 +345,12 @@ class ExchangeConnector:
                     item.save(update_fields=changed, conflict_resolution=NEVER_OVERWRITE)
         # A rewritten pattern drops every exception on Exchange: then all of them are written again.
         current = None if "recurrence" in changed or fetched.activity is None else fetched.activity.recurrence
-        changekey = self._write_occurrences(item, occurrence_changes(activity, current))
+        held = [  # as plain datetimes: exchangelib's convert only to its own zones
+            datetime.fromtimestamp(o.original_start.timestamp(), UTC)
+            for o in getattr(item, "modified_occurrences", None) or () if o.original_start
+        ]
+        changes = occurrence_changes(activity, current, fetched.activity, held)
+        changekey = self._write_occurrences(item, changes)
         return WriteResult(item.id, changekey)
 
     def _replace(self, ref: str, etag: str | None, activity: Activity) -> WriteResult:
@@ -365,8 +370,10 @@ class ExchangeConnector:
                 if change.delete:
                     occurrence.delete(send_meeting_cancellations=self._invitations)
                     continue
-                occurrence.refresh()
                 fields = _occurrence_fields(change, self._ctx)
+                if not fields:
+                    continue  # exchangelib would write every field of the occurrence (and so pin them)
+                occurrence.refresh()
                 for name, value in fields.items():
                     setattr(occurrence, name, value)
                 occurrence.save(update_fields=list(fields), conflict_resolution=NEVER_OVERWRITE,

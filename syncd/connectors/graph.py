@@ -534,7 +534,10 @@ class GraphConnector:
         # A rewritten pattern drops every exception: then all of them are written again.
         rewritten = "recurrence" in patch or "start" in patch
         recurrence = None if rewritten or fetched.activity is None else fetched.activity.recurrence
-        written = self._write_occurrences(ref, body, occurrence_changes(activity, recurrence, service="graph"))
+        held = [at for at in (gp.instant(o.get("originalStart")) for o in current.get("exceptionOccurrences") or ())
+                if at is not None]
+        changes = occurrence_changes(activity, recurrence, service="graph", shown=fetched.activity, exceptions=held)
+        written = self._write_occurrences(ref, body, changes)
         return WriteResult(ref, written or changekey)
 
     def _update_task(self, ref: str, etag: str | None, activity: Activity, fetched: _Fetched) -> WriteResult:
@@ -596,8 +599,10 @@ class GraphConnector:
                 if answer.status != 404:
                     self._session.raise_for(answer, master)
                 continue
-            answer = self._session.call("PATCH", url, body=_occurrence_fields(change, zone, all_day, self._ctx),
-                                        headers=_UTC, idempotent=True)
+            fields = _occurrence_fields(change, zone, all_day, self._ctx)
+            if not fields:
+                continue  # nothing of its own to write (an empty PATCH would still make it an exception)
+            answer = self._session.call("PATCH", url, body=fields, headers=_UTC, idempotent=True)
             self._session.raise_for(answer, master)
         answer = self._session.call("GET", self._path(f"events/{quote(master, safe='')}"),
                                     params={"$select": "id,changeKey"})

@@ -6,7 +6,7 @@ runner be read (and tested) without SQL in mind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -118,8 +118,10 @@ class SyncState(Protocol):
 
     def save_link(self, link: Link) -> None: ...
 
-    def save_links(self, binding: str, links: Sequence[Link]) -> None:
-        """Save the links of one binding (distinct activities) at the cost of a few statements."""
+    def save_links(self, binding: str, links: Sequence[Link], written: Collection[str] = ()) -> None:
+        """Save the links of one binding (distinct activities) at the cost of a few statements.
+        ``written``: the activities written to the CRM in this transaction (the link records that
+        write as its own: the change it logs is not read back as the CRM's)."""
         ...
 
     def delete_link(self, binding: str, activity_id: str) -> None: ...

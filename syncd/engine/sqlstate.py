@@ -10,7 +10,7 @@ times the database's own work.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +48,7 @@ from syncd.engine.links import Link, LinkStatus
 from syncd.engine.sides import BindingState, ErrorInfo
 from syncd.logging import get_logger
 from syncd.model import Activity, Kind
+from syncd.store.models import ActivityChangeRow
 from syncd.store.sync_models import (
     SyncBindingRow,
     SyncConflictRow,
@@ -73,11 +74,18 @@ _bindings = _table(SyncBindingRow)
 _links = _table(SyncLinkRow)
 _errors = _table(SyncErrorRow)
 _passes = _table(SyncPassRow)
+_changes = _table(ActivityChangeRow)
 
 #: What a pass reads of its binding's row, in :func:`state_from_row`'s order.
 STATE_COLUMNS = (
     _bindings.c.crm_cursor, _bindings.c.remote_state, _bindings.c.remote_state_at, _bindings.c.retry,
     _bindings.c.window_start, _bindings.c.window_end, _bindings.c.remote_location,
+)
+#: What a daemon's pass starts from, read by the claim of its lease: the binding's state and how many
+#: of its items are in error (none, mostly: then they are not read).
+START_COLUMNS = (
+    *STATE_COLUMNS,
+    select(func.count()).select_from(_errors).where(_errors.c.binding == bindparam("binding")).scalar_subquery(),
 )
 #: What the end of a pass leaves in its binding's row that the daemon paces the binding by.
 FINISHED_COLUMNS = (_bindings.c.last_pass_at, _bindings.c.last_success_at, _bindings.c.failures)
@@ -104,6 +112,14 @@ _CLEAR_ERROR = delete(_errors).where(_errors.c.binding == bindparam("binding"), 
 _PASS_STARTED = insert(_passes)
 _PASS_FINISHED = update(_passes).where(_passes.c.id == bindparam("pass_id"))
 _PASS_BINDING = select(_passes.c.binding).where(_passes.c.id == bindparam("pass_id"))
+#: Links written with their activities: each records its activity's newest change-log entry, read in
+#: the transaction that logged the write (see ``SyncLinkRow.crm_seq``).
+_OWN_WRITES = (
+    update(_links)
+    .where(_links.c.binding == bindparam("link_binding"), _links.c.activity_id.in_(bindparam("ids", expanding=True)))
+    .values(crm_seq=select(func.max(_changes.c.seq)).where(_changes.c.activity_id == _links.c.activity_id)
+            .scalar_subquery())
+)
 
 
 def state_from_row(binding: str, row: Sequence[Any] | None) -> BindingState:
@@ -235,8 +251,11 @@ class SqlSyncState:
     def binding_state(self, binding: str) -> BindingState:
         return self._remember(state_from_row(binding, self._conn().execute(_STATE, {"binding": binding}).first()))
 
-    def _remember(self, state: BindingState) -> BindingState:
+    def _remember(self, state: BindingState, errors: int | None = None) -> BindingState:
+        """``state`` as read in this pass; ``errors``: how many items were in error, if read with it."""
         self._state_at[state.name] = state.remote_state_at if state.remote_state is not None else None
+        if errors == 0:
+            self._errors = (state.name, {})
         return state
 
     def save_binding_state(self, state: BindingState) -> None:
@@ -287,7 +306,7 @@ class SqlSyncState:
             self.session.add(row)
         _fill_link(row, link, _now())
 
-    def save_links(self, binding: str, links: Sequence[Link]) -> None:
+    def save_links(self, binding: str, links: Sequence[Link], written: Collection[str] = ()) -> None:
         # The rows that exist are read in one query per chunk (a get per link would be one each); the
         # flush then sends the new rows as one INSERT and the changed ones as one UPDATE.
         self._written = None
@@ -308,6 +327,12 @@ class SqlSyncState:
                 row = rows[link.activity_id] = SyncLinkRow(binding=binding, activity_id=link.activity_id)
                 self.session.add(row)
             _fill_link(row, link, now)
+        written = set(written)
+        own = [i for i in ids if i in written]
+        if own:
+            self.session.flush()
+            for start in range(0, len(own), CHUNK):
+                self._conn().execute(_OWN_WRITES, {"link_binding": binding, "ids": own[start : start + CHUNK]})
 
     def delete_link(self, binding: str, activity_id: str) -> None:
         self.delete_links(binding, [activity_id])

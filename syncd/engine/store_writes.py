@@ -50,6 +50,6 @@ class StoreWrites:
             if self.unlink:
                 state.delete_links(binding, self.unlink)
             if self.links:
-                state.save_links(binding, self.links)
+                state.save_links(binding, self.links, written={a.id for a in self.save})
             for conflict, ref in self.conflicts:
                 state.record_conflict(binding, conflict, ref)

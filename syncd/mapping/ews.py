@@ -40,7 +40,8 @@ What goes where:
 
 Lossy by nature of EWS (a round trip normalises these): an all-day ``end == start`` reads back as the
 exclusive next day; an empty description or location reads back as ``None``; an override field equal
-to the series' value reads back as ``None`` (inherited); a timed event without a zone is stored in UTC.
+to the series' value reads back as ``None`` (inherited), an exception equal to the series in all of them
+as no override; a timed event without a zone is stored in UTC.
 """
 
 from __future__ import annotations
@@ -570,21 +571,22 @@ def _recurrence_in(
         reminder, reminder_off = (None, False) if exc is None else occurrence_reminder_in(
             exc.reminder_minutes_before_start if exc.reminder_is_set else None, series.reminder
         )
-        overrides.append(
-            Override(
-                recurrence_id=original,
-                start=new_start if new_start != original else None,
-                end=new_end if new_end != original + duration else None,
-                subject=_differs(exc.subject if exc else None, item.subject),
-                description=_differs(_text(exc.body) if exc else None, _text(item.body)),
-                location=_differs(exc.location if exc else None, item.location),
-                status=status,
-                reminder_minutes=reminder,
-                reminder_off=reminder_off,
-                sensitivity=occurrence_sensitivity_in(exc.sensitivity, series.sensitivity) if exc else None,
-                show_as=show_as,
-            )
+        own = Override(
+            recurrence_id=original,
+            start=new_start if new_start != original else None,
+            end=new_end if new_end != original + duration else None,
+            subject=_differs(exc.subject if exc else None, item.subject),
+            description=_differs(_text(exc.body) if exc else None, _text(item.body)),
+            location=_differs(exc.location if exc else None, item.location),
+            status=status,
+            reminder_minutes=reminder,
+            reminder_off=reminder_off,
+            sensitivity=occurrence_sensitivity_in(exc.sensitivity, series.sensitivity) if exc else None,
+            show_as=show_as,
         )
+        # An exception that shows nothing of its own (one given back to the series) is no override.
+        if own != Override(original):
+            overrides.append(own)
     return Recurrence(rrule=rule, exdates=exdates, overrides=tuple(overrides))
 
 

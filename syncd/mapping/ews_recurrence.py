@@ -11,7 +11,7 @@ the connector must do to occurrences after writing the master.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -217,7 +217,10 @@ def _relative(weekday: object, week_number: object) -> tuple[tuple[str, ...], in
 # --- exceptions of a series --------------------------------------------------------------------------
 
 
-def occurrence_changes(activity: Activity, current: DomainRecurrence | None = None) -> list[OccurrenceChange]:
+def occurrence_changes(
+    activity: Activity, current: DomainRecurrence | None = None, shown: Activity | None = None,
+    exceptions: Collection[datetime] = (),
+) -> list[OccurrenceChange]:
     """:func:`syncd.mapping.outlook_recurrence.occurrence_changes` for EWS: get each occurrence by
     ``index`` (``master.occurrence(index)``), then ``DeleteItem`` it or ``UpdateItem`` the fields given."""
-    return outlook.occurrence_changes(activity, current, service="ews")
+    return outlook.occurrence_changes(activity, current, service="ews", shown=shown, exceptions=exceptions)

@@ -460,18 +460,19 @@ def _recurrence_in(
             new_start = s.astimezone(zone) if s else None
             new_end = e.astimezone(zone) if e else None
         key = od.instant_key(original)
-        overrides.append(
-            Override(
-                recurrence_id=original,
-                start=new_start if new_start != original else None,
-                end=new_end if new_end != original + duration else None,
-                subject=_differs(od.text(occ.get("subject")), od.text(event.get("subject"))),
-                description=_differs(gp.body_text(occ.get("body")), master_text),
-                location=_differs(_location(occ.get("location")), _location(event.get("location"))),
-                **_occurrence_own(occ, event, series_reminder),
-                **_occurrence_look(occ, event, od.text(statuses.get(key)), od.enum(ShowAs, shows.get(key)), options),
-            )
+        own = Override(
+            recurrence_id=original,
+            start=new_start if new_start != original else None,
+            end=new_end if new_end != original + duration else None,
+            subject=_differs(od.text(occ.get("subject")), od.text(event.get("subject"))),
+            description=_differs(gp.body_text(occ.get("body")), master_text),
+            location=_differs(_location(occ.get("location")), _location(event.get("location"))),
+            **_occurrence_own(occ, event, series_reminder),
+            **_occurrence_look(occ, event, od.text(statuses.get(key)), od.enum(ShowAs, shows.get(key)), options),
         )
+        # An exception that shows nothing of its own (one given back to the series) is no override.
+        if own != Override(original):
+            overrides.append(own)
     overrides.sort(key=lambda o: _sort_key(o.recurrence_id))
     return Recurrence(rrule=rule, exdates=tuple(sorted(exdates, key=_sort_key)), overrides=tuple(overrides))
 

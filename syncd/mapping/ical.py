@@ -83,6 +83,7 @@ from syncd.mapping.ical_fields import (
     write_occurrence_fields,
 )
 from syncd.mapping.ical_fields import OWNED as FIELD_PROPS
+from syncd.mapping.ical_parse import parse_calendar
 from syncd.mapping.ical_people import (
     email_of,
     hidden_person,
@@ -494,7 +495,7 @@ def _decode(data: bytes | str, item: str) -> str:
 
 def _from_ical(data: bytes | str, ctx: MappingContext, ref: str, cursor: _Cursor) -> ParsedItem:
     with cursor.at("VCALENDAR"):
-        calendar = Calendar.from_ical(_decode(data, cursor.item))
+        calendar = parse_calendar(_decode(data, cursor.item))
     components = [c for c in calendar.walk() if c.name in ("VEVENT", "VTODO")]
     if not components:
         raise ItemError(cursor.item, "VEVENT", "no VEVENT or VTODO in the item")

@@ -31,6 +31,7 @@ from icalendar import Calendar, Component, Timezone
 
 from syncd.errors import ItemError
 from syncd.mapping import timezones
+from syncd.mapping.ical_parse import vtimezone_text
 from syncd.mapping.ical_props import X_TZID
 from syncd.model import Activity, Moment
 
@@ -183,16 +184,16 @@ class TimeReader:
         vtz = self._vtimezones.get(tzid)
         if vtz is None:
             raise ItemError(self.item, prop, f"time zone {tzid!r} is neither known nor defined by a VTIMEZONE")
-        name = _match_vtimezone(tzid, vtz.to_ical(), wall.year)
+        name = _match_vtimezone(tzid, vtimezone_text(vtz), wall.year)
         if name is None and not self.series:
             # Old Outlook rules for "Canberra, Melbourne, Sydney" (before Australia's 2008 change), or
             # Windows' rule of one year for "(UTC-03:00) Brasília": a zone the name gives where it agrees
             # at this time, which is all a single event needs.
-            name = timezones.named_zone_at(tzid, _custom_zone(vtz.to_ical()), wall)
+            name = timezones.named_zone_at(tzid, _custom_zone(vtimezone_text(vtz)), wall)
         return name
 
     def _keep(self, tzid: str, wall: datetime) -> datetime:
-        definition = self._vtimezones[tzid].to_ical().decode("utf-8")
+        definition = vtimezone_text(self._vtimezones[tzid]).decode("utf-8")
         if tzid not in self.kept:
             log.info("time zone matches no IANA zone; its definition is kept", item=self.item, tzid=tzid)
         self.kept[tzid] = definition

@@ -50,10 +50,11 @@ given its own times, is refused (:func:`one_rule`).
 from __future__ import annotations
 
 import calendar
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -465,7 +466,8 @@ class OccurrenceChange:
 
 
 def occurrence_changes(
-    activity: Activity, current: DomainRecurrence | None = None, *, service: str
+    activity: Activity, current: DomainRecurrence | None = None, *, service: str, shown: Activity | None = None,
+    exceptions: Collection[datetime] = (),
 ) -> list[OccurrenceChange]:
     """Deletions and modifications of occurrences that make the Exchange series match ``activity``.
 
@@ -475,17 +477,34 @@ def occurrence_changes(
     Graph's instances), then deletes it (``delete``) or updates the fields given. ``current`` is the
     series as last read from Exchange; pass ``None`` when the pattern itself was (re)written, because
     Exchange drops all exceptions then. Changes already present in ``current`` are left out. An
-    EXDATE or override that is not an occurrence of the rule is skipped with a warning (logged as
-    ``<service>.exdate.not_an_occurrence``).
+    occurrence ``current`` has an override for and ``activity`` neither overrides nor deletes any more
+    is given the series' values back (Exchange keeps an exception until the pattern is rewritten, which
+    would drop every other one). An EXDATE or override that is not an occurrence of the rule is skipped
+    with a warning (logged as ``<service>.exdate.not_an_occurrence``).
+
+    ``shown`` is the series as last read and ``exceptions`` the original starts of every occurrence
+    Exchange holds as an exception, those too that show the series' values and so read as no override
+    (one given back to the series). An exception keeps a value once written to it, also when the series
+    changes that value later; so each value the series changed since ``shown`` is written again to the
+    exceptions that follow the series in it.
     """
     rec = activity.recurrence
     if rec is None or activity.start is None:
         return []
     zone = ZoneInfo(activity.timezone or "UTC")
-    starts = _pattern_starts(rec.rrule, activity.start, zone, rec.exdates, rec.overrides, activity.id)
     have_deleted = set(current.exdates) if current else set()
     have_modified = set(current.overrides) if current else set()
     before = {_key(o.recurrence_id): o for o in current.overrides} if current else {}
+    kept = {_key(o.recurrence_id) for o in rec.overrides} | {_key(d) for d in rec.exdates}
+    # An override the CRM removed: an empty one, so that what the occurrence had of its own is undone.
+    removed = tuple(Override(o.recurrence_id) for key, o in before.items() if key not in kept)
+    moved_on = _series_changes(shown, activity) if shown is not None and current is not None else {}
+    known = kept | {_key(o.recurrence_id) for o in removed}
+    held = dict.fromkeys(_held(at, activity.start, zone) for at in exceptions) if moved_on else {}
+    following = tuple(Override(moment) for moment in held if moment not in known)
+    overrides = (*rec.overrides, *removed, *following)
+    starts = _pattern_starts(rec.rrule, activity.start, zone, rec.exdates, overrides, activity.id)
+    own = {_key(o.recurrence_id): o for o in rec.overrides}
     changes: list[OccurrenceChange] = []
     for exdate in rec.exdates:
         if exdate in have_deleted:
@@ -495,33 +514,112 @@ def occurrence_changes(
             log.warning(f"{service}.exdate.not_an_occurrence", item=activity.id, exdate=str(exdate))
             continue
         changes.append(OccurrenceChange(original_start=exdate, index=index, delete=True))
-    for override in rec.overrides:
-        if override in have_modified:
+    for override in overrides:
+        key = _key(override.recurrence_id)
+        # As Exchange has it: an override unchanged, or an exception following the series.
+        unchanged = override in have_modified or key not in known
+        if unchanged and not moved_on:
             continue
-        index = starts.get(_key(override.recurrence_id))
+        index = starts.get(key)
         if index is None:
             log.warning(
                 f"{service}.override.not_an_occurrence", item=activity.id, recurrence_id=str(override.recurrence_id)
             )
             continue
-        changes.append(_override_change(override, index, activity, before.get(_key(override.recurrence_id))))
+        if unchanged:
+            change = OccurrenceChange(original_start=override.recurrence_id, index=index)
+        else:
+            change = _override_change(override, index, activity, before.get(key))
+        if key in before or key in held:  # a new exception takes the series' values as they are now
+            change = _follow(change, own.get(key), moved_on)
+        if not unchanged or _writes(change):
+            changes.append(change)
     return changes
 
 
+def _held(at: datetime, dtstart: Moment, zone: ZoneInfo) -> Moment:
+    """An exception's original start as the domain keys it: the instant, or the date of an all-day series
+    (Exchange gives its midnight in the item's zone: the nearest one in the series' zone)."""
+    if isinstance(dtstart, datetime):
+        return at.astimezone(UTC)
+    return (at.astimezone(zone) + timedelta(hours=12)).date()
+
+
+def _series_changes(shown: Activity, series: Activity) -> dict[str, Any]:
+    """The :class:`OccurrenceChange` fields an occurrence following the series is given, for each value the
+    series has changed since it was last read (``shown``)."""
+    out: dict[str, Any] = {}
+    if shown.subject != series.subject:
+        out["subject"] = series.subject
+    if (shown.description or "") != (series.description or ""):
+        out["description"] = series.description or ""
+    if (shown.location or "") != (series.location or ""):
+        out["location"] = series.location or ""
+    if shown.reminder_minutes != series.reminder_minutes:
+        out["reminder"] = (series.reminder_minutes,)
+    if (shown.sensitivity or Sensitivity.NORMAL) != (series.sensitivity or Sensitivity.NORMAL):
+        out["sensitivity"] = series.sensitivity or Sensitivity.NORMAL
+    if (shown.show_as, shown.status) != (series.show_as, series.status):
+        out.update(series_look=True, show_as=series.show_as, status=series.status if series.show_as is None else None)
+    return out
+
+
+def _follow(change: OccurrenceChange, own: Override | None, moved_on: dict[str, Any]) -> OccurrenceChange:
+    """``change`` with the series' new values it does not set already, where the occurrence has none of its own."""
+    mine = own or Override(change.original_start)
+    following = {
+        "subject": mine.subject is None,
+        "description": mine.description is None,
+        "location": mine.location is None,
+        "reminder": mine.reminder_minutes is None and not mine.reminder_off,
+        "sensitivity": mine.sensitivity is None,
+        "series_look": mine.show_as is None and mine.status is None,
+    }
+    look = change.series_look or change.show_as is not None or change.status is not None
+    updates = {
+        name: value for name, value in moved_on.items()
+        if following["series_look" if name in ("show_as", "status") else name]
+        and (not look if name in ("series_look", "show_as", "status") else getattr(change, name) is None)
+    }
+    return dataclasses.replace(change, **updates)
+
+
+def _writes(change: OccurrenceChange) -> bool:
+    """Whether the change sets anything on its occurrence."""
+    values = (change.start, change.end, change.subject, change.description, change.location, change.status,
+              change.reminder, change.sensitivity, change.show_as)
+    return change.delete or change.series_look or any(v is not None for v in values)
+
+
 def _override_change(override: Override, index: int, series: Activity, before: Override | None) -> OccurrenceChange:
-    """``before``: the occurrence as last read. Its own reminder, sensitivity and show-as are written
-    only when it has them (an occurrence that shows the series' keeps following the series), or to undo
-    the ones it had."""
+    """``before``: the occurrence as last read. What it has of its own is written; what it had and no
+    longer has is written back to the series' value (Exchange keeps a value once set on an occurrence); the
+    rest is left alone, so that it keeps following the series."""
+    had = before or Override(override.recurrence_id)
+    start, end = override.start, override.end
+    if start is None and had.start is not None:
+        start = override.recurrence_id
+    if end is None and (start is not None or had.end is not None):
+        # The series' length from its own start (the domain's meaning of an override without an end).
+        end = (start or override.recurrence_id) + _length(series)
+    subject, description, location = override.subject, override.description, override.location
+    if subject is None and had.subject is not None:
+        subject = series.subject
+    if description is None and had.description is not None:
+        description = series.description or ""
+    if location is None and had.location is not None:
+        location = series.location or ""
     reminder: tuple[int | None] | None = None
     if override.reminder_off or override.reminder_minutes is not None:
         reminder = (override.reminder_minutes,)
-    elif before is not None and (before.reminder_off or before.reminder_minutes is not None):
+    elif had.reminder_off or had.reminder_minutes is not None:
         reminder = (series.reminder_minutes,)
     sensitivity = override.sensitivity
-    if sensitivity is None and before is not None and before.sensitivity is not None:
+    if sensitivity is None and had.sensitivity is not None:
         sensitivity = series.sensitivity or Sensitivity.NORMAL
     show_as, status = override.show_as, override.status
-    undone = show_as is None and status is None and before is not None and before.show_as is not None
+    # Its own status showed as that status's free/busy, kept by the exception like a show-as of its own.
+    undone = show_as is None and status is None and (had.show_as is not None or had.status is not None)
     if undone:
         # The series' show-as, else the free/busy the series' status shows.
         show_as, status = series.show_as, series.status if series.show_as is None else None
@@ -532,13 +630,20 @@ def _override_change(override: Override, index: int, series: Activity, before: O
         show_as=show_as,
         original_start=override.recurrence_id,
         index=index,
-        start=override.start,
-        end=override.end,
-        subject=override.subject,
-        description=override.description,
-        location=override.location,
+        start=start,
+        end=end,
+        subject=subject,
+        description=description,
+        location=location,
         status=status,
     )
+
+
+def _length(series: Activity) -> timedelta:
+    end = series.effective_end
+    if series.start is None or end is None or isinstance(end, datetime) != isinstance(series.start, datetime):
+        return timedelta(0)
+    return end - series.start
 
 
 def _key(moment: Moment) -> Moment:

@@ -49,7 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from syncd.engine.sides import BindingState
-from syncd.engine.sqlstate import STATE_COLUMNS, SqlSyncState, UpdateOne, state_from_row
+from syncd.engine.sqlstate import START_COLUMNS, SqlSyncState, UpdateOne, state_from_row
 from syncd.errors import SyncdError
 from syncd.logging import get_logger
 from syncd.store.sync_models import SyncBindingRow, SyncWorkerRow
@@ -179,10 +179,10 @@ class Leases:
         expires: Any = now + self.ttl if self._pg else bindparam("expires", type_=UtcDateTime)
         take = update(_bindings).values(lease_owner=self.worker, lease_expires=expires)
         named = _bindings.c.name == bindparam("binding")
-        self._claim = UpdateOne.of(take.where(named, self._free_or_mine(now)), STATE_COLUMNS)
+        self._claim = UpdateOne.of(take.where(named, self._free_or_mine(now)), START_COLUMNS)
         # Conditional on the dead holder still being named: of two workers taking over at once,
         # only one wins (the database serialises the two updates of the row).
-        self._take_over = UpdateOne.of(take.where(named, _bindings.c.lease_owner == bindparam("holder")), STATE_COLUMNS)
+        self._take_over = UpdateOne.of(take.where(named, _bindings.c.lease_owner == bindparam("holder")), START_COLUMNS)
         self._holder = select(_bindings.c.lease_owner).where(named)
 
     def now(self, conn: Connection) -> datetime:
@@ -268,9 +268,9 @@ class Leases:
         return self.take(name, conn) is not None
 
     def take(self, name: str, conn: Connection) -> tuple[Any, ...] | None:
-        """:meth:`claim` in ``conn``'s transaction, reading the binding's state
-        (:data:`~syncd.engine.sqlstate.STATE_COLUMNS`) in the same statement: a pass starts with
-        both. None if another worker holds the binding."""
+        """:meth:`claim` in ``conn``'s transaction, reading what a pass starts from
+        (:data:`~syncd.engine.sqlstate.START_COLUMNS`) in the same statement. None if another
+        worker holds the binding."""
         if self._pg:
             params: dict[str, Any] = {"binding": name}
         else:
@@ -367,11 +367,12 @@ class LeasedState(SqlSyncState):
         return pass_id
 
     def binding_state(self, binding: str) -> BindingState:
-        # As the claim read it: while this worker holds the lease no other pass writes the row.
+        # As the claim read it: while this worker holds the lease no other pass writes the row, nor
+        # the binding's item errors.
         row = self._claimed.pop(binding, None)
         if row is None:
             return super().binding_state(binding)
-        return self._remember(state_from_row(binding, row))
+        return self._remember(state_from_row(binding, row), errors=row[len(START_COLUMNS) - 1])
 
     def pass_finished(self, pass_id: int, result: str, counts: dict[str, int], error: str | None) -> None:
         super().pass_finished(pass_id, result, counts, error)

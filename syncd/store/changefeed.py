@@ -38,6 +38,11 @@ _CONCERNING = (
     select(_changes.c.seq, _changes.c.activity_id, _changes.c.op)
     .where(
         _changes.c.seq > bindparam("cursor"),
+        # Not the binding's own writes: a link written with its activity records the entry they made.
+        ~select(_links.c.activity_id).where(
+            _links.c.binding == bindparam("binding"), _links.c.activity_id == _changes.c.activity_id,
+            _links.c.crm_seq >= _changes.c.seq,
+        ).exists(),
         _changes.c.seq.in_(union(
             select(_change_users.c.seq).where(
                 _change_users.c.user_id == select(_users.c.id)
@@ -113,13 +118,18 @@ def changes_concerning(
 ) -> ChangeBatch:
     """:func:`changes_since` ``cursor``, of the entries of activities ``email`` owns or takes part in
     as a CRM user, or that ``binding`` has a link for (so a deletion, or an activity the user left,
-    reaches it); the returned cursor is the last such entry's.
+    reaches it), but not those the binding's own links record as their write (``SyncLinkRow.crm_seq``):
+    the returned cursor is the last such entry's.
 
     Both are index range scans that start at the cursor: the user's entries in
     ``activity_change_users`` (kept by a trigger, migration 0006) and the entries of each linked
-    activity. A binding never reads, nor skips over, other users' changes. ``newest``:
-    :func:`current_cursor` as the caller read it earlier, if it did (the log only grows, so it
-    still tells a cursor from another store), saving that query."""
+    activity. A binding never reads, nor skips over, other users' changes.
+
+    ``newest``: :func:`current_cursor` as the caller read it before, where it resumes next time. The
+    log only grows, so it still tells a cursor from another store (no query for that); and when it is
+    ``cursor``, nothing was logged in between: nothing is read at all."""
+    if newest == cursor:
+        return ChangeBatch((), (), cursor)
     rows = session.connection().execute(_CONCERNING, {"cursor": cursor, "email": email, "binding": binding})
     return _batch(session, cursor, rows, newest)
 

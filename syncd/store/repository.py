@@ -446,13 +446,13 @@ class _ByEmail(Mapping[str, str | None]):
     daemon passes) never reads the CRM's people."""
 
     def __init__(self, session: Session, email: Any, name: Any) -> None:
-        self._query = select(email, name)
+        self._columns = (email, name)  # the query too is made on first use
         self._session = session
         self._rows: dict[str, str | None] | None = None
 
     def _loaded(self) -> dict[str, str | None]:
         if self._rows is None:
-            self._rows = {e.casefold(): n for e, n in self._session.execute(self._query) if e}
+            self._rows = {e.casefold(): n for e, n in self._session.execute(select(*self._columns)) if e}
         return self._rows
 
     def __getitem__(self, key: str) -> str | None:

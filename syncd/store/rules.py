@@ -296,6 +296,11 @@ def override_problems(o: Override, path: str, all_day: bool) -> list[Problem]:
     ]
     if not problems and o.start is not None and o.end is not None and _before(o.end, o.start):
         problems.append(Problem(_join(path, "end"), f'is before "{_join(path, "start")}"'))
+    if o.this_and_future and (day or timed):
+        # As the calendar reader refuses RANGE=THISANDFUTURE on such an occurrence.
+        problems.append(Problem(_join(path, "this_and_future"), "must be false for an occurrence whose start is "
+                                "not of its series' kind (all-day or timed): RFC 5545 leaves open what that makes "
+                                "of the later occurrences"))
     _texts(problems, path, subject=o.subject, description=o.description, location=o.location, status=o.status)
     if o.reminder_minutes is not None and abs(o.reminder_minutes) > INT_MAX:
         problems.append(Problem(_join(path, "reminder_minutes"), f"must be between -{INT_MAX} and {INT_MAX}"))

@@ -30,6 +30,9 @@ class SyncLinkRow(Base):
     base: Mapped[dict[str, Any] | None] = mapped_column(JsonValue)
     status: Mapped[str] = mapped_column(String(16), default="synced")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    crm_seq: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    """The activity's newest change-log entry when syncd wrote it with this link (in one transaction):
+    entries up to it are syncd's own write, not a CRM change for this binding (migration 0007)."""
 
 
 class SyncBindingRow(Base):

@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,7 +22,7 @@ from syncd.connectors import caldav_protocol as dav
 from syncd.connectors.caldav_transport import DavTransport
 from syncd.connectors.http_auth import Challenge, Digest, basic_header, parse_challenges
 from syncd.connectors.radicale_embedded import EmbeddedRadicale
-from syncd.errors import AuthError
+from syncd.errors import AuthError, ConfigError
 
 __all__ = ["dav_proxy", "radicale"]  # pytest fixtures
 
@@ -196,7 +197,13 @@ def test_challenges_are_read_from_one_field_or_several() -> None:
 def test_basic_learnt_once_is_sent_up_front_by_the_next_session(radicale: EmbeddedRadicale, calendar: str,
                                                                 dav_proxy: DavProxy) -> None:
     refused: list[int] = []
-    dav_proxy.after.append(lambda r, a: (refused.append(a.status) if a.status == 401 else None) or a)
+
+    def count_401(request: Request, answer: Answer) -> Answer:
+        if answer.status == 401:
+            refused.append(answer.status)
+        return answer
+
+    dav_proxy.after.append(count_401)
     first = transport(dav_proxy.url, calendar)
     try:
         assert propfind(first, dav_proxy.url + calendar) == 207
@@ -252,7 +259,6 @@ def forward_proxy(radicale: EmbeddedRadicale) -> Iterator[tuple[DavProxy, list[s
     def absolute(request: Request) -> None:
         seen.append(request.path)
         request.path = urlsplit(request.path).path
-        return None
 
     proxy.before.append(absolute)
     yield proxy, seen
@@ -279,3 +285,27 @@ def test_http_proxy_from_the_environment(radicale: EmbeddedRadicale, calendar: s
     finally:
         http.close()
     assert len(seen) == 1
+
+
+@pytest.mark.parametrize(("remembered", "server"), [("basic", "digest"), ("digest", "basic")])
+def test_a_remembered_scheme_the_server_no_longer_offers_gives_way_to_the_one_it_offers(
+    dav_proxy: DavProxy, calendar: str, remembered: str, server: str
+) -> None:
+    """The scheme kept from an earlier pass is a head start, not a setting: the server's challenge wins."""
+    if server == "digest":
+        dav_proxy.before.append(DigestGate())
+    http = transport(dav_proxy.url, calendar)
+    http.use_scheme(remembered)
+    try:
+        assert propfind(http, dav_proxy.url + calendar) == 207
+    finally:
+        http.close()
+    assert http.scheme == server
+
+
+def test_a_ca_bundle_that_holds_no_certificate_is_a_config_error(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not a certificate\n")
+    http = DavTransport("https://127.0.0.1:9/cal/", username=USER, password=PASSWORD, verify_tls=str(bundle))
+    with pytest.raises(ConfigError, match=r"cannot read CA certificates from it .* give a PEM file"):
+        propfind(http, "https://127.0.0.1:9/cal/")
