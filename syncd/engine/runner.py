@@ -2,8 +2,12 @@
 
 Safety properties, and where they come from:
 
-* Nothing is written before the whole plan is known, and the mass-deletion guard looks at the plan
-  first (:class:`syncd.errors.SafetyStop`).
+* The mass-deletion guard (:class:`syncd.errors.SafetyStop`) decides before anything is written. A
+  calendar's changed items are read, planned and written a page at a time (:data:`PAGE_SIZE`), so a
+  pull holds one page of them, not the calendar; that needs the guard settled from refs and ids alone
+  (:meth:`Runner._streamable`), else the pass reads every item and plans the whole before writing.
+  What needs the whole pass is decided last, with the CRM's side: deletions, moved items, first-sync
+  pairs.
 * A CRM write and the link that records it commit in one transaction.
 * Before a calendar item is created, a ``creating`` link is committed; a pass that finds one asks the
   connector whether the item exists (``find``) before creating it again, so a process killed between
@@ -461,7 +465,7 @@ class Runner:
 
     def _stream(
         self, pending: list[str], remote: RemoteChanges, crm_keys: set[str], known: dict[str, Activity],
-        bstate: BindingState, links: dict[str, Link], deferred: set[str], report: PassReport,
+        bstate: BindingState, links: dict[str, Link], deferred: set[str], report: PassReport, remember: set[str],
     ) -> tuple[list[RemoteItem], set[str]]:
         """Read the changed items a page at a time and gather, plan and execute each page before the
         next is read: a pass holds one page of parsed items, never the whole calendar. Across pages
@@ -469,8 +473,11 @@ class Runner:
 
         Returned for the pass's last gather, with the CRM's side and the deletions: the items whose
         decision needs the whole pass (one found under another href than its link's, moved or a second
-        copy; a calendar-made item that may pair with an unlinked activity), and the keys settled. An
-        item of a key a page settled already is a second copy, left alone as one found elsewhere is."""
+        copy; a calendar-made item that may pair with an unlinked activity), and the keys settled that
+        the rest of the pass asks about: activities' ids, and the calendar-made items' keys in
+        ``remember`` (in error), not the pulled items' (unique to their href, and as many as the
+        calendar holds). An item of an activity a page settled already is a second copy, left alone as
+        one found elsewhere is."""
         by_ref = {link.ref: link for link in links.values() if link.ref}
         pairable = self._pairable(crm_keys, known, links)
         kept: list[RemoteItem] = []
@@ -485,7 +492,8 @@ class Runner:
                     self._iso.fail(f"{REMOTE_KEY}{item.ref}", "pairing",
                                    f"a second calendar item for activity {key}; left alone")
                 else:
-                    handled.add(key)
+                    if not key.startswith(REMOTE_KEY) or key in remember:
+                        handled.add(key)
                     page.append(item)
             if not page:
                 continue
@@ -592,7 +600,8 @@ class Runner:
                 known = self.crm.load(sorted(k for k in crm_keys if not k.startswith(REMOTE_KEY)), self._iso.guard)
                 handled: set[str] = set()
                 if pending and not dry_run and self._streamable(pending, remote, crm_keys, known, links):
-                    kept, handled = self._stream(pending, remote, crm_keys, known, bstate, links, deferred, report)
+                    kept, handled = self._stream(pending, remote, crm_keys, known, bstate, links, deferred, report,
+                                                 remember=bstate.retry | errors.keys())
                     settled.update(handled)
                     remote = replace(remote, changed=remote.changed + kept)
                 elif pending:

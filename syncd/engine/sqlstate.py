@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Select,
-    Table,
     Text,
     Update,
     bindparam,
@@ -48,6 +47,7 @@ from syncd.engine.links import Link, LinkStatus
 from syncd.engine.sides import BindingState, ErrorInfo
 from syncd.logging import get_logger
 from syncd.model import Activity, Kind
+from syncd.store.db import table_of
 from syncd.store.models import ActivityChangeRow
 from syncd.store.sync_models import (
     SyncBindingRow,
@@ -64,17 +64,11 @@ log = get_logger("syncd.engine")
 CHUNK = 500
 
 
-def _table(row: type[Any]) -> Table:
-    # Through the metadata, which types them as the Tables they are (``__table__`` is any FromClause).
-    table: Table = row.metadata.tables[row.__tablename__]
-    return table
-
-
-_bindings = _table(SyncBindingRow)
-_links = _table(SyncLinkRow)
-_errors = _table(SyncErrorRow)
-_passes = _table(SyncPassRow)
-_changes = _table(ActivityChangeRow)
+_bindings = table_of(SyncBindingRow)
+_links = table_of(SyncLinkRow)
+_errors = table_of(SyncErrorRow)
+_passes = table_of(SyncPassRow)
+_changes = table_of(ActivityChangeRow)
 
 #: What a pass reads of its binding's row, in :func:`state_from_row`'s order.
 STATE_COLUMNS = (

@@ -219,8 +219,28 @@ def canonical(activity: Activity, fields: Iterable[str] = CONTENT_FIELDS) -> dic
     return out
 
 
+#: The last activity fingerprinted and the canonical form of all its content: a link records two
+#: fingerprints of one activity (every field, and the fields the calendar holds), one after the other,
+#: and each field's form does not depend on the others asked for. Activities are frozen; the entry
+#: keeps the activity, so its identity is not reused while it is compared.
+_last: list[tuple[Activity, dict[str, Any]]] = []
+_CONTENT = frozenset(CONTENT_FIELDS)
+
+
+def _content(activity: Activity, fields: Iterable[str]) -> dict[str, Any]:
+    names = fields if isinstance(fields, tuple | list | frozenset | set) else list(fields)
+    if not _CONTENT.issuperset(names):
+        return canonical(activity, names)
+    last = _last[0] if _last else None
+    if last is None or last[0] is not activity:
+        last = (activity, canonical(activity))
+        _last[:] = [last]  # one entry, replaced whole (passes may run in threads)
+    every = last[1]
+    return every if names is CONTENT_FIELDS else {name: every[name] for name in names if name in every}
+
+
 def fingerprint(activity: Activity, fields: Iterable[str] = CONTENT_FIELDS) -> str:
-    data = json.dumps(canonical(activity, fields), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    data = json.dumps(_content(activity, fields), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     # A lone surrogate (JSON import can carry one) is no UTF-8; it must still hash, not raise.
     return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 

@@ -13,24 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, select, union
+from sqlalchemy import bindparam, delete, func, select, union
 from sqlalchemy.orm import Session
 
 from syncd.errors import SyncdError
-from syncd.store.db import rows_changed
+from syncd.store.db import rows_changed, table_of
 from syncd.store.models import ActivityChangeRow, ActivityChangeUserRow, UserRow
 from syncd.store.sync_models import SyncLinkRow
 
-
-def _table(row: type[Any]) -> Table:
-    table: Table = row.metadata.tables[row.__tablename__]
-    return table
-
-
-_changes = _table(ActivityChangeRow)
-_change_users = _table(ActivityChangeUserRow)
-_users = _table(UserRow)
-_links = _table(SyncLinkRow)
+_changes = table_of(ActivityChangeRow)
+_change_users = table_of(ActivityChangeUserRow)
+_users = table_of(UserRow)
+_links = table_of(SyncLinkRow)
 
 # What every daemon pass asks: built once, as Core statements on the tables (compiled once, then cached).
 _NEWEST = select(func.coalesce(func.max(_changes.c.seq), 0))

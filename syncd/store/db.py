@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -44,6 +44,13 @@ def safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except SQLAlchemyError:
         return "(a malformed URL)"
+
+
+def table_of(row: type[Any]) -> Table:
+    """A mapped class's table, for Core statements (through the metadata, which types it as the
+    Table it is: ``__table__`` is any FromClause)."""
+    table: Table = row.metadata.tables[row.__tablename__]
+    return table
 
 
 def rows_changed(session: Session, statement: Executable) -> int:

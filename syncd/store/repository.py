@@ -45,6 +45,7 @@ from syncd.model import (
     Sensitivity,
     ShowAs,
 )
+from syncd.store.db import table_of
 from syncd.store.models import (
     AccountRow,
     ActivityRow,
@@ -408,7 +409,7 @@ def add_user(session: Session, user: CrmUser) -> None:
     session.flush()
 
 
-_users = UserRow.metadata.tables[UserRow.__tablename__]
+_users = table_of(UserRow)
 #: Asked by every daemon pass (its binding's owner): built once, a Core statement on the table.
 _USER = select(_users.c.email, _users.c.name, _users.c.timezone).where(
     func.lower(_users.c.email) == func.lower(bindparam("email"))

@@ -182,6 +182,11 @@ def test_the_rfc_7616_examples() -> None:
         digest = Digest("Mufasa", "Circle of Life", Challenge("digest", {**params, "algorithm": algorithm}))
         header = digest.header("GET", "/dir/index.html", cnonce=cnonce)
         assert f'response="{response}"' in header and "nc=00000001" in header and "qop=auth," in header
+    # RFC 2069 2.4, a server that offers no qop: GET /dir/index.html by Mufasa, password "CircleOfLife".
+    legacy = Digest("Mufasa", "CircleOfLife", Challenge("digest", {"realm": "testrealm@host.com",
+                                                                   "nonce": "dcd98b7102dd2f0e8b11d0f600bfb0c093"}))
+    header = legacy.header("GET", "/dir/index.html")
+    assert 'response="1949323746fe6a43ef61f9606e7febea"' in header and "qop" not in header
 
 
 def test_challenges_are_read_from_one_field_or_several() -> None:

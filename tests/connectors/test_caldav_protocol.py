@@ -87,6 +87,19 @@ def test_sync_answer_gives_changes_deletions_token_and_truncation() -> None:
     assert result.truncated
 
 
+def test_a_listing_read_as_it_is_parsed_says_what_the_whole_tree_says() -> None:
+    """A first sync's listing of a whole calendar is read member by member (never held as a tree):
+    the same members, etags, statuses, token and truncation; what is not a multistatus is refused."""
+    seen: dict[str, tuple[int, str | None]] = {}
+    token, truncated = dav.read_listing(SYNC_ANSWER, BASE, lambda r: seen.__setitem__(r.path, (r.status, r.etag)))
+    whole = dav.parse_multistatus(etree.fromstring(SYNC_ANSWER), BASE)
+    assert seen == {r.path: (r.status, r.etag) for r in whole.responses}
+    assert (token, truncated) == (whole.sync_token, whole.truncated) == ("http://example.com/sync/42", True)
+    for garbage in (b"<d:error xmlns:d='DAV:'/>", b"<d:multistatus xmlns:d='DAV:'><d:response>", b""):
+        with pytest.raises(ValueError):
+            dav.read_listing(garbage, BASE, lambda r: None)
+
+
 def test_properties_not_found_are_dropped() -> None:
     """Only the propstat with a 2xx status counts; a server that lacks getctag says so with 404."""
     body = b"""<multistatus xmlns="DAV:" xmlns:CS="http://calendarserver.org/ns/"><response>

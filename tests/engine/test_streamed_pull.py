@@ -123,7 +123,7 @@ def test_a_pull_in_pages_gives_what_one_page_gives(
     first, second, third = paged["counts"]
     assert first["crm_created"] == N - 2 and first["paired"] == 1 and first["remote_created"] == 1
     assert first["errors"] == 2
-    assert [e for e in paged["errors"] if "Nowhere/Land" in e][0].startswith("remote:")
+    assert next(e for e in paged["errors"] if "Nowhere/Land" in e).startswith("remote:")
     assert any("already exists" in e for e in paged["errors"]), paged["errors"]
     # The deletion, both edits and the moved item (its link follows it), in one pass of pages.
     assert {k: second[k] for k in ("crm_deleted", "crm_updated", "remote_updated", "relinked")} == dict.fromkeys(

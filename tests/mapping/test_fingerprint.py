@@ -81,3 +81,17 @@ def test_values_at_the_ends_of_the_calendar() -> None:
     first = last.replace(all_day=False, start=datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Tokyo")), end=None)
     assert fingerprint(last) != fingerprint(first)
     assert changed_fields(first, first.replace(start=datetime(1, 1, 1, 1, tzinfo=ZoneInfo("Asia/Tokyo")))) == ["start"]
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arbitrary_activities(), arbitrary_activities(), st.sets(st.sampled_from(CONTENT_FIELDS)))
+def test_a_fingerprint_of_some_fields_is_the_same_after_one_of_all(a: Activity, b: Activity, some: set[str]) -> None:
+    """A link records both (all fields, and those the calendar holds) of one activity in a row."""
+    fields = sorted(some)
+    fingerprint(b, fields)
+    alone = fingerprint(a, fields)  # the first of a: nothing of it known yet
+    again = dataclasses.replace(a)
+    assert fingerprint(again) == fingerprint(a)
+    assert fingerprint(again, fields) == alone
+    assert fingerprint(again, fields) == alone
+    assert fingerprint(b, fields) != alone or changed_fields(a, b, fields) == []
