@@ -108,7 +108,7 @@ def rows_for(r: SizeResult) -> list[Row]:
         peak = max(run.rss_mb for run in s.values())
         rows.append(Row(n, "peak RSS (syncd phases)", "", "", f"{peak:.0f}",
                         "vdirsyncer" if v else "", f"{max(x.rss_mb for x in v.values()):.0f} MB" if v else "", "",
-                        f"< {RSS_TARGET_MB} MB @10k", _verdict(peak < RSS_TARGET_MB if r.n >= 10_000 else None)))
+                        f"< {RSS_TARGET_MB} MB @50k", _verdict(peak < RSS_TARGET_MB if r.n >= 50_000 else None)))
     return rows
 
 
