@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINERFILE = ROOT / "Containerfile"
@@ -147,7 +148,6 @@ def test_the_build_context_holds_what_the_build_copies_and_nothing_private() -> 
 
 
 def test_compose_runs_syncd_after_the_schema_upgrade_on_a_healthy_postgres() -> None:
-    yaml = pytest.importorskip("yaml")
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
     assert {"postgres", "migrate", "syncd"} <= set(services)
@@ -181,7 +181,6 @@ def test_compose_runs_syncd_after_the_schema_upgrade_on_a_healthy_postgres() -> 
 
 
 def test_compose_takes_every_secret_from_the_environment() -> None:
-    yaml = pytest.importorskip("yaml")
     compose = yaml.safe_load(COMPOSE.read_text())
     for name, service in compose["services"].items():
         environment = service.get("environment", {})
