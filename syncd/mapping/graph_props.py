@@ -12,7 +12,7 @@ import html
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -176,10 +176,6 @@ def day_of(value: object, zone: ZoneInfo) -> date | None:
     if at is None:
         return None
     return (at.astimezone(zone) + timedelta(hours=12)).date()
-
-
-def at_day(value: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(value, time(), tzinfo=zone)
 
 
 # --- recurrence --------------------------------------------------------------------------------------
