@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
-import pytest
 from ews_fixture import (
-    PASSWORD,
     Outlook,
     ews_fixture,  # noqa: F401  (the fixture `ews`)
-    remote,
 )
-from ews_server import EwsServer
+from exchange_world import ExchangeWorld, world  # noqa: F401  (the fixture `world`)
 from ews_server import occurrences as ews_occurrences
-from world import OWNER, World, idle, meeting, soon
+from world import idle, meeting, soon
 
 from syncd.model import Override, Recurrence, ShowAs
-
-
-@dataclass
-class ExchangeWorld(World):
-    server: EwsServer | None = None
-
-    def bind(self, name: str = "anna", owner: str = OWNER, **settings: Any) -> Outlook:  # type: ignore[override]
-        assert self.server is not None
-        if self.server.store.mailbox(owner) is None:
-            self.server.add_mailbox(owner, PASSWORD, owner.split("@", maxsplit=1)[0].title())
-        settings["remote"] = remote(self.server, owner, **settings.pop("remote", {}))
-        self.bindings.append({"name": name, "owner": owner, **settings})
-        return Outlook(self.server, owner)
-
-
-@pytest.fixture
-def world(tmp_path: Path, ews: EwsServer) -> Iterator[ExchangeWorld]:
-    yield ExchangeWorld(tmp_path, None, None, server=ews)  # type: ignore[arg-type]
 
 
 def shown(outlook: Outlook, crm: str) -> dict[datetime, tuple[datetime, datetime, str, str, str, str]]:

@@ -10,11 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -23,32 +19,12 @@ from ews_fixture import (
     Outlook,
     crm_id,
     ews_fixture,  # noqa: F401  (the fixture `ews`)
-    remote,
 )
-from ews_server import EwsServer, RequestRecord
-from world import BOB, OWNER, World, idle, meeting, soon, task
+from exchange_world import ExchangeWorld, world  # noqa: F401  (the fixture `world`)
+from ews_server import RequestRecord
+from world import BOB, OWNER, idle, meeting, soon, task
 
 from syncd.model import Participant, ParticipantKind, Recurrence, Sensitivity, ShowAs
-
-
-@dataclass
-class ExchangeWorld(World):
-    """The engine world with mailboxes on the EWS test server instead of Radicale calendars."""
-
-    server: EwsServer | None = None
-
-    def bind(self, name: str = "anna", owner: str = OWNER, **settings: Any) -> Outlook:  # type: ignore[override]
-        assert self.server is not None
-        if self.server.store.mailbox(owner) is None:
-            self.server.add_mailbox(owner, PASSWORD, owner.split("@", maxsplit=1)[0].title())
-        settings["remote"] = remote(self.server, owner, **settings.pop("remote", {}))
-        self.bindings.append({"name": name, "owner": owner, **settings})
-        return Outlook(self.server, owner)
-
-
-@pytest.fixture
-def world(tmp_path: Path, ews: EwsServer) -> Iterator[ExchangeWorld]:
-    yield ExchangeWorld(tmp_path, None, None, server=ews)  # type: ignore[arg-type]
 
 
 def test_initial_push_puts_appointments_in_the_calendar_and_tasks_in_tasks(world: ExchangeWorld) -> None:
