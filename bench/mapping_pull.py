@@ -33,16 +33,14 @@ import logging
 import pstats
 import time
 import warnings
-from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from icalendar import Calendar, Component
+from icalendar import Calendar
 
 from bench.data import OWNER, ZONE, activities, server_event
 from syncd.activity_json import activity_to_json
@@ -53,10 +51,10 @@ from syncd.mapping.ical import ParsedItem, from_ical, to_ical
 from syncd.mapping.ical_parse import parse_calendar
 from syncd.model import Activity, CrmUser
 from syncd.store.rules import check_activity
+from tests.ics_resources import CORPUS, resources
 
 #: Fixed, so that the items (and the digests) are the same in every run.
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "ics" / "corpus"
 CTX = MappingContext(owner=CrmUser(OWNER, "Rep", ZONE))
 POLICY = Policy(owner=OWNER)
 
@@ -112,34 +110,9 @@ def _zoned(body: bytes, tzid: str, vtimezone: str) -> bytes:
     return "\r\n".join(lines).encode()
 
 
-def _split(calendar: Calendar) -> Iterator[bytes]:
-    """One resource per UID, each with its calendar's properties and VTIMEZONEs (as tests/mapping/test_corpus)."""
-    groups: dict[str, list[Component]] = defaultdict(list)
-    for component in calendar.subcomponents:
-        if component.name in ("VEVENT", "VTODO"):
-            groups[str(component.get("UID", id(component)))].append(component)
-    for components in groups.values():
-        single = Calendar()
-        for key, value in calendar.items():
-            single[key] = value
-        for tz in calendar.timezones:
-            single.add_component(tz)
-        for component in components:
-            single.add_component(component)
-        yield single.to_ical()
-
-
 def corpus_items() -> list[bytes]:
-    items: list[bytes] = []
-    for path in sorted(CORPUS.rglob("*.ics")):
-        try:
-            calendars = Calendar.from_ical(path.read_bytes(), multiple=True)
-        except (ValueError, OverflowError):
-            items.append(path.read_bytes())
-            continue
-        for calendar in calendars:
-            items.extend(_split(calendar) if isinstance(calendar, Calendar) else [path.read_bytes()])
-    return items
+    """The corpus as tests/mapping/test_corpus reads it."""
+    return [data for path in sorted(CORPUS.rglob("*.ics")) for _, data in resources(path)]
 
 
 def item_sets(n: int) -> dict[str, list[bytes]]:

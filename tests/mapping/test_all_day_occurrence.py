@@ -7,6 +7,7 @@ item refused with the reason, never the other kind of occurrence in its place.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,6 +54,14 @@ def read(data: bytes) -> Activity:
     return from_ical(data, CTX, "daily").activity
 
 
+def calendars_show_the_same(source: bytes, written: bytes, activity: Activity, kept: tuple[Any, Any]) -> None:
+    """The very occurrences a calendar shows for the source, for the written item and in syncd's expansion,
+    the (start, end) of the occurrence ``kept`` among them."""
+    assert shown(written) == shown(source)
+    assert kept in [(s, e) for s, e, _ in shown(source)]
+    assert [(s, e) for s, e, _ in shown(source)] == occurrences(activity, *MARCH)
+
+
 ONE_DAY = "DTSTART;VALUE=DATE:20260309\nDTEND;VALUE=DATE:20260310"
 
 
@@ -84,10 +93,7 @@ def test_an_occurrence_made_all_day_goes_through_the_crm_and_back(override: str,
     assert component["RECURRENCE-ID"].dt == datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
     assert read(written) == activity
 
-    # The very occurrences a calendar shows for the source, for the written item and in syncd's expansion.
-    assert shown(written) == shown(source)
-    assert (days[0], days[1]) in [(s, e) for s, e, _ in shown(source)]
-    assert [(s, e) for s, e, _ in shown(source)] == occurrences(activity, *MARCH)
+    calendars_show_the_same(source, written, activity, days)
 
 
 def test_the_all_day_occurrence_counts_for_the_sync_window_on_its_own_day() -> None:
@@ -107,25 +113,6 @@ def test_all_day_and_timed_on_the_same_day_are_different_content() -> None:
     assert fingerprint(all_day) != fingerprint(timed)
     assert fingerprint(all_day) == fingerprint(no_end)  # DTEND the next day or none: one day either way
     assert fingerprint(all_day) != fingerprint(read(series("DTSTART;VALUE=DATE:20260309\nDTEND;VALUE=DATE:20260311")))
-
-
-def test_exchange_and_graph_refuse_it_with_the_reason_while_calendars_take_it() -> None:
-    activity = read(series(ONE_DAY))
-    reason = r"occurrence of a timed series made all-day cannot be written to Exchange"
-    with pytest.raises(ItemError, match=reason):
-        to_ews(activity, CTX)
-    with pytest.raises(ItemError, match=reason):
-        event_to_graph(activity, CTX, invitations=True)
-    to_ical(activity, CTX)  # the refusal is Exchange's only
-    timed = read(series("DTSTART;TZID=Europe/Amsterdam:20260309T140000\nDTEND;TZID=Europe/Amsterdam:20260309T150000"))
-    to_ews(timed, CTX)
-    event_to_graph(timed, CTX, invitations=True)
-
-
-def test_this_and_every_later_occurrence_made_all_day_is_refused_with_the_reason() -> None:
-    data = series(ONE_DAY, rid="RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Amsterdam:20260309T090000")
-    with pytest.raises(ItemError, match=r"every later occurrence of a timed series all-day.*RFC 5545 leaves open"):
-        read(data)
 
 
 def test_an_occurrence_moved_to_another_time_is_read() -> None:
@@ -215,10 +202,7 @@ def test_an_all_day_series_occurrence_given_times_goes_through_the_crm_and_back(
     assert zones == ({"Europe/Berlin"} if "Europe/Berlin" in lines[0] else set())
     assert read_days(written) == activity
 
-    # The very occurrences a calendar shows for the source, for the written item and in syncd's expansion.
-    assert shown(written) == shown(source)
-    assert times in [(s, e) for s, e, _ in shown(source)]
-    assert [(s, e) for s, e, _ in shown(source)] == occurrences(activity, *MARCH)
+    calendars_show_the_same(source, written, activity, times)
 
 
 def read_days(data: bytes) -> Activity:
@@ -253,20 +237,55 @@ def test_a_timed_occurrence_is_other_content_than_its_day_and_than_a_day_long_on
     assert fingerprint(utc) == fingerprint(afternoon)  # the same instants in another zone: no change
 
 
-def test_exchange_and_graph_refuse_a_timed_occurrence_of_an_all_day_series_with_the_reason() -> None:
-    activity = read_days(day_series(AFTERNOON))
-    reason = r"occurrence of an all-day series given its own times cannot be written to Exchange"
+# -- either kind: what Exchange cannot hold, and what RFC 5545 leaves open -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reader", "source", "reason", "carried"),
+    [
+        (
+            read, series(ONE_DAY), r"occurrence of a timed series made all-day cannot be written to Exchange",
+            series("DTSTART;TZID=Europe/Amsterdam:20260309T140000\nDTEND;TZID=Europe/Amsterdam:20260309T150000"),
+        ),
+        (
+            read_days, day_series(AFTERNOON),
+            r"occurrence of an all-day series given its own times cannot be written to Exchange",
+            day_series("DTSTART;VALUE=DATE:20260309\nSUMMARY:Holiday"),
+        ),
+    ],
+    ids=["all-day-occurrence-of-timed-series", "timed-occurrence-of-all-day-series"],
+)
+def test_exchange_and_graph_refuse_it_with_the_reason_while_calendars_take_it(
+    reader: Callable[[bytes], Activity], source: bytes, reason: str, carried: bytes
+) -> None:
+    activity = reader(source)
     with pytest.raises(ItemError, match=reason):
         to_ews(activity, CTX)
     with pytest.raises(ItemError, match=reason):
         event_to_graph(activity, CTX, invitations=True)
     to_ical(activity, CTX)  # the refusal is Exchange's only
-    plain = read_days(day_series("DTSTART;VALUE=DATE:20260309\nSUMMARY:Holiday"))
-    to_ews(plain, CTX)
-    event_to_graph(plain, CTX, invitations=True)
+    # An occurrence of the series' own kind, moved or retitled, is carried.
+    same_kind = reader(carried)
+    to_ews(same_kind, CTX)
+    event_to_graph(same_kind, CTX, invitations=True)
 
 
-def test_this_and_every_later_day_given_times_is_refused_with_the_reason() -> None:
-    data = day_series(AFTERNOON, rid="RECURRENCE-ID;RANGE=THISANDFUTURE;VALUE=DATE:20260309")
-    with pytest.raises(ItemError, match=r"every later occurrence of an all-day series its own times.*RFC 5545"):
-        read_days(data)
+@pytest.mark.parametrize(
+    ("reader", "source", "reason"),
+    [
+        (
+            read, series(ONE_DAY, rid="RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Amsterdam:20260309T090000"),
+            r"every later occurrence of a timed series all-day.*RFC 5545 leaves open",
+        ),
+        (
+            read_days, day_series(AFTERNOON, rid="RECURRENCE-ID;RANGE=THISANDFUTURE;VALUE=DATE:20260309"),
+            r"every later occurrence of an all-day series its own times.*RFC 5545",
+        ),
+    ],
+    ids=["made-all-day", "day-given-times"],
+)
+def test_this_and_every_later_occurrence_of_the_other_kind_is_refused_with_the_reason(
+    reader: Callable[[bytes], Activity], source: bytes, reason: str
+) -> None:
+    with pytest.raises(ItemError, match=reason):
+        reader(source)

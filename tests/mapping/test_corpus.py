@@ -23,7 +23,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,6 +30,7 @@ import pytest
 import recurring_ical_events
 from ews_schema import assert_valid
 from icalendar import Calendar, Component
+from ics_resources import CORPUS, resources
 
 from mapping.ews_support import create_payload, reparse
 from syncd.errors import ItemError
@@ -43,7 +43,6 @@ from syncd.model import Activity, CrmUser
 from syncd.store import repository
 from syncd.store.db import make_engine, session_factory, upgrade
 
-CORPUS = Path(__file__).parent.parent / "data" / "ics" / "corpus"
 SOURCES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
 OWNER = CrmUser("owner@example.com", "Owner", "Europe/Amsterdam")
 CTX = MappingContext(owner=OWNER)
@@ -120,40 +119,6 @@ class Tally:
 
 
 TABLE: dict[str, Tally] = defaultdict(Tally)
-
-
-def resources(path: Path) -> Iterator[tuple[str, bytes]]:
-    """One object resource per UID, each with its calendar's VTIMEZONEs and properties (a file may hold
-    several calendars)."""
-    try:
-        calendars = Calendar.from_ical(path.read_bytes(), multiple=True)
-    except (ValueError, OverflowError):  # icalendar 7.1 overflows on a huge DURATION; later ones say ValueError
-        yield path.name, path.read_bytes()  # syncd gets to say what is wrong with it
-        return
-    n = 0
-    for calendar in calendars:
-        if not isinstance(calendar, Calendar):
-            yield path.name, path.read_bytes()  # not a VCALENDAR: syncd gets to say so
-            return
-        for resource in _split(calendar):
-            yield f"{path.name}#{n}", resource
-            n += 1
-
-
-def _split(calendar: Component) -> Iterator[bytes]:
-    groups: dict[str, list[Component]] = defaultdict(list)
-    for component in calendar.subcomponents:
-        if component.name in ("VEVENT", "VTODO"):
-            groups[str(component.get("UID", id(component)))].append(component)
-    for components in groups.values():
-        single = Calendar()
-        for key, value in calendar.items():
-            single[key] = value
-        for tz in calendar.timezones:
-            single.add_component(tz)
-        for component in components:
-            single.add_component(component)
-        yield single.to_ical()
 
 
 # --- what a user sees ----------------------------------------------------------------------------------

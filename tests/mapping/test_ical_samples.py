@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar
+from ics_resources import split
 
 from syncd.mapping.context import MappingContext
 from syncd.mapping.ical import ParsedItem, from_ical, to_ical
@@ -19,23 +19,8 @@ CTX = MappingContext(owner=CrmUser("owner@example.com", "Owner", "Europe/Amsterd
 
 
 def resources(name: str) -> list[bytes]:
-    """Split an export into one object resource per UID, each with the VTIMEZONEs, as CalDAV stores them."""
-    calendar = Calendar.from_ical((DATA / name).read_bytes())
-    groups: dict[str, list] = defaultdict(list)
-    for component in calendar.subcomponents:
-        if component.name in ("VEVENT", "VTODO"):
-            groups[str(component.get("UID", id(component)))].append(component)
-    result = []
-    for components in groups.values():
-        single = Calendar()
-        for key, value in calendar.items():
-            single[key] = value
-        for tz in calendar.timezones:
-            single.add_component(tz)
-        for component in components:
-            single.add_component(component)
-        result.append(single.to_ical())
-    return result
+    """An export as CalDAV stores it: one object resource per UID, each with the VTIMEZONEs."""
+    return list(split(Calendar.from_ical((DATA / name).read_bytes())))
 
 
 def read_all(name: str) -> list[ParsedItem]:

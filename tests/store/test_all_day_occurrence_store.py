@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,7 +22,7 @@ from syncd.mapping.context import MappingContext
 from syncd.mapping.fingerprint import fingerprint
 from syncd.mapping.ical import to_ical
 from syncd.mapping.occurrences import occurrences
-from syncd.model import CrmUser
+from syncd.model import Activity, CrmUser
 from syncd.store import repository
 from syncd.store.importer import export_activities, import_jsonl
 
@@ -45,34 +46,43 @@ STANDUP = {
 }
 
 
-def test_an_all_day_occurrence_is_imported_stored_and_exported_as_it_was(session: Session, owner: str) -> None:
-    assert import_jsonl(session, json.dumps(STANDUP) + "\n").created == ("CRM-7",)
+def through_the_store(session: Session, source: dict[str, Any]) -> tuple[Activity, list[dict[str, Any]], Activity]:
+    """Imports ``source``: the store keeps the very activity, its export imports again unchanged, and saved
+    again it reads with the same content. Gives what the store kept, the exported overrides, and what it
+    read after saving it again."""
+    assert import_jsonl(session, json.dumps(source) + "\n").created == (source["id"],)
     session.commit()
-    kept = repository.get_activity(session, "CRM-7")
+    kept = repository.get_activity(session, source["id"])
     assert kept is not None and kept.recurrence is not None
-    offsite, one_day = kept.recurrence.overrides
-    assert (offsite.start, offsite.end, offsite.subject) == (date(2026, 3, 16), date(2026, 3, 18), "Offsite")
-    assert (one_day.start, one_day.end) == (date(2026, 3, 23), None)
-    assert offsite.recurrence_id == datetime(2026, 3, 16, 9, tzinfo=AMS)
-    assert kept == activity_from_json(STANDUP).replace(updated_at=kept.updated_at, created_at=kept.created_at)
+    assert kept == activity_from_json(source).replace(updated_at=kept.updated_at, created_at=kept.created_at)
 
     stream = io.StringIO()
     export_activities(session, stream)
     [line] = stream.getvalue().splitlines()
-    exported = json.loads(line)["recurrence"]["overrides"]
-    assert [(o["start"], o["end"]) for o in exported] == [("2026-03-16", "2026-03-18"), ("2026-03-23", None)]
-    assert import_jsonl(session, stream.getvalue()).unchanged == ("CRM-7",)
+    assert import_jsonl(session, stream.getvalue()).unchanged == (source["id"],)
 
     # Saved again, read again: the same content (the engine's fingerprint sees no change).
     repository.save_activity(session, kept)
     session.commit()
-    again = repository.get_activity(session, "CRM-7")
+    again = repository.get_activity(session, source["id"])
     assert again is not None and fingerprint(again) == fingerprint(kept)
+    return kept, json.loads(line)["recurrence"]["overrides"], again
 
 
-def with_override(**fields: object) -> dict[str, object]:
-    override = {"recurrence_id": "2026-03-16T09:00:00+01:00", **fields}
-    return {**STANDUP, "recurrence": {"rrule": "FREQ=WEEKLY;BYDAY=MO;COUNT=6", "overrides": [override]}}
+def with_override(series: dict[str, Any], **fields: object) -> dict[str, Any]:
+    """The series with one override of these fields, for its first override's occurrence unless they name one."""
+    override = {"recurrence_id": series["recurrence"]["overrides"][0]["recurrence_id"], **fields}
+    return {**series, "recurrence": {**series["recurrence"], "overrides": [override]}}
+
+
+def test_an_all_day_occurrence_is_imported_stored_and_exported_as_it_was(session: Session, owner: str) -> None:
+    kept, exported, _ = through_the_store(session, STANDUP)
+    assert kept.recurrence is not None
+    offsite, one_day = kept.recurrence.overrides
+    assert (offsite.start, offsite.end, offsite.subject) == (date(2026, 3, 16), date(2026, 3, 18), "Offsite")
+    assert (one_day.start, one_day.end) == (date(2026, 3, 23), None)
+    assert offsite.recurrence_id == datetime(2026, 3, 16, 9, tzinfo=AMS)
+    assert [(o["start"], o["end"]) for o in exported] == [("2026-03-16", "2026-03-18"), ("2026-03-23", None)]
 
 
 @pytest.mark.parametrize(
@@ -94,7 +104,7 @@ def test_what_cannot_be_an_all_day_occurrence_is_refused_naming_the_field(
     session: Session, owner: str, override: dict[str, str], field: str, message: str
 ) -> None:
     with pytest.raises(InvalidActivities) as caught:
-        import_jsonl(session, json.dumps(with_override(**override)) + "\n")
+        import_jsonl(session, json.dumps(with_override(STANDUP, **override)) + "\n")
     assert f'line 1: field "recurrence.overrides[0].{field}": {message}' in str(caught.value)
     assert repository.get_activity(session, "CRM-7") is None
 
@@ -120,33 +130,19 @@ ROTA = {
 def test_a_timed_occurrence_of_an_all_day_series_is_imported_stored_and_exported_as_it_was(
     session: Session, owner: str
 ) -> None:
-    assert import_jsonl(session, json.dumps(ROTA) + "\n").created == ("CRM-8",)
-    session.commit()
-    kept = repository.get_activity(session, "CRM-8")
-    assert kept is not None and kept.all_day and kept.recurrence is not None
+    kept, exported, again = through_the_store(session, ROTA)
+    assert kept.all_day and kept.recurrence is not None
     handover, instant = kept.recurrence.overrides
     assert handover.recurrence_id == date(2026, 3, 16)
     assert (handover.start, handover.end, handover.subject) == (
         datetime(2026, 3, 16, 14, tzinfo=AMS), datetime(2026, 3, 16, 16, tzinfo=AMS), "Handover"
     )
     assert (instant.start, instant.end) == (datetime(2026, 3, 23, 9, 30, tzinfo=UTC), None)
-    assert kept == activity_from_json(ROTA).replace(updated_at=kept.updated_at, created_at=kept.created_at)
-
-    stream = io.StringIO()
-    export_activities(session, stream)
-    [line] = stream.getvalue().splitlines()
-    exported = json.loads(line)["recurrence"]["overrides"]
     # The same instants (an all-day series without a zone shows its times in UTC).
     assert [(o["recurrence_id"], o["start"], o["end"]) for o in exported] == [
         ("2026-03-16", "2026-03-16T13:00:00+00:00", "2026-03-16T15:00:00+00:00"),
         ("2026-03-23", "2026-03-23T09:30:00+00:00", None),
     ]
-    assert import_jsonl(session, stream.getvalue()).unchanged == ("CRM-8",)
-
-    repository.save_activity(session, kept)
-    session.commit()
-    again = repository.get_activity(session, "CRM-8")
-    assert again is not None and fingerprint(again) == fingerprint(kept)
 
     # What a calendar then shows: the handover at its hours, the instant, the other Mondays whole days.
     calendar = Calendar.from_ical(to_ical(again, CTX))
@@ -155,11 +151,6 @@ def test_a_timed_occurrence_of_an_all_day_series_is_imported_stored_and_exported
     assert (datetime(2026, 3, 23, 9, 30, tzinfo=UTC), datetime(2026, 3, 23, 9, 30, tzinfo=UTC)) in shown
     assert (date(2026, 3, 9), date(2026, 3, 10)) in shown and len(shown) == 5
     assert sorted(shown, key=lambda o: str(o[0])) == [tuple(o) for o in occurrences(again, *MARCH)]
-
-
-def with_timed_override(**fields: object) -> dict[str, object]:
-    override = {"recurrence_id": "2026-03-16", **fields}
-    return {**ROTA, "recurrence": {"rrule": "FREQ=WEEKLY;BYDAY=MO;COUNT=6", "overrides": [override]}}
 
 
 @pytest.mark.parametrize(
@@ -188,12 +179,12 @@ def test_what_cannot_be_a_timed_occurrence_of_an_all_day_series_is_refused_namin
 ) -> None:
     # The format's check, which an import runs on every line before it stores any (shown above).
     with pytest.raises(InvalidActivities) as caught:
-        activity_from_json(with_timed_override(**override))
+        activity_from_json(with_override(ROTA, **override))
     assert caught.value.messages == (f'activity "CRM-8": field "recurrence.overrides[0].{field}": {message}',)
 
 
 def test_an_end_later_as_an_instant_is_kept_though_earlier_on_the_wall_clock() -> None:
-    kept = activity_from_json(with_timed_override(start="2026-03-16T14:00:00+02:00", end="2026-03-16T13:30:00+00:00"))
+    kept = activity_from_json(with_override(ROTA, start="2026-03-16T14:00:00+02:00", end="2026-03-16T13:30:00+00:00"))
     assert kept.recurrence is not None
     [override] = kept.recurrence.overrides
     assert override.end == datetime(2026, 3, 16, 13, 30, tzinfo=UTC)
