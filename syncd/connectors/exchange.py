@@ -1,9 +1,11 @@
 """The Exchange connector: one mailbox's Calendar (appointments, calls) and Tasks folders over EWS.
 
 Change detection is SyncFolderItems per folder with an ID-only shape: one request per folder when
-nothing changed. Items whose ChangeKey differs from what the engine knows are then read with one
-batched GetItem (every field, syncd's extended properties included), and the exception items of
-recurring masters with a second one, so the mapping sees moved occurrences' subjects and locations.
+nothing changed. The ItemIds whose ChangeKey differs from what the engine knows are the listing
+(:class:`~syncd.connectors.base.Paging`); the engine reads them a page at a time with GetItem, a
+hundred ids a request (every field, syncd's extended properties included), and the exception items
+of a page's recurring masters with one more, so the mapping sees moved occurrences' subjects and
+locations. An item GetItem refuses is that item's error.
 A sync state Exchange no longer accepts (ErrorInvalidSyncStateData) makes both folders be listed
 again from scratch; deletions are then the known refs that are missing, so nothing is duplicated.
 
@@ -51,6 +53,7 @@ from exchangelib.properties import Body
 from syncd.connectors.base import (
     RemoteChanges,
     RemoteItem,
+    RemoteListing,
     WriteResult,
     item_failure,
     read_isolated,
@@ -132,6 +135,14 @@ class ExchangeConnector:
     # --- reading -------------------------------------------------------------------------------
 
     def changes(self, state: str | None, known: Mapping[str, str | None]) -> RemoteChanges:
+        listed = self.listing(state, known)
+        changed, gone = self._read(listed.changed)
+        deleted = listed.deleted + [ref for ref in gone if ref in known and ref not in listed.deleted]
+        return RemoteChanges(changed, deleted, listed.state, listed.total)
+
+    def listing(self, state: str | None, known: Mapping[str, str | None]) -> RemoteListing:
+        """Implements :class:`syncd.connectors.base.Paging`: SyncFolderItems' ItemIds whose ChangeKey
+        differs from what the engine knows, read later with :meth:`fetch` a page at a time."""
         self._copies.expect(())  # a new pass: copies read for the last one's updates may be stale
         saved = _load_state(state)
         if saved.build and not self._version_configured:
@@ -156,15 +167,13 @@ class ExchangeConnector:
         else:
             deleted = [ref for listing in listings.values() for ref in listing.deleted if ref in known]
         to_fetch = [
-            (ref, key)
+            ref
             for listing in listings.values()
             for ref, key in listing.changed.items()
             if key is None or key != known.get(ref)
         ]
-        changed, gone = self._read(to_fetch)
-        deleted += [ref for ref in gone if ref in known and ref not in deleted]
         states = {name: listing.state for name, listing in listings.items()}
-        return RemoteChanges(changed, deleted, _dump_state(states, self._account.version.build), total)
+        return RemoteListing(to_fetch, deleted, _dump_state(states, self._account.version.build), total)
 
     def _list(self, name: str, sync_state: str | None) -> _Listing | None:
         """The folder's changes since ``sync_state`` (everything for ``None``); ``None`` if the state is refused."""
@@ -189,27 +198,38 @@ class ExchangeConnector:
         return listing
 
     def fetch(self, refs: Sequence[str]) -> list[RemoteItem]:
-        found, _ = self._read([(ref, None) for ref in dict.fromkeys(refs)])
+        found, _ = self._read(list(dict.fromkeys(refs)))
         return found
 
-    def _read(self, ids: Sequence[tuple[str, str | None]]) -> tuple[list[RemoteItem], list[str]]:
-        """(the items read, the refs Exchange no longer has)."""
-        if not ids:
+    def _read(self, refs: Sequence[str]) -> tuple[list[RemoteItem], list[str]]:
+        """(the items read, the refs Exchange no longer has): one GetItem per hundred, and one for the
+        series' exceptions among them. An item Exchange refuses to read (denied, corrupt) comes back
+        with its reason in ``error``: it costs that item only."""
+        if not refs:
             return [], []
         with translate(self._who):
-            results = list(self._account.fetch(ids=ids, folder=self._any_folder))
+            results = list(self._account.fetch(ids=[(ref, None) for ref in refs], folder=self._any_folder))
         items: list[CalendarItem | Task] = []
+        refused: list[RemoteItem] = []
         gone: list[str] = []
-        for (ref, _), result in zip(ids, results, strict=True):
+        for ref, result in zip(refs, results, strict=True):
             if isinstance(result, ErrorItemNotFound):
                 gone.append(ref)
             elif isinstance(result, Exception):
-                with translate(self._who, ref):
-                    raise result
+                refused.append(self._refused(ref, result))
             elif isinstance(result, (CalendarItem, Task)):
                 items.append(result)
         exceptions = self._exceptions(items)
-        return [self._parse(item, exceptions.get(item.id, [])) for item in items], gone
+        return [self._parse(item, exceptions.get(item.id, [])) for item in items] + refused, gone
+
+    def _refused(self, ref: str, error: Exception) -> RemoteItem:
+        """An item GetItem answered with an error of its own (the error is its ``raw``, for an update
+        to raise); an error of the server's raises: the pass stops."""
+        try:
+            with translate(self._who, ref):
+                raise error
+        except ItemError as exc:
+            return RemoteItem(ref, None, None, None, None, error=str(exc), raw=exc)
 
     def _exceptions(self, items: Iterable[CalendarItem | Task]) -> dict[str, list[CalendarItem]]:
         """The exception items of the recurring masters among ``items``, by master id (one GetItem)."""
@@ -246,7 +266,7 @@ class ExchangeConnector:
             hits = [(i.id, i.changekey) for i in folder.filter(syncd_crm_id=crm_id).only("id", "changekey")]
         if not hits:
             return None
-        found, _ = self._read(hits[:1])
+        found, _ = self._read([ref for ref, _ in hits[:1]])
         return found[0] if found else None
 
     # --- writing -------------------------------------------------------------------------------
@@ -326,7 +346,9 @@ class ExchangeConnector:
             copy = self._copies.take(ref, etag)
             fetched = copy.raw if copy is not None and isinstance(copy.raw, _Fetched) else None
         if fetched is None:
-            found, _ = self._read([(ref, None)])
+            found, _ = self._read([ref])
+            if found and isinstance(found[0].raw, ItemError):
+                raise found[0].raw
             if not found or not isinstance(found[0].raw, _Fetched):
                 raise NotFound(ref)
             fetched = found[0].raw

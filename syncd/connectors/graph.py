@@ -4,9 +4,10 @@ Change detection: ``calendarView/delta`` over a wide window (:data:`PAST` before
 after the day it was started) and ``todo/lists/{id}/tasks/delta``, each resumed from its deltaLink:
 one request per folder when nothing changed. The window is kept in the state and re-based (a full
 listing) once its end is less than :data:`REBASE` away. Delta rows are instances: an occurrence or
-exception row means "its series changed" and its master is read. Items whose changeKey differs from
-what the engine knows are read in ``$batch`` requests (20 a request) with ``$select``, syncd's
-extended properties and the series' ``exceptionOccurrences`` / ``cancelledOccurrences``.
+exception row means "its series changed" and its master is read. The refs whose changeKey differs
+from what the engine knows are the listing (:class:`~syncd.connectors.base.Paging`): the engine reads
+them a page at a time in ``$batch`` requests (20 a request) with ``$select``, syncd's extended
+properties and the series' ``exceptionOccurrences`` / ``cancelledOccurrences``.
 
 Deletions are never taken on trust: ``@removed`` also reports items that left the window, so a removed
 (or, after a full listing, a missing) known item is looked up first and reported deleted only when
@@ -40,6 +41,7 @@ from urllib.parse import quote
 from syncd.connectors.base import (
     RemoteChanges,
     RemoteItem,
+    RemoteListing,
     WriteResult,
     item_failure,
     read_isolated,
@@ -143,6 +145,8 @@ class _Listing:
     changed: dict[str, str | None] = field(default_factory=dict)
     """ref -> changeKey / etag as the feed shows it (None: unknown, read it)."""
     removed: set[str] = field(default_factory=set)
+    series: set[str] = field(default_factory=set)
+    """Series masters the rows name (occurrences and exceptions carry their master's id)."""
     full: bool = False
     link: str | None = None
 
@@ -221,6 +225,15 @@ class GraphConnector:
     # --- reading -------------------------------------------------------------------------------
 
     def changes(self, state: str | None, known: Mapping[str, str | None]) -> RemoteChanges:
+        listed = self.listing(state, known)
+        items, gone = self._read(listed.changed)
+        deleted = listed.deleted + [ref for ref in gone if ref in known and ref not in listed.deleted]
+        return RemoteChanges(items, deleted, listed.state, listed.total)
+
+    def listing(self, state: str | None, known: Mapping[str, str | None]) -> RemoteListing:
+        """Implements :class:`syncd.connectors.base.Paging`: the refs the delta rows name whose changeKey
+        (etag) differs from what the engine knows, read later with :meth:`fetch` a page at a time; the
+        deletions are confirmed here (one ``$batch`` of ``$select=id`` GETs per twenty)."""
         self._copies.expect(())  # a new pass: copies read for the last one's updates may be stale
         saved = _load_state(state)
         # A deltaLink belongs to the calendar or list it was made for: another one is listed afresh.
@@ -258,12 +271,9 @@ class GraphConnector:
                     doubtful |= {ref for ref in series if ref in mine}
         deleted, changed_keys = self._confirm(doubtful - set(to_read), known)
         to_read.update(changed_keys)
-        items, gone = self._read(list(to_read))
-        deleted += [ref for ref in gone if ref in known and ref not in deleted]
-        saved.series = sorted(
-            (series - set(deleted)) | {i.ref for i in items if isinstance(i.raw, _Fetched) and
-                                       i.raw.item.get("type") == "seriesMaster"}
-        )
+        # The series are known from the rows (an occurrence's or exception's seriesMasterId), not from
+        # the masters' bodies: those are read after this state is handed out.
+        saved.series = sorted((series - set(deleted)) | events.series)
         saved.events, saved.window = events.link, window
         saved.calendar = (self._settings.calendar, calendar)
         if "tasks" in listings:
@@ -272,7 +282,7 @@ class GraphConnector:
         total = None
         if all(listing.full for listing in listings.values()):
             total = sum(len(listing.changed) for listing in listings.values())
-        return RemoteChanges(items, deleted, saved.dump(), total)
+        return RemoteListing(list(to_read), deleted, saved.dump(), total)
 
     def _event_delta(self, calendar: str, link: str | None, window: tuple[str, str]) -> _Listing:
         listing = self._delta(link, "events") if link else None
@@ -327,6 +337,7 @@ class GraphConnector:
             return
         master = row.get("seriesMasterId")
         if master:
+            listing.series.add(str(master))
             # Occurrence and exception rows: the series changed; its master is what the engine syncs.
             if row.get("type") == "occurrence" and master not in listing.changed:
                 listing.changed[str(master)] = row.get("changeKey")
