@@ -11,7 +11,6 @@ whole and every problem in it is reported, not just the first.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -21,7 +20,6 @@ from typing import Any, TextIO, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from syncd.errors import ValidationError
-from syncd.mapping.ical_time import kept_zone
 from syncd.model import (
     Activity,
     Attachment,
@@ -140,6 +138,9 @@ def format_moment(value: Moment, zone: tzinfo = UTC) -> str:
 def display_zone(name: str | None, definition: str | None = None) -> tzinfo:
     """The zone an activity's times are shown in: its IANA ``timezone`` or kept definition, else UTC."""
     if definition is not None:
+        # Imported here: icalendar is loaded by what reads a kept zone, not by every user of this format.
+        from syncd.mapping.ical_time import kept_zone
+
         try:
             return kept_zone(definition)
         except (ValueError, TypeError, KeyError, AttributeError, IndexError):
@@ -275,6 +276,8 @@ class _Reader:
             return None
         for key in value:
             if key not in known:
+                import difflib  # only for a misspelt key: the engine reads this format on every pass
+
                 hint = difflib.get_close_matches(key, known, n=1)
                 suffix = f' (did you mean "{hint[0]}"?)' if hint else ""
                 self.problem(_join(path, key), f"unknown field{suffix}")

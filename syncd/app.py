@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -142,6 +143,22 @@ class App:
 
             return GraphConnector(remote, ctx)
         raise ConfigError(f"binding {binding.name!r}: unknown remote type {remote.type!r}")
+
+    def load_pass_code(self, bindings: list[Binding]) -> None:
+        """Import what the passes of ``bindings`` run (the engine, the leases, each remote type's
+        connector) now rather than at the first pass: ``syncd sync`` loads all of its code before it lets the
+        cyclic garbage collector run again (see ``syncd.cli``). A connector whose extra is not
+        installed is left to :meth:`connector`, which fails that binding's pass with the reason."""
+        import syncd.engine.crm_store
+        import syncd.engine.runner
+        import syncd.engine.sqlstate
+        import syncd.service.leases  # noqa: F401
+
+        modules = {"caldav": "syncd.connectors.caldav", "exchange": "syncd.connectors.exchange",
+                   "graph": "syncd.connectors.graph"}
+        for name in sorted({modules[b.remote.type] for b in bindings if b.remote.type in modules}):
+            with suppress(ImportError):
+                importlib.import_module(name)
 
     def bindings(self, names: tuple[str, ...] = ()) -> list[Binding]:
         if names:

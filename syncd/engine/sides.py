@@ -110,7 +110,13 @@ class SyncState(Protocol):
 
     def save_binding_state(self, state: BindingState) -> None: ...
 
-    def links(self, binding: str) -> dict[str, Link]: ...
+    def links(self, binding: str) -> dict[str, Link]:
+        """Every link of the binding; a link's merge base may be read only when asked for."""
+        ...
+
+    def read_bases(self, links: Iterable[Link]) -> None:
+        """The merge bases of these links (a plan's items) are about to be asked for: read them together."""
+        ...
 
     def written_since(self, binding: str, moment: datetime) -> set[str]:
         """Activity ids whose links were written after ``moment``."""

@@ -10,11 +10,10 @@ times the database's own work.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache, partial
 from typing import Any
 
 from sqlalchemy import (
@@ -39,7 +38,7 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from syncd.activity_json import activity_from_json, activity_to_json
 from syncd.engine.actions import ConflictRecord
@@ -86,11 +85,18 @@ FINISHED_COLUMNS = (_bindings.c.last_pass_at, _bindings.c.last_success_at, _bind
 
 _STATE = select(*STATE_COLUMNS).where(_bindings.c.name == bindparam("binding"))
 _SAVE_STATE = update(_bindings).where(_bindings.c.name == bindparam("binding"))
+#: A link without its merge base, which :class:`_Bases` reads when a merge asks for it.
 _LINK_COLUMNS = (
     _links.c.activity_id, _links.c.kind, _links.c.ref, _links.c.etag, _links.c.crm_fp, _links.c.remote_fp,
-    cast(_links.c.base, Text), _links.c.status,
+    _links.c.status,
 )
 _LINKS = select(*_LINK_COLUMNS).where(_links.c.binding == bindparam("binding"))
+#: A link row to write over: its old base is not read, only replaced.
+_NO_BASE = defer(SyncLinkRow.base)
+#: Merge bases by activity id, as their JSON text (decoded when a merge first asks for one).
+_BASES = select(_links.c.activity_id, cast(_links.c.base, Text)).where(
+    _links.c.binding == bindparam("binding"), _links.c.activity_id.in_(bindparam("ids", expanding=True))
+)
 #: The links with whether each was written after the saved calendar state was read (what
 #: :meth:`SqlSyncState.written_since` asks next), in the same read.
 _LINKS_WRITTEN = select(
@@ -181,11 +187,8 @@ _KINDS = {k.value: k for k in Kind}
 _STATUSES = {s.value: s for s in LinkStatus}
 
 
-@lru_cache(maxsize=16_384)
 def _base_from_text(text: str) -> Activity | None:
-    """A link's merge base from its stored JSON text. Keyed by content, so never stale: a daemon
-    decodes only the bases that changed since its last pass (activities are frozen, safe to share).
-    Bounded so a daemon with many bindings keeps at most a few tens of MB of them.
+    """A link's merge base from its stored JSON text.
 
     A base that no longer reads (stored by an older syncd under looser rules) is no base: the merge
     then treats every difference as a clash, which is safe, and the next write stores a good one.
@@ -195,6 +198,46 @@ def _base_from_text(text: str) -> Activity | None:
     except Exception as exc:  # noqa: BLE001 - see above: any decoding failure costs only the merge base
         log.warning("a link's merge base does not read; merging without it", error=f"{type(exc).__name__}: {exc}")
         return None
+
+
+class _Bases:
+    """The merge bases of one binding's links as :meth:`SqlSyncState.links` read them, read from the
+    store when a merge asks: for a plan's items in one query per :data:`CHUNK`
+    (:meth:`SqlSyncState.read_bases`), else one link at a time. Only the last plan's are held, so a
+    pass holds a page's bases, never the binding's.
+
+    What is read is what the pass read the links as: the binding's lease keeps other writers away,
+    and a pass plans an item once per read of the links, so its own write of an item's link comes
+    after the last question about that item's base."""
+
+    __slots__ = ("_binding", "_conn", "_held")
+
+    def __init__(self, binding: str, conn: Callable[[], Connection]) -> None:
+        self._binding = binding
+        self._conn = conn
+        self._held: dict[str, Activity | str | None] = {}
+        """By activity id: the base's JSON text as read, the base once decoded, or None (no base)."""
+
+    def base_of(self, link: Link) -> Activity | None:
+        key = link.activity_id
+        if key not in self._held:
+            self._held.update(self._read([key]))
+        base = self._held[key]
+        if isinstance(base, str):
+            base = self._held[key] = _base_from_text(base)
+        return base
+
+    def read(self, ids: Collection[str]) -> None:
+        """Hold the bases of these links in place of those held."""
+        self._held = self._read(ids)
+
+    def _read(self, ids: Collection[str]) -> dict[str, Activity | str | None]:
+        held: dict[str, Activity | str | None] = dict.fromkeys(ids)
+        chunk = list(held)
+        for start in range(0, len(chunk), CHUNK):
+            rows = self._conn().execute(_BASES, {"binding": self._binding, "ids": chunk[start : start + CHUNK]})
+            held.update((key, text) for key, text in rows)
+        return held
 
 
 def _fill_link(row: SyncLinkRow, link: Link, now: datetime) -> None:
@@ -266,10 +309,11 @@ class SqlSyncState:
     # -- links -----------------------------------------------------------------------------------
 
     def links(self, binding: str) -> dict[str, Link]:
-        # Columns, not ORM rows, and the base as its JSON text, decoded only if a merge asks for it:
-        # every pass reads every link but looks at the bases of the changed items alone, and decoding
-        # thousands of bases dominated a no-change pass. The text is the decoding cache's key.
+        # Columns, not ORM rows, and no merge bases: every pass reads every link but looks at the bases
+        # of the changed items alone. Decoding them all dominated a no-change pass, and their text
+        # alone most of its memory (some 1 KB a link).
         since = self._state_at.get(binding)
+        rows: Iterable[Any]
         if since is None:
             rows = self._conn().execute(_LINKS, {"binding": binding})
             self._written = None
@@ -277,14 +321,21 @@ class SqlSyncState:
             rows = self._conn().execute(_LINKS_WRITTEN, {"binding": binding, "since": since})
             self._written = (binding, since, set())
         links: dict[str, Link] = {}
-        for activity_id, kind, ref, etag, crm_fp, remote_fp, base, status, *written in rows:
-            links[activity_id] = Link(
-                binding, activity_id, _KINDS[kind], ref, etag, crm_fp, remote_fp,
-                None if base is None else partial(_base_from_text, base), _STATUSES[status],
-            )
+        bases = _Bases(binding, self._conn)
+        for activity_id, kind, ref, etag, crm_fp, remote_fp, status, *written in rows:
+            links[activity_id] = Link(binding, activity_id, _KINDS[kind], ref, etag, crm_fp, remote_fp, bases,
+                                      _STATUSES[status])
             if written and written[0] and self._written is not None:
                 self._written[2].add(activity_id)
         return links
+
+    def read_bases(self, links: Iterable[Link]) -> None:
+        wanted: dict[_Bases, list[str]] = {}
+        for link in links:
+            if isinstance(link.stored_base, _Bases):
+                wanted.setdefault(link.stored_base, []).append(link.activity_id)
+        for bases, ids in wanted.items():
+            bases.read(ids)
 
     def written_since(self, binding: str, moment: datetime) -> set[str]:
         written = self._written
@@ -294,7 +345,7 @@ class SqlSyncState:
 
     def save_link(self, link: Link) -> None:
         self._written = None
-        row = self.session.get(SyncLinkRow, (link.binding, link.activity_id))
+        row = self.session.get(SyncLinkRow, (link.binding, link.activity_id), options=[_NO_BASE])
         if row is None:
             row = SyncLinkRow(binding=link.binding, activity_id=link.activity_id)
             self.session.add(row)
@@ -311,7 +362,8 @@ class SqlSyncState:
             rows.update(
                 (row.activity_id, row)
                 for row in self.session.scalars(
-                    select(SyncLinkRow).where(SyncLinkRow.binding == binding, SyncLinkRow.activity_id.in_(chunk))
+                    select(SyncLinkRow).options(_NO_BASE)
+                    .where(SyncLinkRow.binding == binding, SyncLinkRow.activity_id.in_(chunk))
                 )
             )
         now = _now()

@@ -21,9 +21,6 @@ from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from icalendar import Timezone
-
-from syncd.mapping.ical_recurrence import day_end, instant_end
 from syncd.model import (
     CONTENT_FIELDS,
     Activity,
@@ -98,6 +95,10 @@ def _override(o: Override, series: timedelta | None) -> list[Any]:
     # An override that moves an occurrence may or may not spell out what it keeps of the series: a
     # start equal to the occurrence's own, an end one series length after its start. Calendars
     # differ in which they write back, so both spellings are one content.
+    # Imported here (icalendar with it): the engine loads this module for every pass, a pass that
+    # fingerprints nothing (nothing changed) needs no iCalendar code.
+    from syncd.mapping.ical_recurrence import day_end, instant_end
+
     start = None if o.start is not None and _moment(o.start) == _moment(o.recurrence_id) else o.start
     end = o.end
     begin = o.start if o.start is not None else o.recurrence_id
@@ -157,6 +158,8 @@ _ZONE_BOOKKEEPING = ("LAST-MODIFIED", "TZURL", "COMMENT", "X-")
 def _zone_rules(definition: str) -> Any:
     """A kept VTIMEZONE's observances, each as its sorted property lines: the same rules however a
     server orders, folds or annotates them."""
+    from icalendar import Timezone
+
     try:
         component = Timezone.from_ical(definition)
         return sorted(

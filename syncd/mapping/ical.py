@@ -109,6 +109,7 @@ from syncd.mapping.ical_props import (
     X_TYPE,
     X_URL,
     all_values,
+    lookup,
     text,
     x_text,
 )
@@ -501,8 +502,8 @@ def _from_ical(data: bytes | str, ctx: MappingContext, ref: str, cursor: _Cursor
         raise ItemError(cursor.item, "VEVENT", "no VEVENT or VTODO in the item")
     if len({c.name for c in components}) > 1:
         raise ItemError(cursor.item, components[1].name, "mixes events and to-dos in one item")
-    masters = [c for c in components if c.get("RECURRENCE-ID") is None]
-    uids = {str(c["UID"]) for c in components if c.get("UID")}
+    masters = [c for c in components if lookup(c, "RECURRENCE-ID") is None]
+    uids = {str(c["UID"]) for c in components if lookup(c, "UID")}
     if len(uids) > 1:
         raise ItemError(cursor.item, "UID", "holds several UIDs (RFC 4791 allows one per resource)")
     if len(masters) > 1:
@@ -515,13 +516,13 @@ def _from_ical(data: bytes | str, ctx: MappingContext, ref: str, cursor: _Cursor
     overrides = [c for c in components if c is not master]
 
     floating = ctx.default_timezone
-    x_wr = calendar.get("X-WR-TIMEZONE")
+    x_wr = lookup(calendar, "X-WR-TIMEZONE")
     if x_wr is not None:
         floating = iana_for_tzid(str(x_wr)) or floating
     reader = TimeReader(calendar, cursor.item, floating)
     # Only a zone that follows a definition all year long runs a series on that definition's days and hours.
     reader.series = (not masters and len(components) > 1) or any(
-        c.get("RRULE") is not None or c.get("RDATE") is not None for c in components
+        lookup(c, "RRULE") is not None or lookup(c, "RDATE") is not None for c in components
     )
 
     # A blank id names nothing (the CRM's rules refuse it): the item is then one made on the calendar.
@@ -556,7 +557,7 @@ def _stamp(component: Component, name: str) -> datetime | None:
 
     They are bookkeeping, shown to no one: one a client wrote wrongly (``CREATED:00010101T000000``
     east of Greenwich, text where a time belongs) is left out rather than refusing the item."""
-    if component.get(name) is None:
+    if lookup(component, name) is None:
         return None
     try:
         return _utc(_time_value(component, name))
@@ -611,19 +612,19 @@ def _read_times(
     start = end = None
     zone: str | None = None
     end_zone: str | None = None
-    if component.get("DTSTART") is not None:
+    if lookup(component, "DTSTART") is not None:
         with cursor.at("DTSTART"):
             start, zone = reader.moment(component["DTSTART"], "DTSTART")
     elif is_event:
         raise ItemError(cursor.item, "DTSTART", "an event needs a start")
     end_name = "DTEND" if is_event else "DUE"
-    if component.get(end_name) is not None:
+    if lookup(component, end_name) is not None:
         with cursor.at(end_name):
             end, end_zone = reader.moment(component[end_name], end_name)
             zone = zone if start is not None else end_zone
             if start is not None:
                 end = align(end, start, reader.zone(zone))
-    elif component.get("DURATION") is not None and start is not None:
+    elif lookup(component, "DURATION") is not None and start is not None:
         with cursor.at("DURATION"):
             duration = _time_value(component, "DURATION")
             if not isinstance(duration, timedelta):
@@ -643,8 +644,8 @@ def _read_times(
 
 def _read_status(component: Component, is_event: bool, ctx: MappingContext) -> str | None:
     options = ctx.options
-    shown = str(component["STATUS"]).upper() if component.get("STATUS") is not None else None
-    if shown is None and not is_event and component.get("COMPLETED") is not None:
+    shown = str(component["STATUS"]).upper() if lookup(component, "STATUS") is not None else None
+    if shown is None and not is_event and lookup(component, "COMPLETED") is not None:
         shown = "COMPLETED"
     carried = x_text(component, X_STATUS)
     if is_event:
@@ -684,7 +685,7 @@ def _read_master(
     with cursor.at("STATUS"):
         status = _read_status(component, is_event, ctx)
     with cursor.at("PRIORITY"):
-        shown_priority = _integer(component, "PRIORITY") if component.get("PRIORITY") is not None else None
+        shown_priority = _integer(component, "PRIORITY") if lookup(component, "PRIORITY") is not None else None
         priority = priority_value(options, x_text(component, X_PRIORITY), shown_priority)
     direction = None
     with cursor.at(X_DIRECTION):
@@ -695,7 +696,7 @@ def _read_master(
                 if category.casefold() in folded:
                     direction = value
     completed_at = None
-    if not is_event and component.get("COMPLETED") is not None:
+    if not is_event and lookup(component, "COMPLETED") is not None:
         with cursor.at("COMPLETED"):
             done = _time_value(component, "COMPLETED")
             if isinstance(done, date) and not isinstance(done, datetime):
@@ -794,31 +795,31 @@ def _uncarried(
     """What of syncd's hidden data this item lacks (a client that dropped the X-properties)."""
     options = ctx.options
     missing = {
-        name for name, prop in (
+        name for name, carrier in (
             ("place", X_PLACE), ("project", X_PROJECT), ("close_reason", X_CLOSE_REASON), ("regarding", X_REGARDING),
-        ) if component.get(prop) is None
+        ) if lookup(component, carrier) is None
     }
     if no_extra:
         missing.add("extra")
     if not activity.is_event:
         missing.add("show_as")  # a VTODO has no TRANSP
-        if component.get(X_TASK_END) is None:
+        if lookup(component, X_TASK_END) is None:
             missing.add("end")
     shown: dict[str, Any] = {}
-    if component.get(X_DIRECTION) is None:
+    if lookup(component, X_DIRECTION) is None:
         if options.direction_categories:
             shown["direction"] = lambda crm: activity.direction == crm.direction
         else:
             missing.add("direction")
-    if component.get(X_STATUS) is None:
-        status = str(component["STATUS"]).upper() if component.get("STATUS") is not None else None
+    if lookup(component, X_STATUS) is None:
+        status = str(component["STATUS"]).upper() if lookup(component, "STATUS") is not None else None
         target = (lambda v: options.status_target(v).ical_event) if activity.is_event else (
             lambda v: options.status_target(v).ical_todo)
         shown["status"] = lambda crm: (target(crm.status) if crm.status is not None else None) == status
-    if component.get(X_PRIORITY) is None:
+    if lookup(component, X_PRIORITY) is None:
         level = shown_priority or None
         shown["priority"] = lambda crm: (options.priority.get(crm.priority) if crm.priority else None) == level
-    if component.get(X_TYPE) is None:
+    if lookup(component, X_TYPE) is None:
         shown["type"] = lambda crm: (
             activity.type is None if crm.type is None else options.type_category(crm.type).casefold() in folded
         )
@@ -833,7 +834,7 @@ def _uncarried(
         shown=shown,
         type_category=options.type_category,
         kinds=kinds,
-        hidden_people=hidden_person if component.get(X_PARTICIPANT) is None else None,
+        hidden_people=hidden_person if lookup(component, X_PARTICIPANT) is None else None,
     )
 
 
@@ -850,7 +851,7 @@ def _read_recurrence(
     cursor: _Cursor,
 ) -> tuple[Recurrence | None, list[Override]]:
     """RRULEs, RDATEs and EXDATEs; and an override for each RDATE period that lasts other than the series."""
-    if component.get("EXRULE") is not None:
+    if lookup(component, "EXRULE") is not None:
         # RFC 5545 removed EXRULE (Appendix A.3); no target syncd writes to can express it.
         raise ItemError(cursor.item, "EXRULE", "exclusion rules (EXRULE, obsolete since RFC 5545) cannot be kept")
     rules = _read_rrules(component, start, zone, reader, cursor)

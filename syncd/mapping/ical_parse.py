@@ -9,6 +9,10 @@ is the one icalendar gives; a block it cannot delimit plainly (no ``END:VTIMEZON
 ``BEGIN:VTIMEZONE`` inside) is parsed line by line as usual. The component is shared between the
 items that carry it: the read path only reads it (the write path parses its base with icalendar
 itself and adds its own VTIMEZONEs).
+
+Two more refinements of the same parser: its lines split plain lines without icalendar's loop over
+each character (:mod:`syncd.mapping.ical_lines`), and a property's value type is looked up once per
+name and VALUE rather than twice per line.
 """
 
 from __future__ import annotations
@@ -16,12 +20,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import Any
 
 from icalendar import Calendar, Component, Timezone
 from icalendar.parser.content_line import Contentline
 from icalendar.parser.ical.calendar import CalendarIcalParser
 from icalendar.parser.ical.component import ComponentIcalParser
+from icalendar.parser.parameter import Parameters
+from icalendar.parser_tools import to_unicode
 from icalendar.timezone import tzp
+
+from syncd.mapping.ical_lines import content_lines
 
 _BEGIN = "BEGIN:VTIMEZONE"
 _END = "END:VTIMEZONE"
@@ -46,9 +55,15 @@ class _PulledCalendar(Calendar):
 
 class _Parser(CalendarIcalParser):
     def initialize_parsing(self) -> None:
+        if not isinstance(self._data, list):  # a list: the lines of a first pass, parsed again
+            self._data = content_lines(to_unicode(self._data))
         super().initialize_parsing()
         # icalendar's loop reads its lines from this iterator: a VTIMEZONE read before never reaches it.
         self._content_lines_iterator = self._known_zones_taken(self._content_lines_iterator)
+
+    def get_factory_for_property(self, name: str, params: Parameters) -> Any:
+        # icalendar asks twice per property, each time walking its type tables.
+        return _factory(name, params.value)
 
     def _known_zones_taken(self, lines: Iterator[Contentline]) -> Iterator[Contentline]:
         """The lines, but a VTIMEZONE whose lines were read before: that component is added instead."""
@@ -71,6 +86,12 @@ class _Parser(CalendarIcalParser):
             self._components.append(zone)
         if "TZID" in zone:
             tzp.cache_timezone_component(zone)
+
+
+@lru_cache(maxsize=_KEPT * 4)
+def _factory(name: str, value: str | None) -> Any:
+    """icalendar's value type for a property of this name and VALUE (its tables never change)."""
+    return Calendar.types_factory.for_property(name, value)
 
 
 def _block(first: Contentline, lines: Iterator[Contentline]) -> list[Contentline]:

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -45,7 +45,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from syncd.engine.sides import BindingState
@@ -54,6 +53,9 @@ from syncd.errors import SyncdError
 from syncd.logging import get_logger
 from syncd.store.sync_models import SyncBindingRow, SyncWorkerRow
 from syncd.store.types import UtcDateTime
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 log = get_logger("syncd.service")
 
@@ -191,8 +193,15 @@ class Leases:
         return datetime.now(UTC)
 
     def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
-        """An INSERT that knows ON CONFLICT (both dialects have it; SQLAlchemy's generic one does not)."""
-        return postgresql.insert(table) if self._pg else sqlite.insert(table)
+        """An INSERT that knows ON CONFLICT (both dialects have it; SQLAlchemy's generic one does not).
+        Each dialect is imported here, by the store that uses it: a SQLite store never loads PostgreSQL's."""
+        if self._pg:
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(table)
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table)
 
     def _free_or_mine(self, now: Any) -> ColumnElement[bool]:
         return or_(

@@ -20,9 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from dateutil.rrule import rrulestr
-from icalendar import Timezone
-
 from syncd.errors import ValidationError
 from syncd.model import (
     EVENT_KINDS,
@@ -246,6 +243,9 @@ def _rrule_message(rule: str, aware: bool) -> str | None:
         return "needs FREQ (for example FREQ=WEEKLY)"
     if {"COUNT", "UNTIL"} <= parts:
         return "must not have both COUNT and UNTIL (RFC 5545)"
+    # Imported here: a pass that checks no rule (nothing changed) does not load dateutil's parser.
+    from dateutil.rrule import rrulestr
+
     dtstart = datetime(2000, 1, 1, tzinfo=UTC) if aware else datetime(2000, 1, 1)
     try:
         rrulestr(rule, dtstart=dtstart)
@@ -352,6 +352,9 @@ def definition_problem(zone: str | None, definition: str) -> Problem | None:
         return wrong
     if known_zone(zone):
         return Problem(field_name, f'must be empty for an IANA time zone ("{zone}")')
+    # Imported here: these rules are loaded by every command, icalendar only by one that reads a zone.
+    from icalendar import Timezone
+
     try:
         component = Timezone.from_ical(definition)
         if not isinstance(component, Timezone) or str(component.get("TZID", "")) != zone:
