@@ -11,7 +11,7 @@ created in the calendar).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -195,6 +195,18 @@ class Paging(Protocol):
 
     def listing(self, state: str | None, known: Mapping[str, str | None]) -> RemoteListing:
         """As :meth:`Connector.changes`, with the changed items' refs instead of the items."""
+        ...
+
+
+@runtime_checkable
+class ReadAhead(Protocol):
+    """What a :class:`Paging` connector may offer beyond it: the pages of a pull read one ahead, the
+    next page's request running while the engine parses, plans and writes the current one. The engine
+    calls it instead of :meth:`Connector.fetch` per page when the connector has it (``getattr``)."""
+
+    def fetch_pages(self, pages: Iterable[Sequence[str]]) -> Iterator[list[RemoteItem]]:
+        """:meth:`Connector.fetch` of each page in order. A request's failure is raised when its page
+        is asked for, after the pages before it; closed early, it waits for the request in flight."""
         ...
 
 

@@ -26,11 +26,10 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, replace
 from typing import Protocol
-
-from icalendar import Calendar
 
 from syncd.connectors import caldav_protocol as dav
 from syncd.connectors.base import (
@@ -54,10 +53,10 @@ from syncd.connectors.caldav_collection import (
     Written,
 )
 from syncd.connectors.caldav_transport import DavTransport, TruncatedReply, strip_userinfo
+from syncd.connectors.read_ahead import read_ahead
 from syncd.errors import ItemError, NotFound, PreconditionFailed, RemoteError
 from syncd.logging import get_logger
 from syncd.mapping.context import MappingContext
-from syncd.mapping.ical import from_ical, to_ical
 from syncd.mapping.identity import copy_uid, resource_name, uid_for
 from syncd.model import Activity, Kind
 
@@ -263,7 +262,7 @@ class CalDavConnector:
         if previous is None:
             use_sync = self._use_sync
             if use_sync is None:
-                use_sync = collection.info().supports_sync
+                use_sync = collection.supports_sync()
             return self._full_read(collection, use_sync, known)
         use_sync = previous.sync if self._use_sync is None else self._use_sync
         if use_sync:
@@ -352,12 +351,25 @@ class CalDavConnector:
         return _Pass(sorted(listing), gone, state, len(listing))
 
     def fetch(self, refs: Sequence[str]) -> list[RemoteItem]:
-        items: list[RemoteItem] = []
+        # More than one multiget: each next one runs while the last one's items are parsed.
+        unique = list(dict.fromkeys(refs))
+        pages = [unique[start : start + MULTIGET_BATCH] for start in range(0, len(unique), MULTIGET_BATCH)]
+        return [item for page in self.fetch_pages(pages) for item in page]
+
+    def fetch_pages(self, pages: Iterable[Sequence[str]]) -> Iterator[list[RemoteItem]]:
+        """Implements :class:`syncd.connectors.base.ReadAhead`: the next page's multiget runs in a
+        thread while the caller works on the page it was handed; items are parsed in the caller's."""
+        with closing(read_ahead(pages, self._read)) as reads:
+            for raws in reads:
+                yield [self._parse(raw) for raw in raws]
+
+    def _read(self, refs: Sequence[str]) -> list[RawItem]:
+        raws: list[RawItem] = []
         for collection in self._collections:
             mine = list(dict.fromkeys(r for r in refs if collection.contains(r)))
             if mine:
-                items.extend(self._parse(raw) for raw in collection.multiget(mine))
-        return items
+                raws.extend(collection.multiget(mine))
+        return raws
 
     def find(self, crm_id: str, kind: Kind) -> RemoteItem | None:
         collection = self._collection_for(kind)
@@ -376,6 +388,10 @@ class CalDavConnector:
         return None
 
     def _parse(self, raw: RawItem) -> RemoteItem:
+        # The iCalendar mapping (and icalendar) is imported by a pass that reads or writes an item:
+        # a pass that found nothing changed never loads it.
+        from syncd.mapping.ical import from_ical
+
         def parse() -> RemoteItem:
             try:
                 parsed = from_ical(raw.data, self._ctx, raw.path)
@@ -394,6 +410,8 @@ class CalDavConnector:
     def create(self, activity: Activity) -> WriteResult:
         collection = self._collection_for(activity.kind)
         path = collection.item_path(resource_name(activity.id))
+        from syncd.mapping.ical import to_ical
+
         data = to_ical(activity, self._ctx)
         uid = uid_for(activity.id)
         try:
@@ -454,6 +472,8 @@ class CalDavConnector:
         if base is None or damage(base) is not None:
             # A damaged copy from the feed or the batch was the first read: one fresh GET is its retry.
             base = self._read_base(collection, ref, etag, BASE_READS if base is None else BASE_READS - 1)
+        from syncd.mapping.ical import to_ical
+
         written = collection.update(ref, etag, to_ical(activity, self._ctx, base=base))
         return WriteResult(written.path, written.etag)
 
@@ -545,6 +565,8 @@ def damage(data: bytes) -> str | None:
     unframed = _unframed(data, lines)
     if unframed is not None:
         return unframed
+    from icalendar import Calendar
+
     try:
         calendar = Calendar.from_ical(data)
     except Exception as exc:  # noqa: BLE001  # icalendar raises many types on odd input
@@ -582,6 +604,8 @@ def _content_lines(data: bytes) -> list[str]:
 
 
 def _with_uid(data: bytes, uid: str) -> bytes:
+    from icalendar import Calendar
+
     calendar = Calendar.from_ical(data)
     for component in calendar.walk():
         if component.name in ("VEVENT", "VTODO"):

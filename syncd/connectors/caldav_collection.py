@@ -117,6 +117,11 @@ class DavCollection:
             ctag=_ctag_of(own),
         )
 
+    def supports_sync(self) -> bool:
+        """Whether the collection offers RFC 6578 sync-collection (one PROPFIND Depth 0 of that alone:
+        a server computes a ctag or sync-token from every member, a second or more at 5,000 on Radicale)."""
+        return dav.SYNC_COLLECTION in self._propfind_self([dav.SUPPORTED_REPORT_SET]).leaves(dav.SUPPORTED_REPORT_SET)
+
     def ctag(self) -> str | None:
         """The collection's change tag: CS:getctag, else DAV:sync-token (one PROPFIND Depth 0)."""
         return _ctag_of(self._propfind_self([dav.GETCTAG, dav.SYNC_TOKEN]))

@@ -20,6 +20,7 @@ import http.client
 import os
 import select
 import ssl
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -143,6 +144,10 @@ class DavTransport:
     (a 303 becomes a GET, RFC 9110 15.4); credentials go only to the server a request was addressed
     to, not to another one a redirect names. ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` and
     ``NO_PROXY`` are honoured (HTTP proxies; HTTPS through CONNECT).
+
+    One request at a time: a pull reads its next page in another thread
+    (:mod:`syncd.connectors.read_ahead`) while the pass may write, and a connection, a Digest nonce
+    count and a learnt scheme are not shared by two requests at once.
     """
 
     def __init__(
@@ -182,12 +187,19 @@ class DavTransport:
                          "Accept-Encoding": "gzip, deflate"}
         if auth == "basic":
             self._use_basic()
+        self._lock = threading.Lock()
 
     def request(
         self, method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
         xml: bool = True,
     ) -> HttpReply:
         """``xml=False``: the caller parses the body itself (a listing of a whole calendar, as it goes)."""
+        with self._lock:
+            return self._request(method, url, body, headers, xml)
+
+    def _request(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None, xml: bool
+    ) -> HttpReply:
         waited = 0.0
         while True:
             try:
@@ -416,9 +428,10 @@ class DavTransport:
                 self._use_basic()
 
     def close(self) -> None:
-        for connection in self._connections.values():
-            connection.close()
-        self._connections.clear()
+        with self._lock:
+            for connection in self._connections.values():
+                connection.close()
+            self._connections.clear()
 
     def _auth_error(self, where: str, status: int | None) -> AuthError:
         if status == 403:

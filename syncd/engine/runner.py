@@ -24,8 +24,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Generator
+from contextlib import closing, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -468,7 +468,8 @@ class Runner:
         bstate: BindingState, links: dict[str, Link], deferred: set[str], report: PassReport, remember: set[str],
     ) -> tuple[list[RemoteItem], set[str]]:
         """Read the changed items a page at a time and gather, plan and execute each page before the
-        next is read: a pass holds one page of parsed items, never the whole calendar. Across pages
+        next is parsed: a pass holds one page of parsed items (and the next one's answer, read
+        meanwhile by a connector that reads ahead), never the whole calendar. Across pages
         only keys are kept (the keys settled, the signatures of activities a first sync may pair).
 
         Returned for the pass's last gather, with the CRM's side and the deletions: the items whose
@@ -482,26 +483,38 @@ class Runner:
         pairable = self._pairable(crm_keys, known, links)
         kept: list[RemoteItem] = []
         handled: set[str] = set()
-        for start in range(0, len(pending), PAGE_SIZE):
-            page: list[RemoteItem] = []
-            for item in self.connector.fetch(pending[start : start + PAGE_SIZE]):
-                key, elsewhere = _placed(item, by_ref, links)
-                if elsewhere is not None or (key.startswith(REMOTE_KEY) and _may_pair(item, pairable)):
-                    kept.append(item)
-                elif key in handled:
-                    self._iso.fail(f"{REMOTE_KEY}{item.ref}", "pairing",
-                                   f"a second calendar item for activity {key}; left alone")
-                else:
-                    if not key.startswith(REMOTE_KEY) or key in remember:
-                        handled.add(key)
-                    page.append(item)
-            if not page:
-                continue
-            items = self._gather(set(), bstate, links, RemoteChanges(page, [], remote.state), False, deferred, known)
-            plan = self._plan(items)
-            self._describe(plan, report, dry_run=False)
-            self._execute_plan(plan, items, report, last=False)
+        with closing(self._pages(pending)) as pages:
+            for fetched in pages:
+                page: list[RemoteItem] = []
+                for item in fetched:
+                    key, elsewhere = _placed(item, by_ref, links)
+                    if elsewhere is not None or (key.startswith(REMOTE_KEY) and _may_pair(item, pairable)):
+                        kept.append(item)
+                    elif key in handled:
+                        self._iso.fail(f"{REMOTE_KEY}{item.ref}", "pairing",
+                                       f"a second calendar item for activity {key}; left alone")
+                    else:
+                        if not key.startswith(REMOTE_KEY) or key in remember:
+                            handled.add(key)
+                        page.append(item)
+                if not page:
+                    continue
+                items = self._gather(set(), bstate, links, RemoteChanges(page, [], remote.state), False, deferred,
+                                     known)
+                plan = self._plan(items)
+                self._describe(plan, report, dry_run=False)
+                self._execute_plan(plan, items, report, last=False)
         return kept, handled
+
+    def _pages(self, refs: list[str]) -> Generator[list[RemoteItem], None, None]:
+        """The changed items a page at a time; a connector that reads ahead
+        (:class:`~syncd.connectors.base.ReadAhead`) reads the next page while this one is settled."""
+        pages = [refs[start : start + PAGE_SIZE] for start in range(0, len(refs), PAGE_SIZE)]
+        fetch_pages = getattr(self.connector, "fetch_pages", None)  # base.ReadAhead
+        if fetch_pages is not None:
+            yield from fetch_pages(pages)
+        else:
+            yield from map(self.connector.fetch, pages)
 
     def _pairable(
         self, crm_keys: set[str], known: dict[str, Activity], links: dict[str, Link]
@@ -686,6 +699,10 @@ class Runner:
             report.plan += [a.describe() for _, a in plan if a is not None][:room]
 
     def _plan(self, items: dict[str, ItemInput]) -> list[tuple[str, Action | None]]:
+        # A merge base is needed only where both sides have the item: read those in one go.
+        self.state.read_bases(
+            i.link for i in items.values() if i.link is not None and i.crm is not None and i.remote is not None
+        )
         plan: list[tuple[str, Action | None]] = []
         for key, item in sorted(items.items()):
             with self._iso.guard(key, "deciding"):

@@ -110,10 +110,12 @@ def test_a_pull_in_pages_gives_what_one_page_gives(
     whole = run(World(tmp_path / "whole", radicale, proxy), proxy, 10_000, monkeypatch)
 
     # Pages are read and written one after another: the first page is written after one sync REPORT
-    # and one multiget, before the other pages are read; then one more sync REPORT reads the feed
-    # after syncd's own writes to the calendar.
+    # and its multiget, with at most the next page's multiget under way (read ahead while the first
+    # is written), before the other pages are read; then one more sync REPORT reads the feed after
+    # syncd's own writes to the calendar.
     pages = -(-(N + 1) // PAGE)
-    assert (paged.pop("reads_before_first_write"), paged.pop("first_reads")) == (2, 1 + pages + 1)
+    assert paged.pop("reads_before_first_write") in (2, 3)
+    assert paged.pop("first_reads") == 1 + pages + 1
     assert (whole.pop("reads_before_first_write"), whole.pop("first_reads")) == (2, 3)
     assert paged == whole
 
