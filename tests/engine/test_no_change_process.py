@@ -6,11 +6,9 @@ loads them and syncs it."""
 from __future__ import annotations
 
 import gc
-import json
-import subprocess
-import sys
 
 from click.testing import CliRunner
+from sync_process import sync_process
 from world import World, meeting, uid
 
 from syncd.cli import main
@@ -19,38 +17,19 @@ from syncd.cli import main
 NOT_NEEDED = ("icalendar", "dateutil.rrule", "syncd.mapping.ical", "sqlalchemy.dialects.postgresql", "alembic",
               "difflib")
 
-# The command as the console script runs it, with the watched modules it loaded printed at exit.
-_DRIVER = (
-    "import atexit, json, sys\n"
-    f"watched = {NOT_NEEDED!r}\n"
-    "atexit.register(lambda: print('LOADED', json.dumps(sorted(\n"
-    "    m for m, module in sys.modules.items()\n"
-    "    if module is not None and any(m == w or m.startswith(w + '.') for w in watched)))))\n"
-    "from syncd.cli import main\n"
-    "main(prog_name='syncd')\n"
-)
-
-
-def _sync_process(world: World) -> tuple[str, list[str]]:
-    result = subprocess.run([sys.executable, "-c", _DRIVER, "--config", str(world.config_file()), "sync"],
-                            check=False, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, (result.stdout, result.stderr)
-    summary, _, loaded = result.stdout.rpartition("LOADED ")
-    return summary, json.loads(loaded)
-
 
 def test_a_no_change_pass_loads_no_parser_dialect_or_migrator_and_a_change_still_syncs(world: World) -> None:
     phone = world.bind()
     world.save(meeting("n1", "Kick-off"), meeting("n2", "Review", days=4))
     assert world.sync().counts["remote_created"] == 2
 
-    summary, loaded = _sync_process(world)
+    summary, loaded = sync_process(world, NOT_NEEDED)
     assert "anna: ok: to calendar 0 created, 0 updated, 0 deleted; to CRM 0 created, 0 updated, 0 deleted" in summary
     assert loaded == []
 
     # A phone's edit: the process reads the item, so it loads the parser, and the CRM gets the edit.
     phone.edit(uid("n2"), summary="Review (moved)")
-    summary, loaded = _sync_process(world)
+    summary, loaded = sync_process(world, NOT_NEEDED)
     assert "to CRM 0 created, 1 updated" in summary
     assert "icalendar" in loaded
     assert world.get("n2").subject == "Review (moved)"

@@ -4,9 +4,8 @@ reads lazily from the store still settle an edit on both sides."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
+from sync_process import sync_process
 from world import World, master, meeting, uid
 
 #: Code a CalDAV-only ``syncd sync`` must not import: the other connectors and their libraries,
@@ -17,27 +16,13 @@ NOT_NEEDED = ("exchangelib", "msal", "requests_ntlm", "syncd.connectors.exchange
               "syncd.mapping.ews", "syncd.mapping.graph", "apscheduler", "prometheus_client", "rich", "pygments",
               "caldav", "niquests", "requests", "urllib3", "urllib3_future", "h11", "jh2", "qh3", "wassima", "yaml")
 
-# The command as the console script runs it, with the modules it loaded printed at exit.
-_DRIVER = (
-    "import atexit, json, sys\n"
-    f"watched = {NOT_NEEDED!r}\n"
-    "atexit.register(lambda: print('LOADED', json.dumps(sorted(\n"
-    "    m for m, module in sys.modules.items()\n"
-    "    if module is not None and any(m == w or m.startswith(w + '.') for w in watched)))))\n"
-    "from syncd.cli import main\n"
-    "main(prog_name='syncd')\n"
-)
-
 
 def test_a_caldav_sync_process_loads_no_other_connector_nor_rich(world: World) -> None:
     phone = world.bind()
     world.save(meeting("w1", "Kick-off"))
-    result = subprocess.run([sys.executable, "-c", _DRIVER, "--config", str(world.config_file()), "sync"],
-                            check=False, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, (result.stdout, result.stderr)
-    assert "anna: ok: to calendar 1 created" in result.stdout
+    summary, loaded = sync_process(world, NOT_NEEDED)
+    assert "anna: ok: to calendar 1 created" in summary
     assert str(master(phone.get(uid("w1"))[0])["SUMMARY"]) == "Kick-off"
-    loaded = json.loads(result.stdout.rsplit("LOADED ", 1)[1])
     assert loaded == []
 
 
