@@ -8,12 +8,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, timedelta
 
 import pytest
-from radicale_server import USER
-from world import OWNER, Phone, World, soon
+from phone_files import calendar_folder, phone_event
+from world import OWNER, World, soon
 
 from syncd.engine import runner
 
@@ -29,16 +28,8 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "BATCH_SIZE", BATCH_SIZE)
 
 
-def calendar_folder(world: World, phone: Phone) -> Path:
-    return world.radicale.storage_dir / "collections" / "collection-root" / USER / phone.calendar_url.split("/")[-2]
-
-
-def event(uid: str, subject: str, at: datetime) -> bytes:
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Phone//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{at:%Y%m%dT%H%M%SZ}\r\nDURATION:PT1H\r\n"
-        f"SUMMARY:{subject}\r\nATTENDEE;CN=Guest:mailto:guest@customer.example\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-    ).encode()
+#: The phone's events each invite a guest: a participant per activity for the pull to write.
+GUEST = "ATTENDEE;CN=Guest:mailto:guest@customer.example"
 
 
 def phone_events(world: World, subjects: dict[int, str] | None = None) -> None:
@@ -50,7 +41,8 @@ def phone_events(world: World, subjects: dict[int, str] | None = None) -> None:
     start = soon(1, 9).astimezone(UTC)
     for i in range(N):
         at = start + timedelta(days=i % 200, hours=i % 5)
-        (folder / f"e{i:03d}.ics").write_bytes(event(f"e{i:03d}@phone", (subjects or {}).get(i, f"Visit #{i}"), at))
+        subject = (subjects or {}).get(i, f"Visit #{i}")
+        (folder / f"e{i:03d}.ics").write_bytes(phone_event(f"e{i:03d}@phone", subject, at, GUEST))
 
 
 def store_counts(world: World) -> tuple[set[str], set[str]]:
@@ -119,9 +111,10 @@ def test_two_calendar_items_with_one_uid_in_a_batch_make_one_activity(world: Wor
     folder = calendar_folder(world, phone)
     start = soon(2, 9).astimezone(UTC)
     for i in range(5):
-        (folder / f"ok{i}.ics").write_bytes(event(f"ok{i}@phone", f"Fine #{i}", start + timedelta(hours=i)))
-    (folder / "twice.ics").write_bytes(event("twice@phone", "Twice", start))
-    (folder / "twice-copy.ics").write_bytes(event("twice@phone", "Twice (copy)", start))
+        at = start + timedelta(hours=i)
+        (folder / f"ok{i}.ics").write_bytes(phone_event(f"ok{i}@phone", f"Fine #{i}", at, GUEST))
+    (folder / "twice.ics").write_bytes(phone_event("twice@phone", "Twice", start, GUEST))
+    (folder / "twice-copy.ics").write_bytes(phone_event("twice@phone", "Twice (copy)", start, GUEST))
 
     report = world.sync()
     assert report.result == "ok", report.error

@@ -10,7 +10,8 @@ import time
 from datetime import UTC, timedelta
 
 import pytest
-from radicale_server import USER, Answer, FaultProxy, Seen
+from phone_files import calendar_folder, phone_event
+from radicale_server import Answer, FaultProxy, Seen
 from world import World, idle, soon
 
 from syncd.connectors.read_ahead import read_ahead
@@ -20,24 +21,16 @@ PAGE = 4
 N = 14
 
 
-def event(uid: str, subject: str, at: str) -> bytes:
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Phone//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{at}Z\r\nDURATION:PT1H\r\n"
-        f"SUMMARY:{subject}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-    ).encode()
-
-
 def test_a_failed_read_of_a_later_page_fails_the_pass_after_the_pages_before_it(
     world: World, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(runner, "PAGE_SIZE", PAGE)
     phone = world.bind(past_days=30, future_days=365, remote={"timeout": 30})
-    folder = world.radicale.storage_dir / "collections" / "collection-root" / USER / phone.calendar_url.split("/")[-2]
+    folder = calendar_folder(world, phone)
     start = soon(1, 9).astimezone(UTC)
     for i in range(N):
         at = start + timedelta(days=i)
-        (folder / f"e{i:02d}.ics").write_bytes(event(f"e{i:02d}", f"Visit #{i}", f"{at:%Y%m%dT%H%M%S}"))
+        (folder / f"e{i:02d}.ics").write_bytes(phone_event(f"e{i:02d}", f"Visit #{i}", at))
 
     multigets: list[int] = []
 
