@@ -7,7 +7,7 @@ conditional writes. Items are named by their canonical path (see
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
@@ -138,10 +138,7 @@ class DavCollection:
         body = dav.propfind_body([dav.GETETAG, dav.RESOURCETYPE])
         reply = self._http.request("PROPFIND", self.url, body, {"Depth": "1"}, xml=False)
         self._check_multistatus("PROPFIND", self.url, reply)
-        try:
-            dav.read_listing(reply.body, self.url, member)
-        except ValueError as exc:
-            raise RemoteError(f"{self.url}: {exc}") from None
+        self._read_listing(reply, self.url, member)
         return listing
 
     def sync(self, token: str | None) -> SyncDelta:
@@ -167,10 +164,7 @@ class DavCollection:
             )
             if reply.status != 207:
                 self._raise_for_sync(reply, token)
-            try:
-                sync_token, truncated = dav.read_listing(reply.body, self.url, member)
-            except ValueError as exc:
-                raise RemoteError(f"{self.url}: {exc}") from None
+            sync_token, truncated = self._read_listing(reply, self.url, member)
             if not sync_token:
                 raise RemoteError(f"REPORT {self.url}: sync-collection answer without a sync-token")
             token = sync_token
@@ -318,6 +312,17 @@ class DavCollection:
     def _parse(reply: HttpReply, url: str) -> dav.Multistatus:
         try:
             return dav.parse_multistatus(reply.tree, url)
+        except ValueError as exc:
+            raise RemoteError(f"{url}: {exc}") from None
+
+    @staticmethod
+    def _read_listing(
+        reply: HttpReply, url: str, member: Callable[[dav.DavResponse], None]
+    ) -> tuple[str | None, bool]:
+        """:func:`~syncd.connectors.caldav_protocol.read_listing` of a reply read without its tree, a
+        malformed answer failing as :meth:`_parse` fails it."""
+        try:
+            return dav.read_listing(reply.body, url, member)
         except ValueError as exc:
             raise RemoteError(f"{url}: {exc}") from None
 
