@@ -24,7 +24,6 @@ that answers a stale sync token with a partial list instead of RFC 6578's valid-
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
@@ -38,8 +37,6 @@ from syncd.connectors.base import (
     RemoteItem,
     RemoteListing,
     WriteResult,
-    read_isolated,
-    remote_item,
     reveal_secret,
 )
 from syncd.connectors.batched_reads import BatchedReads
@@ -52,7 +49,9 @@ from syncd.connectors.caldav_collection import (
     UidTaken,
     Written,
 )
+from syncd.connectors.caldav_item import damage, parse_item
 from syncd.connectors.caldav_transport import DavTransport, TruncatedReply, strip_userinfo
+from syncd.connectors.parse_pool import parse_pages
 from syncd.connectors.read_ahead import read_ahead
 from syncd.errors import ItemError, NotFound, PreconditionFailed, RemoteError
 from syncd.logging import get_logger
@@ -358,10 +357,11 @@ class CalDavConnector:
 
     def fetch_pages(self, pages: Iterable[Sequence[str]]) -> Iterator[list[RemoteItem]]:
         """Implements :class:`syncd.connectors.base.ReadAhead`: the next page's multiget runs in a
-        thread while the caller works on the page it was handed; items are parsed in the caller's."""
-        with closing(read_ahead(pages, self._read)) as reads:
-            for raws in reads:
-                yield [self._parse(raw) for raw in raws]
+        thread while the caller works on the page it was handed; a large pull's items are parsed in
+        worker processes a page ahead (:mod:`syncd.connectors.parse_pool`), others in the caller's."""
+        reads = read_ahead(pages, self._read)
+        with closing(reads), closing(parse_pages(reads, parse_item, self._ctx)) as parsed:
+            yield from parsed
 
     def _read(self, refs: Sequence[str]) -> list[RawItem]:
         raws: list[RawItem] = []
@@ -388,22 +388,7 @@ class CalDavConnector:
         return None
 
     def _parse(self, raw: RawItem) -> RemoteItem:
-        # The iCalendar mapping (and icalendar) is imported by a pass that reads or writes an item:
-        # a pass that found nothing changed never loads it.
-        from syncd.mapping.ical import from_ical
-
-        def parse() -> RemoteItem:
-            try:
-                parsed = from_ical(raw.data, self._ctx, raw.path)
-            except (ItemError, ValueError):
-                # icalendar's words for a cut body ("found no components") do not say what happened.
-                cut = _unframed(raw.data, _content_lines(raw.data))
-                if cut is not None:
-                    raise ItemError(raw.path, None, cut) from None
-                raise
-            return remote_item(raw.path, raw.etag, parsed, raw.data)
-
-        return read_isolated(raw.path, raw.etag, parse, raw=raw.data)
+        return parse_item(raw, self._ctx)
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -550,59 +535,6 @@ class CalDavConnector:
 
 
 _COMPONENT_WORDS = {"VEVENT": "events (VEVENT)", "VTODO": "tasks (VTODO)"}
-_LINE_BREAK = re.compile(r"\r\n|\n|\r")
-
-
-def damage(data: bytes) -> str | None:
-    """Why ``data`` is not a whole iCalendar object as a server would hold it, or ``None``.
-
-    A body cut at a line boundary, or one whose broken lines icalendar skipped without a word, still
-    parses; written over, it would lose what is missing. Whole means: BEGIN:VCALENDAR first,
-    END:VCALENDAR last, and the parse kept every content line (counted after unfolding; icalendar
-    yields each property value, BEGIN and END once per line).
-    """
-    lines = _content_lines(data)
-    unframed = _unframed(data, lines)
-    if unframed is not None:
-        return unframed
-    from icalendar import Calendar
-
-    try:
-        calendar = Calendar.from_ical(data)
-    except Exception as exc:  # noqa: BLE001  # icalendar raises many types on odd input
-        return f"the item as read cannot be parsed ({type(exc).__name__}: {exc})"
-    kept = sum(1 for _ in calendar.property_items(recursive=True, sorted=False))
-    if kept == len(lines):
-        return None
-    skipped = [
-        str(message).partition(": ")[2] or str(message)
-        for component in calendar.walk()
-        for prop, message in component.errors
-        if prop is None
-    ]
-    which = f" (first: {skipped[0]})" if skipped else ""
-    return f"reading the item kept {kept} of its {len(lines)} lines{which}"
-
-
-def _unframed(data: bytes, lines: list[str]) -> str | None:
-    if not lines or lines[0].strip().upper() != "BEGIN:VCALENDAR":
-        return "the item as read does not start with BEGIN:VCALENDAR"
-    if lines[-1].strip().upper() != "END:VCALENDAR":
-        return f"the item as read ends before END:VCALENDAR (cut short after {len(data)} bytes)"
-    return None
-
-
-def _content_lines(data: bytes) -> list[str]:
-    """Unfolded, non-empty content lines (RFC 5545 3.1: a line starting with a blank continues the last)."""
-    lines: list[str] = []
-    for line in _LINE_BREAK.split(data.decode("utf-8", errors="replace")):
-        if line[:1] in (" ", "\t") and lines:
-            lines[-1] += line[1:]
-        elif line.strip():
-            lines.append(line)
-    return lines
-
-
 def _with_uid(data: bytes, uid: str) -> bytes:
     from icalendar import Calendar
 

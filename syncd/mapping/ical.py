@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -135,7 +136,7 @@ from syncd.mapping.ical_time import (
     written,
     zone_info,
 )
-from syncd.mapping.options import crm_value, priority_value
+from syncd.mapping.options import MappingOptions, crm_value, priority_value
 from syncd.mapping.timezones import iana_for_tzid
 from syncd.model import Activity, Direction, Kind, Moment, Override, Recurrence
 from syncd.store.rules import day_occurrence, timed_occurrence
@@ -808,23 +809,19 @@ def _uncarried(
     shown: dict[str, Any] = {}
     if lookup(component, X_DIRECTION) is None:
         if options.direction_categories:
-            shown["direction"] = lambda crm: activity.direction == crm.direction
+            shown["direction"] = partial(_same_direction, activity.direction)
         else:
             missing.add("direction")
     if lookup(component, X_STATUS) is None:
         status = str(component["STATUS"]).upper() if lookup(component, "STATUS") is not None else None
-        target = (lambda v: options.status_target(v).ical_event) if activity.is_event else (
-            lambda v: options.status_target(v).ical_todo)
-        shown["status"] = lambda crm: (target(crm.status) if crm.status is not None else None) == status
+        shown["status"] = partial(_status_shows, options, activity.is_event, status)
     if lookup(component, X_PRIORITY) is None:
         level = shown_priority or None
-        shown["priority"] = lambda crm: (options.priority.get(crm.priority) if crm.priority else None) == level
+        shown["priority"] = partial(_priority_shows, options, level)
     if lookup(component, X_TYPE) is None:
-        shown["type"] = lambda crm: (
-            activity.type is None if crm.type is None else options.type_category(crm.type).casefold() in folded
-        )
+        shown["type"] = partial(_type_shows, options, activity.type is None, folded)
     if only_opaque:
-        shown["show_as"] = lambda crm: opaque(crm.show_as)
+        shown["show_as"] = _shows_opaque
     kinds = frozenset(
         (email_of(a) or "").casefold() for a in all_values(component, "ATTENDEE")
         if email_of(a) and P_KIND not in getattr(a, "params", {})
@@ -836,6 +833,31 @@ def _uncarried(
         kinds=kinds,
         hidden_people=hidden_person if lookup(component, X_PARTICIPANT) is None else None,
     )
+
+
+# The CRM-side tests of what an item shows, as module-level functions with their values bound by
+# ``partial``, not closures: a pull parsed in worker processes (syncd.connectors.parse_pool) pickles them.
+def _same_direction(direction: Direction | None, crm: Activity) -> bool:
+    return direction == crm.direction
+
+
+def _status_shows(options: MappingOptions, is_event: bool, status: str | None, crm: Activity) -> bool:
+    if crm.status is None:
+        return status is None
+    target = options.status_target(crm.status)
+    return (target.ical_event if is_event else target.ical_todo) == status
+
+
+def _priority_shows(options: MappingOptions, level: int | None, crm: Activity) -> bool:
+    return (options.priority.get(crm.priority) if crm.priority else None) == level
+
+
+def _type_shows(options: MappingOptions, no_type: bool, folded: set[str], crm: Activity) -> bool:
+    return no_type if crm.type is None else options.type_category(crm.type).casefold() in folded
+
+
+def _shows_opaque(crm: Activity) -> bool:
+    return opaque(crm.show_as)
 
 
 def _task_end(component: Component, cursor: _Cursor) -> Moment | None:

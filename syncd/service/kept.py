@@ -52,6 +52,10 @@ class _Table(Mapping[str, "str | None"]):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def __reduce__(self) -> tuple[type[dict[str, str | None]], tuple[dict[str, str | None]]]:
+        # Sent to a process that parses a pull (syncd.connectors.parse_pool) as what it reads now.
+        return dict, (dict(self.rows),)
+
 
 @dataclass(frozen=True, slots=True)
 class _Tables:

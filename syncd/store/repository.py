@@ -475,6 +475,10 @@ class _ByEmail(Mapping[str, str | None]):
     def __len__(self) -> int:
         return len(self._loaded())
 
+    def __reduce__(self) -> tuple[type[dict[str, str | None]], tuple[dict[str, str | None]]]:
+        # Sent to a process that parses a pull (syncd.connectors.parse_pool) as what it reads.
+        return dict, (self._loaded(),)
+
 
 def directory(session: Session) -> Directory:
     """Who the CRM knows, by lower-cased e-mail, for classifying a calendar's attendees."""

@@ -1,0 +1,225 @@
+"""Parsing a large pull's calendar items in worker processes (issue 14).
+
+A first pull of a big calendar spends about half of syncd's CPU parsing iCalendar, in Python, where
+the GIL keeps it on one core while the pass's own thread writes the items before it to the store.
+From :data:`MIN_ITEMS` items in one page on, pages are parsed in worker processes instead, a page
+ahead of the one the engine settles: the store writes of page *k* run beside the parse of page *k+1*
+(and the read of page *k+2*, :mod:`syncd.connectors.read_ahead`). Smaller pages, the daemon's usual
+passes, are parsed in the caller's thread: starting a worker costs about half a second.
+
+What stays as it was:
+
+- Every item still goes through the connector's own parse with its per-item isolation
+  (:func:`~syncd.connectors.base.read_isolated`); a refused item comes back with its reason.
+- Log events a worker emits (an internal error's traceback) are replayed in the caller's thread, so
+  they carry the pass's context and go through its redaction and format.
+- Pages come out in order, each item where it was.
+- A worker that cannot do its part (killed, out of memory, a result that does not pickle) costs
+  nothing but time: its chunk, and every page after it, is parsed in the caller's thread, with one
+  warning.
+
+Workers are *spawned*, never forked: the daemon runs threads (the scheduler, leases, read-ahead), and
+a fork copies their locks in whatever state they are. One pool serves the whole process (the daemon's
+concurrent passes share it) and is shut down when the last pass using it ends, so an idle daemon
+keeps no worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from syncd.logging import get_logger
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+log = get_logger("syncd.connectors.parse_pool")
+
+Raw = TypeVar("Raw")
+Item = TypeVar("Item")
+Ctx = TypeVar("Ctx")
+
+#: Items in one page from which a pull parses in worker processes. A worker's start (a Python and
+#: the iCalendar mapping's imports) is about 0.5 s of CPU; parsing 200 items costs about as much.
+MIN_ITEMS = 200
+#: Items per task: small enough that the workers share a page evenly, large enough that a task's
+#: round trip (the context's key, the pickled results) stays a small part of it.
+CHUNK = 50
+#: Workers: the machine's cores but one, for the pass's own thread; at least one, at most four (the
+#: store writes, on the pass's thread, cannot keep more busy).
+WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+class _SharedPool:
+    """The process's one pool of workers, started by its first user and shut down after its last."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._executor: ProcessPoolExecutor | None = None
+
+    def acquire(self, workers: int) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                self._executor = ProcessPoolExecutor(
+                    max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
+                )
+            self._users += 1
+            return self._executor
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users or self._executor is None:
+                return
+            executor, self._executor = self._executor, None
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+_POOL = _SharedPool()
+
+
+class _Page(Generic[Raw, Item]):
+    """One page on its way: its raw items, and either their parse or the workers' tasks for it."""
+
+    def __init__(self, raws: list[Raw], parsed: list[Item] | None = None,
+                 tasks: list[Future[tuple[list[Item], list[dict[str, Any]]]]] | None = None) -> None:
+        self.raws = raws
+        self.parsed = parsed
+        self.tasks = tasks or []
+
+
+def parse_pages(
+    raw_pages: Iterable[list[Raw]], parse: Callable[[Raw, Ctx], Item], ctx: Ctx,
+    min_items: int | None = None, workers: int | None = None,
+) -> Generator[list[Item], None, None]:
+    """``[parse(raw, ctx) for raw in page]`` for each page, in order; from the first page of at least
+    ``min_items`` (:data:`MIN_ITEMS`) on, in ``workers`` (:data:`WORKERS`) processes, a page ahead.
+    ``parse`` must be a module-level function that never raises (it isolates its item), and ``ctx``
+    must pickle."""
+    min_items = MIN_ITEMS if min_items is None else min_items
+    workers = WORKERS if workers is None else workers
+    pool: ProcessPoolExecutor | None = None
+    broken = False
+    pending: deque[_Page[Raw, Item]] = deque()
+    blob = key = b""
+    try:
+        for raws in raw_pages:
+            if pool is None and not broken and len(raws) >= min_items:
+                blob = pickle.dumps(ctx, protocol=pickle.HIGHEST_PROTOCOL)
+                key = hashlib.blake2b(blob, digest_size=16).digest()
+                pool = _POOL.acquire(workers)
+                log.debug("parsing the pull in worker processes", workers=workers, page=len(raws))
+            if pool is not None and not broken:
+                page = _Page[Raw, Item](raws, tasks=[
+                    pool.submit(_parse_chunk, parse, key, blob, raws[at : at + CHUNK])
+                    for at in range(0, len(raws), CHUNK)
+                ])
+            else:
+                page = _Page[Raw, Item](raws, parsed=[parse(raw, ctx) for raw in raws])
+            pending.append(page)
+            # One page stays in the workers while the caller settles the one before it.
+            while len(pending) > (1 if pool is not None and not broken else 0):
+                items, broken = _collect(pending.popleft(), parse, ctx, broken)
+                yield items
+        while pending:
+            items, broken = _collect(pending.popleft(), parse, ctx, broken)
+            yield items
+    finally:
+        for page in pending:
+            for task in page.tasks:
+                task.cancel()
+        if pool is not None:
+            _POOL.release()
+
+
+def _collect(
+    page: _Page[Raw, Item], parse: Callable[[Raw, Ctx], Item], ctx: Ctx, broken: bool
+) -> tuple[list[Item], bool]:
+    if page.parsed is not None:
+        return page.parsed, broken
+    items: list[Item] = []
+    for at, task in zip(range(0, len(page.raws), CHUNK), page.tasks, strict=True):
+        chunk = page.raws[at : at + CHUNK]
+        try:
+            parsed, events = task.result()
+        except Exception as exc:  # noqa: BLE001 - any failure of the worker machinery, never of an item
+            if not broken:
+                log.warning("parsing in worker processes failed; parsing in this process",
+                            error=f"{type(exc).__name__}: {exc}")
+            broken = True
+            parsed, events = [parse(raw, ctx) for raw in chunk], []
+        _replay(events)
+        items.extend(parsed)
+    return items, broken
+
+
+# --- in the worker ----------------------------------------------------------------------------------
+
+_contexts: dict[bytes, Any] = {}
+_events: list[dict[str, Any]] = []
+
+
+def _worker_start() -> None:
+    """Log events are kept for the caller to replay, never printed here; the mapping is imported
+    while the caller still waits for its first page."""
+    import structlog
+
+    def keep(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
+        _events.append(dict(event_dict))
+        raise structlog.DropEvent
+
+    structlog.configure(
+        processors=[structlog.stdlib.add_logger_name, structlog.processors.add_log_level,
+                    structlog.processors.format_exc_info, keep],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [_KeepRecords()]
+    root.setLevel(logging.WARNING)
+    import syncd.mapping.ical  # noqa: F401 - loaded before the first task needs it
+
+
+class _KeepRecords(logging.Handler):
+    """A library's own log record (icalendar, dateutil), kept like syncd's events."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _events.append({"event": record.getMessage(), "level": record.levelname.lower(), "logger": record.name,
+                        **({"exception": self.format(record).partition("\n")[2]} if record.exc_info else {})})
+
+
+def _parse_chunk(
+    parse: Callable[[Raw, Ctx], Item], key: bytes, blob: bytes, raws: list[Raw]
+) -> tuple[list[Item], list[dict[str, Any]]]:
+    ctx = _contexts.get(key)
+    if ctx is None:
+        # A pass's context is unpickled once per worker (its directory may hold the CRM's people).
+        if len(_contexts) >= 8:
+            _contexts.clear()
+        ctx = _contexts[key] = pickle.loads(blob)  # its own parent process wrote it
+    _events.clear()
+    parsed = [parse(raw, ctx) for raw in raws]
+    return parsed, list(_events)
+
+
+# --- back in the caller -------------------------------------------------------------------------------
+
+
+def _replay(events: list[dict[str, Any]]) -> None:
+    for event in events:
+        fields = dict(event)
+        level = logging.getLevelName(str(fields.pop("level", "info")).upper())
+        name = fields.pop("logger", None)
+        message = fields.pop("event", "")
+        get_logger(name).log(level if isinstance(level, int) else logging.INFO, message, **fields)
