@@ -107,61 +107,81 @@ def parse_pages(
     ``min_items`` (:data:`MIN_ITEMS`) on, in ``workers`` (:data:`WORKERS`) processes, a page ahead.
     ``parse`` must be a module-level function that never raises (it isolates its item), and ``ctx``
     must pickle."""
-    min_items = MIN_ITEMS if min_items is None else min_items
-    workers = WORKERS if workers is None else workers
-    pool: ProcessPoolExecutor | None = None
-    broken = False
+    parsing = _Parsing(parse, ctx, MIN_ITEMS if min_items is None else min_items, workers or WORKERS)
     pending: deque[_Page[Raw, Item]] = deque()
-    blob = key = b""
     try:
         for raws in raw_pages:
-            if pool is None and not broken and len(raws) >= min_items:
-                blob = pickle.dumps(ctx, protocol=pickle.HIGHEST_PROTOCOL)
-                key = hashlib.blake2b(blob, digest_size=16).digest()
-                pool = _POOL.acquire(workers)
-                log.debug("parsing the pull in worker processes", workers=workers, page=len(raws))
-            if pool is not None and not broken:
-                page = _Page[Raw, Item](raws, tasks=[
-                    pool.submit(_parse_chunk, parse, key, blob, raws[at : at + CHUNK])
-                    for at in range(0, len(raws), CHUNK)
-                ])
-            else:
-                page = _Page[Raw, Item](raws, parsed=[parse(raw, ctx) for raw in raws])
-            pending.append(page)
+            pending.append(parsing.start(raws))
             # One page stays in the workers while the caller settles the one before it.
-            while len(pending) > (1 if pool is not None and not broken else 0):
-                items, broken = _collect(pending.popleft(), parse, ctx, broken)
-                yield items
+            while len(pending) > parsing.ahead:
+                yield parsing.finish(pending.popleft())
         while pending:
-            items, broken = _collect(pending.popleft(), parse, ctx, broken)
-            yield items
+            yield parsing.finish(pending.popleft())
     finally:
         for page in pending:
             for task in page.tasks:
                 task.cancel()
-        if pool is not None:
+        parsing.close()
+
+
+class _Parsing(Generic[Raw, Item, Ctx]):
+    """One pull's parse: in the caller's thread until a page is large enough, in the workers from then
+    on, and in the caller's thread again for good once the workers fail it."""
+
+    def __init__(self, parse: Callable[[Raw, Ctx], Item], ctx: Ctx, min_items: int, workers: int) -> None:
+        self.parse, self.ctx, self.min_items, self.workers = parse, ctx, min_items, workers
+        self.pool: ProcessPoolExecutor | None = None
+        self.broken = False
+        self.blob = self.key = b""
+
+    @property
+    def ahead(self) -> int:
+        return 1 if self.pool is not None and not self.broken else 0
+
+    def start(self, raws: list[Raw]) -> _Page[Raw, Item]:
+        if self.pool is None and not self.broken and len(raws) >= self.min_items:
+            try:
+                self.blob = pickle.dumps(self.ctx, protocol=pickle.HIGHEST_PROTOCOL)
+                self.key = hashlib.blake2b(self.blob, digest_size=16).digest()
+                self.pool = _POOL.acquire(self.workers)
+            except Exception as exc:  # noqa: BLE001 - no semaphores (a locked-down container), no fork
+                self._fall_back(exc)
+            else:
+                log.debug("parsing the pull in worker processes", workers=self.workers, page=len(raws))
+        if self.pool is not None and not self.broken:
+            try:
+                return _Page(raws, tasks=[
+                    self.pool.submit(_parse_chunk, self.parse, self.key, self.blob, raws[at : at + CHUNK])
+                    for at in range(0, len(raws), CHUNK)
+                ])
+            except Exception as exc:  # noqa: BLE001 - a pool another pass broke
+                self._fall_back(exc)
+        return _Page(raws, parsed=[self.parse(raw, self.ctx) for raw in raws])
+
+    def finish(self, page: _Page[Raw, Item]) -> list[Item]:
+        if page.parsed is not None:
+            return page.parsed
+        items: list[Item] = []
+        for at, task in zip(range(0, len(page.raws), CHUNK), page.tasks, strict=True):
+            try:
+                parsed, events = task.result()
+            except Exception as exc:  # noqa: BLE001 - any failure of the worker machinery, never of an item
+                self._fall_back(exc)
+                parsed, events = [self.parse(raw, self.ctx) for raw in page.raws[at : at + CHUNK]], []
+            _replay(events)
+            items.extend(parsed)
+        return items
+
+    def _fall_back(self, exc: Exception) -> None:
+        if not self.broken:
+            log.warning("parsing in worker processes failed; parsing in this process",
+                        error=f"{type(exc).__name__}: {exc}")
+        self.broken = True
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool = None
             _POOL.release()
-
-
-def _collect(
-    page: _Page[Raw, Item], parse: Callable[[Raw, Ctx], Item], ctx: Ctx, broken: bool
-) -> tuple[list[Item], bool]:
-    if page.parsed is not None:
-        return page.parsed, broken
-    items: list[Item] = []
-    for at, task in zip(range(0, len(page.raws), CHUNK), page.tasks, strict=True):
-        chunk = page.raws[at : at + CHUNK]
-        try:
-            parsed, events = task.result()
-        except Exception as exc:  # noqa: BLE001 - any failure of the worker machinery, never of an item
-            if not broken:
-                log.warning("parsing in worker processes failed; parsing in this process",
-                            error=f"{type(exc).__name__}: {exc}")
-            broken = True
-            parsed, events = [parse(raw, ctx) for raw in chunk], []
-        _replay(events)
-        items.extend(parsed)
-    return items, broken
 
 
 # --- in the worker ----------------------------------------------------------------------------------

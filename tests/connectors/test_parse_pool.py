@@ -149,3 +149,14 @@ def test_a_worker_that_dies_costs_only_time(log_lines: Callable[[], list[dict]])
     assert [i.activity.subject for i in items][60] == "Visit e60"
     warnings = [line for line in log_lines() if line["event"].startswith("parsing in worker processes failed")]
     assert len(warnings) == 1, log_lines()
+
+
+def test_without_workers_the_pull_is_parsed_here(log_lines: Callable[[], list[dict]]) -> None:
+    """A context that cannot go to a worker (or a machine without the semaphores a pool needs) parses
+    in the caller's thread, with one warning, not a failed pass."""
+    pages = [[RawItem(f"/p/{p}-{i}", None, b"") for i in range(12)] for p in range(3)]
+    parsed = list(parse_pages(pages, _where, lambda: "no pickle", min_items=10, workers=1))
+    assert [[i.ref for i in page] for page in parsed] == [[r.path for r in page] for page in pages]
+    assert {i.etag for page in parsed for i in page} == {str(os.getpid())}
+    warnings = [line for line in log_lines() if line["event"].startswith("parsing in worker processes failed")]
+    assert len(warnings) == 1 and "pickle" in warnings[0]["error"], log_lines()
