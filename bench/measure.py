@@ -1,5 +1,6 @@
-"""Running one contender's phase as its own process: wall time from the parent, peak RSS of exactly
-that child (``os.wait4``), and the requests Radicale saw meanwhile."""
+"""Running one contender's phase as its own process: wall time from the parent, peak RSS of that child
+(``os.wait4``: its largest process, itself or a worker it started), the peak of its processes' RSS
+summed (sampled from /proc, for syncd's parse workers), and the requests Radicale saw meanwhile."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class Run:
     rss_mb: float
     requests: Requests | None
     output: str
+    tree_mb: float = 0.0
+    """Peak of the RSS summed over the process and its descendants (sampled every 50 ms)."""
 
 
 class PhaseFailed(RuntimeError):
@@ -41,7 +44,11 @@ def run(argv: Sequence[str], *, log: RequestLog | None, timeout: float,
             assert proc.stdin is not None
             proc.stdin.write(stdin)
             proc.stdin.close()
-        status, usage = _wait(proc, timeout)
+        tree = _TreeRss(proc.pid)
+        try:
+            status, usage = _wait(proc, timeout)
+        finally:
+            tree.stop()
         seconds = time.perf_counter() - started
         out.seek(0)
         output = out.read().decode("utf-8", "replace")
@@ -50,7 +57,50 @@ def run(argv: Sequence[str], *, log: RequestLog | None, timeout: float,
         # The head names the error; the tail shows where it ended (a SQL error's parameters can fill it).
         shown = output if len(output) <= 4000 else f"{output[:2000]}\n[...]\n{output[-2000:]}"
         raise PhaseFailed(f"{' '.join(argv[:4])}... exited {status}:\n{shown}")
-    return Run(seconds, usage.ru_maxrss / 1024, log.since(mark) if log else None, output)
+    return Run(seconds, usage.ru_maxrss / 1024, log.since(mark) if log else None, output,
+               max(tree.peak_mb, usage.ru_maxrss / 1024))
+
+
+class _TreeRss:
+    """The peak summed RSS of a process and its descendants, sampled in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_mb = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._done.wait(0.05):
+            total = sum(_rss_pages(pid) for pid in _tree(self.pid)) * page / 2**20
+            self.peak_mb = max(self.peak_mb, total)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def _tree(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                children = Path(f"/proc/{current}/task/{task}/children").read_text().split()
+                todo.extend(int(c) for c in children)
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def _rss_pages(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, os.struct_rusage]:

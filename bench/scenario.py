@@ -327,7 +327,7 @@ class Scenario:
         result.counts[phase] = counts_of(best.output)
         self._check(result, phase, expected)
         self.say(f"N={result.n}: syncd {phase}: {best.seconds:.2f}s, {best.requests.total if best.requests else '?'}"
-                 f" requests, {best.rss_mb:.0f} MB")
+                 f" requests, {best.rss_mb:.0f} MB (all its processes {best.tree_mb:.0f} MB)")
 
     def _vdirsyncer(self, result: SizeResult, root: Path, calendar_url: str, n: int, nochange: bool) -> None:
         exe = str(vdirsyncer_peer.executable())
