@@ -192,8 +192,14 @@ _events: list[dict[str, Any]] = []
 
 def _worker_start() -> None:
     """Log events are kept for the caller to replay, never printed here; the mapping is imported
-    while the caller still waits for its first page."""
+    while the caller still waits for its first page. Ctrl-C in a terminal reaches the whole process
+    group: the caller decides what it means, and ends the workers (SIGTERM stays theirs: the pool
+    ends a broken pool's workers with it; one that dies is parsed for in the caller)."""
+    import signal
+
     import structlog
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def keep(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
         _events.append(dict(event_dict))
