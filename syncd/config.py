@@ -42,7 +42,9 @@ DEFAULTS_SOURCE = "defaults"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built when first validated, not when the module is imported: a config is validated as a whole
+    # (Config), so the sections' own validators and serializers were built at every start for nothing.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 #: ``$NAME`` or ``${NAME}`` left in a path after :func:`os.path.expandvars`: a variable that is not set.
