@@ -50,9 +50,7 @@ from syncd.engine.plan import (
     ItemInput,
     Policy,
     Seen,
-    crm_fingerprint,
     decide,
-    remote_fingerprint,
 )
 from syncd.engine.sides import BindingState, CrmSide, ErrorInfo, SyncState
 from syncd.engine.store_writes import StoreWrites
@@ -66,6 +64,7 @@ from syncd.errors import (
     ValidationError,
 )
 from syncd.logging import get_logger, scrub_text
+from syncd.mapping.fingerprint import fingerprints
 from syncd.model import EVENT_KINDS, Activity, Kind, ParticipantKind, Response
 from syncd.store.rules import check_activity
 
@@ -839,16 +838,9 @@ class Runner:
     # -- execution -------------------------------------------------------------------------------
 
     def _synced(self, activity: Activity, result: WriteResult | RemoteItem) -> Link:
-        return Link(
-            self.binding.name,
-            activity.id,
-            activity.kind,
-            result.ref,
-            result.etag,
-            crm_fingerprint(activity),
-            remote_fingerprint(activity, self.policy),
-            activity,
-        )
+        # plan's crm_fingerprint and remote_fingerprint, from one canonical form of the activity.
+        crm_fp, remote_fp = fingerprints(activity, self.policy.compared)
+        return Link(self.binding.name, activity.id, activity.kind, result.ref, result.etag, crm_fp, remote_fp, activity)
 
     def _execute(self, action: Action, item: ItemInput, report: PassReport, races: int = 0) -> None:
         try:
@@ -1024,4 +1016,6 @@ class Runner:
         if activity.id in taken if taken is not None else self.crm.existing([activity.id]):
             raise ItemError(activity.id, "UID", "an activity with this id already exists in the CRM")
         kind = activity.kind if activity.kind in self.binding.kinds else Kind.APPOINTMENT
+        if activity.owner == self.binding.owner and activity.kind == kind:
+            return activity  # as the calendar's owner read it (most items): no copy of every field
         return activity.replace(owner=self.binding.owner, kind=kind)

@@ -38,7 +38,7 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from syncd.activity_json import activity_from_json, activity_to_json
 from syncd.engine.actions import ConflictRecord
@@ -91,8 +91,15 @@ _LINK_COLUMNS = (
     _links.c.status,
 )
 _LINKS = select(*_LINK_COLUMNS).where(_links.c.binding == bindparam("binding"))
-#: A link row to write over: its old base is not read, only replaced.
-_NO_BASE = defer(SyncLinkRow.base)
+#: Which of a batch's links exist: those are written over (their old bases not read), the rest inserted.
+_EXISTING = select(_links.c.activity_id).where(
+    _links.c.binding == bindparam("binding"), _links.c.activity_id.in_(bindparam("ids", expanding=True))
+)
+_INSERT_LINKS = insert(_links)
+#: Run with many rows of :func:`_link_values` (which name the columns it sets) and the row's key.
+_UPDATE_LINK = update(_links).where(
+    _links.c.binding == bindparam("key_binding"), _links.c.activity_id == bindparam("key_activity_id")
+)
 #: Merge bases by activity id, as their JSON text (decoded when a merge first asks for one).
 _BASES = select(_links.c.activity_id, cast(_links.c.base, Text)).where(
     _links.c.binding == bindparam("binding"), _links.c.activity_id.in_(bindparam("ids", expanding=True))
@@ -240,15 +247,12 @@ class _Bases:
         return held
 
 
-def _fill_link(row: SyncLinkRow, link: Link, now: datetime) -> None:
-    row.kind = link.kind.value
-    row.ref = link.ref
-    row.etag = link.etag
-    row.crm_fp = link.crm_fp
-    row.remote_fp = link.remote_fp
-    row.base = _dump(link.base)
-    row.status = link.status.value
-    row.updated_at = now
+def _link_values(link: Link, now: datetime) -> dict[str, Any]:
+    """What a link row holds besides its key; ``crm_seq`` is :data:`_OWN_WRITES`' business."""
+    return {
+        "kind": link.kind.value, "ref": link.ref, "etag": link.etag, "crm_fp": link.crm_fp,
+        "remote_fp": link.remote_fp, "base": _dump(link.base), "status": link.status.value, "updated_at": now,
+    }
 
 
 class SqlSyncState:
@@ -344,41 +348,39 @@ class SqlSyncState:
         return set(self._conn().execute(_WRITTEN, {"binding": binding, "since": moment}).scalars())
 
     def save_link(self, link: Link) -> None:
-        self._written = None
-        row = self.session.get(SyncLinkRow, (link.binding, link.activity_id), options=[_NO_BASE])
-        if row is None:
-            row = SyncLinkRow(binding=link.binding, activity_id=link.activity_id)
-            self.session.add(row)
-        _fill_link(row, link, _now())
+        self.save_links(link.binding, [link])
 
     def save_links(self, binding: str, links: Sequence[Link], written: Collection[str] = ()) -> None:
-        # The rows that exist are read in one query per chunk (a get per link would be one each); the
-        # flush then sends the new rows as one INSERT and the changed ones as one UPDATE.
+        # Core statements, not ORM rows: which links exist is one query per chunk, the new ones go in
+        # as one INSERT and the existing ones as one UPDATE (an executemany each). Through the unit of
+        # work every row cost an object, its attribute events and its flush: most of the time a pull
+        # spent on its links. A pass's session holds no link row, so none goes stale under these.
         self._written = None
-        rows: dict[str, SyncLinkRow] = {}
-        ids = [link.activity_id for link in links]
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
-            rows.update(
-                (row.activity_id, row)
-                for row in self.session.scalars(
-                    select(SyncLinkRow).options(_NO_BASE)
-                    .where(SyncLinkRow.binding == binding, SyncLinkRow.activity_id.in_(chunk))
-                )
-            )
+        self.session.flush()  # whatever the session holds of this transaction precedes the links
+        conn = self._conn()
         now = _now()
-        for link in links:
-            row = rows.get(link.activity_id)
-            if row is None:
-                row = rows[link.activity_id] = SyncLinkRow(binding=binding, activity_id=link.activity_id)
-                self.session.add(row)
-            _fill_link(row, link, now)
         written = set(written)
-        own = [i for i in ids if i in written]
-        if own:
-            self.session.flush()
-            for start in range(0, len(own), CHUNK):
-                self._conn().execute(_OWN_WRITES, {"link_binding": binding, "ids": own[start : start + CHUNK]})
+        # One row per activity, the last link given for it winning (as a row filled twice did).
+        latest = list({link.activity_id: link for link in links}.values())
+        for start in range(0, len(latest), CHUNK):
+            chunk = latest[start : start + CHUNK]
+            ids = [link.activity_id for link in chunk]
+            existing = set(conn.execute(_EXISTING, {"binding": binding, "ids": ids}).scalars())
+            new = [
+                {"binding": binding, "activity_id": link.activity_id, **_link_values(link, now)}
+                for link in chunk if link.activity_id not in existing
+            ]
+            old = [
+                {"key_binding": binding, "key_activity_id": link.activity_id, **_link_values(link, now)}
+                for link in chunk if link.activity_id in existing
+            ]
+            if new:
+                conn.execute(_INSERT_LINKS, new)
+            if old:
+                conn.execute(_UPDATE_LINK, old)
+            own = [i for i in ids if i in written]
+            if own:
+                conn.execute(_OWN_WRITES, {"link_binding": binding, "ids": own})
 
     def delete_link(self, binding: str, activity_id: str) -> None:
         self.delete_links(binding, [activity_id])

@@ -39,7 +39,8 @@ _SHORT_YEAR = re.compile(r"^(\d{1,3})-")
 
 def sqlite_text(utc: datetime) -> str:
     """``utc`` in :data:`SQLITE_FORMAT`, four-digit year included for years 1 to 999."""
-    return f"{utc.year:04d}-{utc:%m-%d %H:%M:%S.%f}"
+    # isoformat pads the year as SQLITE_FORMAT wants, at half strftime's cost; [:26] drops the offset.
+    return utc.isoformat(" ", "microseconds")[:26]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
