@@ -24,7 +24,7 @@ import structlog
 from icalendar import vText, vUri
 
 from syncd.mapping.ical_params import hidden_key, set_text_param, text_param
-from syncd.mapping.ical_props import X_CDO_BUSY, X_EXTRA, all_values, x_text
+from syncd.mapping.ical_props import X_CDO_BUSY, X_EXTRA, all_values, lookup, x_text
 from syncd.model import Activity, Attachment, JsonScalar, Sensitivity, ShowAs
 from syncd.store.rules import URL_MAX, extra_problems
 
@@ -96,7 +96,7 @@ def occurrence_show_as(component: Any, series: ShowAs | None) -> ShowAs | None:
 
 
 def read_sensitivity(component: Any) -> Sensitivity | None:
-    value = component.get("CLASS")
+    value = lookup(component, "CLASS")
     if value is None or not str(value).strip():
         return None
     return _SENSITIVITY.get(str(value).strip().upper(), Sensitivity.PRIVATE)
@@ -105,7 +105,7 @@ def read_sensitivity(component: Any) -> Sensitivity | None:
 def read_show_as(component: Any) -> tuple[ShowAs | None, bool]:
     """(show-as, whether only "not free" is known): without Outlook's property an opaque event may be
     busy, tentative or out of office, so the CRM's value stands unless it is free."""
-    transp = str(component.get("TRANSP", "")).strip().upper()
+    transp = str(lookup(component, "TRANSP", "")).strip().upper()
     if transp == "TRANSPARENT":
         return ShowAs.FREE, False
     cdo = (x_text(component, X_CDO_BUSY) or "").strip().upper()

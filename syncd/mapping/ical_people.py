@@ -42,6 +42,7 @@ from syncd.mapping.ical_props import (
     X_PARTICIPANT,
     X_REGARDING,
     all_values,
+    lookup,
     unescape,
 )
 from syncd.model import (
@@ -213,7 +214,7 @@ def hidden_person(p: Participant) -> bool:
 
 def read_organizer(component: Any, ctx: MappingContext, owner: str) -> Participant | None:
     """The ORGANIZER when it is neither the owner nor the calendar's user (an outside invitation)."""
-    value = component.get("ORGANIZER")
+    value = lookup(component, "ORGANIZER")
     email = email_of(value) if value is not None else None
     if not email or email.casefold() in (owner.casefold(), ctx.owner.email.casefold()):
         return None
@@ -222,7 +223,7 @@ def read_organizer(component: Any, ctx: MappingContext, owner: str) -> Participa
 
 def read_owner(component: Any, ctx: MappingContext) -> str:
     """The organizer when it is a CRM user (an activity copied to a colleague), else the calendar's owner."""
-    organizer = component.get("ORGANIZER")
+    organizer = lookup(component, "ORGANIZER")
     email = email_of(organizer) if organizer is not None else None
     if email and email.casefold() != ctx.owner.email.casefold() and email.casefold() in ctx.directory.users:
         return email

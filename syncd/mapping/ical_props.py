@@ -59,6 +59,8 @@ _ESCAPE = re.compile(r"\\([\\;,nN])")
 
 
 def unescape(raw: str) -> str:
+    if "\\" not in raw:  # nothing escaped (most values): no pass of the expression
+        return raw
     return _ESCAPE.sub(lambda m: "\n" if m.group(1) in "nN" else m.group(1), raw)
 
 
@@ -76,7 +78,7 @@ def lookup(component: Any, name: str, default: Any = None) -> Any:
 
 def all_values(component: Any, name: str) -> list[Any]:
     """Every occurrence of a property (icalendar gives one value or a list)."""
-    value = lookup(component, name)
+    value = _lookup(component, name.upper())  # lookup(component, name), a call less: 24 a read
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
