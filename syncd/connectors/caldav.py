@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from syncd.connectors import caldav_protocol as dav
+from syncd.connectors import parse_pool
 from syncd.connectors.base import (
     NetworkSettings,
     RemoteChanges,
@@ -51,7 +52,6 @@ from syncd.connectors.caldav_collection import (
 )
 from syncd.connectors.caldav_item import damage, parse_item
 from syncd.connectors.caldav_transport import DavTransport, TruncatedReply, strip_userinfo
-from syncd.connectors.parse_pool import parse_pages
 from syncd.connectors.read_ahead import read_ahead
 from syncd.errors import ItemError, NotFound, PreconditionFailed, RemoteError
 from syncd.logging import get_logger
@@ -160,6 +160,7 @@ class CalDavConnector:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._ctx = ctx
+        self._workers: parse_pool.Reservation | None = None
         self._use_sync = use_sync_collection
         self._clock = clock
         self._config = config
@@ -238,6 +239,11 @@ class CalDavConnector:
         # A new pass: bodies read for the last one's updates may be stale.
         self._bodies.expect(())
         saved, scheme = _load_state(state)
+        self._release_workers()
+        if any(saved.get(c.path) is None for c in self._collections):
+            # A first pull of a collection: its listing (seconds of the server's time when it is full)
+            # hides the start of the workers that would parse it.
+            self._workers = parse_pool.reserve()
         if scheme:
             # Learnt on an earlier pass: authenticate up front, so an idle pass is one request.
             self._transport.use_scheme(scheme)
@@ -253,7 +259,14 @@ class CalDavConnector:
             states[collection.path] = result.state
             totals.append(result.total)
         total = None if any(t is None for t in totals) else sum(t for t in totals if t is not None)
+        if len(changed) < parse_pool.MIN_ITEMS:
+            self._release_workers()
         return RemoteListing(changed, deleted, _dump_state(states, self._transport.scheme), total)
+
+    def _release_workers(self) -> None:
+        if self._workers is not None:
+            self._workers.release()
+            self._workers = None
 
     def _collection_pass(
         self, collection: DavCollection, previous: CollectionState | None, known: dict[str, str | None]
@@ -360,7 +373,8 @@ class CalDavConnector:
         thread while the caller works on the page it was handed; a large pull's items are parsed in
         worker processes a page ahead (:mod:`syncd.connectors.parse_pool`), others in the caller's."""
         reads = read_ahead(pages, self._read)
-        with closing(reads), closing(parse_pages(reads, parse_item, self._ctx)) as parsed:
+        workers, self._workers = self._workers, None
+        with closing(reads), closing(parse_pool.parse_pages(reads, parse_item, self._ctx, reserved=workers)) as parsed:
             yield from parsed
 
     def _read(self, refs: Sequence[str]) -> list[RawItem]:
@@ -531,6 +545,7 @@ class CalDavConnector:
         return " + ".join(strip_userinfo(c.url) for c in self._collections)
 
     def close(self) -> None:
+        self._release_workers()
         self._transport.close()
 
 

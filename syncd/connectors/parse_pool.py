@@ -89,6 +89,53 @@ class _SharedPool:
 _POOL = _SharedPool()
 
 
+class Reservation:
+    """Workers started before the pull they will parse is known to be large: a first pull's listing
+    (seconds of the server's time at thousands of items) hides their start. They start only once the
+    listing has taken :data:`WARM_AFTER` seconds: a small calendar's (a new binding's, most of them)
+    is answered before, and starts no process. Handed to :func:`parse_pages`, which uses the workers
+    and ends the reservation; ended unused, it lets the pool go (:meth:`release` may be called any
+    number of times)."""
+
+    def __init__(self, workers: int, after: float) -> None:
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._ended = False
+        self._pool: ProcessPoolExecutor | None = None
+        self._timer = threading.Timer(after, self._start)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            try:
+                self._pool = _POOL.acquire(self.workers)
+                for _ in range(self.workers):
+                    self._pool.submit(_ready)
+            except Exception as exc:  # noqa: BLE001 - no workers now: the pull tries again, or parses here
+                log.debug("no parse workers started ahead of the pull", error=f"{type(exc).__name__}: {exc}")
+
+    def release(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._ended = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            _POOL.release()
+
+
+#: Seconds a first pull's listing runs before the workers start (a listing of a few hundred items
+#: takes about that long on a loopback Radicale; the workers cost about 0.5 s of CPU to start).
+WARM_AFTER = 0.3
+
+
+def reserve(workers: int | None = None, after: float | None = None) -> Reservation:
+    """Start the workers soon, for a pull that may turn out large (see :class:`Reservation`)."""
+    return Reservation(workers or WORKERS, WARM_AFTER if after is None else after)
+
+
 class _Page(Generic[Raw, Item]):
     """One page on its way: its raw items, and either their parse or the workers' tasks for it."""
 
@@ -101,13 +148,13 @@ class _Page(Generic[Raw, Item]):
 
 def parse_pages(
     raw_pages: Iterable[list[Raw]], parse: Callable[[Raw, Ctx], Item], ctx: Ctx,
-    min_items: int | None = None, workers: int | None = None,
+    min_items: int | None = None, workers: int | None = None, reserved: Reservation | None = None,
 ) -> Generator[list[Item], None, None]:
     """``[parse(raw, ctx) for raw in page]`` for each page, in order; from the first page of at least
-    ``min_items`` (:data:`MIN_ITEMS`) on, in ``workers`` (:data:`WORKERS`) processes, a page ahead.
-    ``parse`` must be a module-level function that never raises (it isolates its item), and ``ctx``
-    must pickle."""
-    parsing = _Parsing(parse, ctx, MIN_ITEMS if min_items is None else min_items, workers or WORKERS)
+    ``min_items`` (:data:`MIN_ITEMS`) on, in ``workers`` (:data:`WORKERS`) processes, a page ahead
+    (those of ``reserved`` if given: ended here). ``parse`` must be a module-level function that never
+    raises (it isolates its item), and ``ctx`` must pickle."""
+    parsing = _Parsing(parse, ctx, MIN_ITEMS if min_items is None else min_items, workers or WORKERS, reserved)
     pending: deque[_Page[Raw, Item]] = deque()
     try:
         for raws in raw_pages:
@@ -128,8 +175,10 @@ class _Parsing(Generic[Raw, Item, Ctx]):
     """One pull's parse: in the caller's thread until a page is large enough, in the workers from then
     on, and in the caller's thread again for good once the workers fail it."""
 
-    def __init__(self, parse: Callable[[Raw, Ctx], Item], ctx: Ctx, min_items: int, workers: int) -> None:
+    def __init__(self, parse: Callable[[Raw, Ctx], Item], ctx: Ctx, min_items: int, workers: int,
+                 reserved: Reservation | None) -> None:
         self.parse, self.ctx, self.min_items, self.workers = parse, ctx, min_items, workers
+        self.reserved = reserved
         self.pool: ProcessPoolExecutor | None = None
         self.broken = False
         self.blob = self.key = b""
@@ -143,7 +192,7 @@ class _Parsing(Generic[Raw, Item, Ctx]):
             try:
                 self.blob = pickle.dumps(self.ctx, protocol=pickle.HIGHEST_PROTOCOL)
                 self.key = hashlib.blake2b(self.blob, digest_size=16).digest()
-                self.pool = _POOL.acquire(self.workers)
+                self.pool = _POOL.acquire(self.workers)  # the reserved pool, when there is one
             except Exception as exc:  # noqa: BLE001 - no semaphores (a locked-down container), no fork
                 self._fall_back(exc)
             else:
@@ -182,6 +231,8 @@ class _Parsing(Generic[Raw, Item, Ctx]):
         if self.pool is not None:
             self.pool = None
             _POOL.release()
+        if self.reserved is not None:
+            self.reserved.release()
 
 
 # --- in the worker ----------------------------------------------------------------------------------
@@ -223,6 +274,10 @@ class _KeepRecords(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         _events.append({"event": record.getMessage(), "level": record.levelname.lower(), "logger": record.name,
                         **({"exception": self.format(record).partition("\n")[2]} if record.exc_info else {})})
+
+
+def _ready() -> None:
+    """A first task, so that the pool starts its workers (it starts them as tasks arrive)."""
 
 
 def _parse_chunk(

@@ -160,3 +160,24 @@ def test_without_workers_the_pull_is_parsed_here(log_lines: Callable[[], list[di
     assert {i.etag for page in parsed for i in page} == {str(os.getpid())}
     warnings = [line for line in log_lines() if line["event"].startswith("parsing in worker processes failed")]
     assert len(warnings) == 1 and "pickle" in warnings[0]["error"], log_lines()
+
+
+def test_workers_started_ahead_serve_the_pull_and_end_with_it() -> None:
+    import multiprocessing
+
+    from syncd.connectors.parse_pool import reserve
+
+    quick = reserve(workers=1, after=30)
+    quick.release()  # a small calendar's listing ends before the workers would start: none does
+    assert multiprocessing.active_children() == []
+
+    ahead = reserve(workers=1, after=0)
+    pages = [[RawItem(f"/p/{p}-{i}", None, b"") for i in range(12)] for p in range(2)]
+    parsed = list(parse_pages(pages, _where, None, min_items=10, workers=1, reserved=ahead))
+    assert {i.etag for page in parsed for i in page} != {str(os.getpid())}
+    assert multiprocessing.active_children() == []  # ended with the pull that used them
+
+    unused = reserve(workers=1, after=0)
+    small = list(parse_pages([pages[0][:3]], _where, None, min_items=10, workers=1, reserved=unused))
+    assert {i.etag for page in small for i in page} == {str(os.getpid())}
+    assert multiprocessing.active_children() == []
