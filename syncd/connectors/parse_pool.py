@@ -39,6 +39,7 @@ from syncd.logging import get_logger
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor
+    from multiprocessing.process import BaseProcess
 
 log = get_logger("syncd.connectors.parse_pool")
 
@@ -246,11 +247,17 @@ def _worker_start() -> None:
     while the caller still waits for its first page. Ctrl-C in a terminal reaches the whole process
     group: the caller decides what it means, and ends the workers (SIGTERM stays theirs: the pool
     ends a broken pool's workers with it; one that dies is parsed for in the caller)."""
+    import multiprocessing
     import signal
 
     import structlog
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A caller killed outright (SIGKILL, the OOM killer) never shuts its pool down, and a worker
+    # blocked on its task queue holds that queue's write end itself, so it would wait forever.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), name="syncd-parent-watch", daemon=True).start()
 
     def keep(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
         _events.append(dict(event_dict))
@@ -266,6 +273,11 @@ def _worker_start() -> None:
     root.handlers[:] = [_KeepRecords()]
     root.setLevel(logging.WARNING)
     import syncd.mapping.ical  # noqa: F401 - loaded before the first task needs it
+
+
+def _exit_with(parent: BaseProcess) -> None:
+    parent.join()  # returns when the caller's process is gone
+    os._exit(0)
 
 
 class _KeepRecords(logging.Handler):

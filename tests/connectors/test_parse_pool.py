@@ -181,3 +181,44 @@ def test_workers_started_ahead_serve_the_pull_and_end_with_it() -> None:
     small = list(parse_pages([pages[0][:3]], _where, None, min_items=10, workers=1, reserved=unused))
     assert {i.etag for page in small for i in page} == {str(os.getpid())}
     assert multiprocessing.active_children() == []
+
+
+_KILLED_CALLER = """
+import os, sys, time
+from syncd.connectors.parse_pool import reserve
+held = reserve(workers=1, after=0)
+import multiprocessing
+while not multiprocessing.active_children():
+    time.sleep(0.05)
+print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_caller_leaves_no_worker_behind() -> None:
+    """A syncd killed outright (SIGKILL, the OOM killer) cannot end its workers: they end themselves."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    caller = subprocess.Popen([sys.executable, "-c", _KILLED_CALLER], stdout=subprocess.PIPE, text=True)
+    assert caller.stdout is not None
+    pids = [int(pid) for pid in caller.stdout.readline().split()]
+    assert pids
+    caller.send_signal(signal.SIGKILL)
+    caller.wait()
+    deadline = time.monotonic() + 20
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [pid for pid in pids if _running(pid)]
+    assert alive == [], "workers outlived their killed caller"
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; whoever inherited it reaps it
