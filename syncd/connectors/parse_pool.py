@@ -53,9 +53,20 @@ MIN_ITEMS = 200
 #: Items per task: small enough that the workers share a page evenly, large enough that a task's
 #: round trip (the context's key, the pickled results) stays a small part of it.
 CHUNK = 50
-#: Workers: the machine's cores but one, for the pass's own thread; at least one, at most four (the
-#: store writes, on the pass's thread, cannot keep more busy).
-WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def _cores() -> int:
+    """The cores this process may run on: its CPU affinity (a cpuset's), where the OS tells it."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+#: Workers: the cores but one, for the pass's own thread; at most four (the store writes, on the
+#: pass's thread, cannot keep more busy); none on one core, where a worker would add its start and
+#: the copying of every item and take no time off.
+WORKERS = max(0, min(4, _cores() - 1))
 
 
 class _SharedPool:
@@ -109,7 +120,7 @@ class Reservation:
 
     def _start(self) -> None:
         with self._lock:
-            if self._ended:
+            if self._ended or self.workers < 1:
                 return
             try:
                 self._pool = _POOL.acquire(self.workers)
@@ -134,7 +145,7 @@ WARM_AFTER = 0.3
 
 def reserve(workers: int | None = None, after: float | None = None) -> Reservation:
     """Start the workers soon, for a pull that may turn out large (see :class:`Reservation`)."""
-    return Reservation(workers or WORKERS, WARM_AFTER if after is None else after)
+    return Reservation(WORKERS if workers is None else workers, WARM_AFTER if after is None else after)
 
 
 class _Page(Generic[Raw, Item]):
@@ -155,7 +166,8 @@ def parse_pages(
     ``min_items`` (:data:`MIN_ITEMS`) on, in ``workers`` (:data:`WORKERS`) processes, a page ahead
     (those of ``reserved`` if given: ended here). ``parse`` must be a module-level function that never
     raises (it isolates its item), and ``ctx`` must pickle."""
-    parsing = _Parsing(parse, ctx, MIN_ITEMS if min_items is None else min_items, workers or WORKERS, reserved)
+    parsing = _Parsing(parse, ctx, MIN_ITEMS if min_items is None else min_items,
+                       WORKERS if workers is None else workers, reserved)
     pending: deque[_Page[Raw, Item]] = deque()
     try:
         for raws in raw_pages:
@@ -189,7 +201,7 @@ class _Parsing(Generic[Raw, Item, Ctx]):
         return 1 if self.pool is not None and not self.broken else 0
 
     def start(self, raws: list[Raw]) -> _Page[Raw, Item]:
-        if self.pool is None and not self.broken and len(raws) >= self.min_items:
+        if self.pool is None and not self.broken and self.workers > 0 and len(raws) >= self.min_items:
             try:
                 self.blob = pickle.dumps(self.ctx, protocol=pickle.HIGHEST_PROTOCOL)
                 self.key = hashlib.blake2b(self.blob, digest_size=16).digest()

@@ -108,6 +108,12 @@ def test_small_pages_are_parsed_here_and_large_ones_elsewhere() -> None:
     small = [[RawItem(f"/s/{p}-{i}", None, b"") for i in range(5)] for p in range(3)]
     assert {i.etag for page in parse_pages(small, _where, None, min_items=10) for i in page} == {str(os.getpid())}
 
+    # On one core (no worker to spare) even a large page is parsed here.
+    large = [[RawItem(f"/l/{i}", None, b"") for i in range(12)]]
+    assert {i.etag for page in parse_pages(large, _where, None, min_items=10, workers=0) for i in page} == {
+        str(os.getpid())
+    }
+
     mixed = [small[0], [RawItem(f"/l/{i}", None, b"") for i in range(12)], small[1]]
     pages = list(parse_pages(mixed, _where, None, min_items=10, workers=1))
     assert [[i.ref for i in page] for page in pages] == [[r.path for r in page] for page in mixed]
