@@ -78,6 +78,10 @@ MAX_ROUNDS = 3
 REMOTE_WRITES = ("remote_created", "remote_updated", "remote_deleted")
 #: Creates per request for a connector that batches them (exchangelib's own page size).
 BATCH_SIZE = 100
+#: Items whose actions write only the store, committed in one transaction: a page's worth, since a
+#: transaction's own cost (its reads of people, rows and links, its commit) was most of a pull's
+#: store writes at 100 (a page of a pull in five transactions).
+STORE_BATCH = 500
 #: Changed calendar items read, planned and executed together: what a pass holds of a calendar that
 #: changed as a whole (a first pull), whatever its size.
 PAGE_SIZE = 500
@@ -735,8 +739,8 @@ class Runner:
         # A pass that reads its items a page at a time knows how many items it will read before it
         # knows how many actions they make: that count stands for the total until the last plan.
         self._total = self._done + len(actions) if last else max(self._total, self._done + len(actions))
-        for start in range(0, len(store_only), BATCH_SIZE):
-            writes = store_only[start : start + BATCH_SIZE]
+        for start in range(0, len(store_only), STORE_BATCH):
+            writes = store_only[start : start + STORE_BATCH]
             self._advance(len(writes))
             self._write_store(writes, report)
         for key, action in single:

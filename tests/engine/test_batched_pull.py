@@ -16,7 +16,7 @@ from world import OWNER, World, soon
 
 from syncd.engine import runner
 
-#: Batches of ten (a hundred in use) keep these tests fast; the pull spans three of them.
+#: Batches of ten (five hundred in use) keep these tests fast; the pull spans three of them.
 BATCH_SIZE = 10
 N = 2 * BATCH_SIZE + 5
 BAD = 6
@@ -25,7 +25,7 @@ BAD = 6
 
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "BATCH_SIZE", BATCH_SIZE)
+    monkeypatch.setattr(runner, "STORE_BATCH", BATCH_SIZE)
 
 
 #: The phone's events each invite a guest: a participant per activity for the pull to write.
@@ -138,7 +138,7 @@ _KILLED_PASS = textwrap.dedent(
 
     from syncd.engine import runner
 
-    runner.BATCH_SIZE = int(sys.argv[2])
+    runner.STORE_BATCH = int(sys.argv[2])
     app = App(config.load(Path(sys.argv[1])))
 
     @event.listens_for(app.engine, "connect")

@@ -14,6 +14,7 @@ from syncd.store import repository
 from syncd.store.changefeed import (
     ChangeBatch,
     CursorAhead,
+    changes_concerning,
     changes_since,
     current_cursor,
 )
@@ -205,3 +206,20 @@ def test_postgres_seq_order_is_commit_order(pg_store_url: str) -> None:
 
         assert changes_since(session, cursor).changed == ("C-1", "C-2")
     engine.dispose()
+
+
+def test_a_new_activity_reaches_the_feed_of_every_user_it_names(session: Session, owner: str) -> None:
+    """New activities go in as one batch (on SQLite their participant rows before them, so that
+    only the activity's own row is logged): the owner and each participating CRM user still see it."""
+    repository.add_user(session, CrmUser("carla@example.com", "Carla", "UTC"))
+    session.commit()
+    start = current_cursor(session)
+    repository.save_activities(session, [meeting("A-1", owner=owner), day_off("D-1", owner=owner)])
+    session.commit()
+
+    assert set(changes_concerning(session, start, owner, "none").changed) == {"A-1", "D-1"}
+    assert changes_concerning(session, start, "BART@example.com", "none").changed == ("A-1",)
+    assert not changes_concerning(session, start, "carla@example.com", "none")
+    stored = repository.get_activity(session, "A-1")
+    assert stored is not None
+    assert stored.replace(created_at=None, updated_at=None) == meeting("A-1", owner=owner)
