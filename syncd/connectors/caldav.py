@@ -41,6 +41,7 @@ from syncd.connectors.base import (
     reveal_secret,
 )
 from syncd.connectors.batched_reads import BatchedReads
+from syncd.connectors.body_spool import BodySpool
 from syncd.connectors.caldav_collection import (
     MULTIGET_BATCH,
     DavCollection,
@@ -161,6 +162,8 @@ class CalDavConnector:
     ) -> None:
         self._ctx = ctx
         self._workers: parse_pool.Reservation | None = None
+        self._listed = BodySpool()
+        """Bodies a first pull's listing brought, until the pass reads them."""
         self._use_sync = use_sync_collection
         self._clock = clock
         self._config = config
@@ -240,6 +243,8 @@ class CalDavConnector:
         self._bodies.expect(())
         saved, scheme = _load_state(state)
         self._release_workers()
+        self._listed.close()
+        self._listed = BodySpool()
         if any(saved.get(c.path) is None for c in self._collections):
             # A first pull of a collection: its listing (seconds of the server's time when it is full)
             # hides the start of the workers that would parse it.
@@ -351,7 +356,8 @@ class CalDavConnector:
         checked = self._clock()
         if use_sync:
             try:
-                delta = collection.sync(None)
+                # Nothing known here: every item will be read, so the listing brings their bodies.
+                delta = collection.sync(None, self._listed if not known else None)
             except SyncUnsupported:
                 return self._full_read(collection, False, known)
             listing, state = delta.changed, CollectionState(sync=True, token=delta.token, checked=checked)
@@ -378,9 +384,9 @@ class CalDavConnector:
             yield from parsed
 
     def _read(self, refs: Sequence[str]) -> list[RawItem]:
-        raws: list[RawItem] = []
+        raws, rest = self._listed.take(list(dict.fromkeys(refs)))
         for collection in self._collections:
-            mine = list(dict.fromkeys(r for r in refs if collection.contains(r)))
+            mine = [r for r in rest if collection.contains(r)]
             if mine:
                 raws.extend(collection.multiget(mine))
         return raws
@@ -546,6 +552,7 @@ class CalDavConnector:
 
     def close(self) -> None:
         self._release_workers()
+        self._listed.close()
         self._transport.close()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 from syncd.connectors import caldav_protocol as dav
@@ -21,6 +22,9 @@ from syncd.errors import (
     PreconditionFailed,
     RemoteError,
 )
+
+if TYPE_CHECKING:
+    from syncd.connectors.body_spool import BodySpool
 
 MULTIGET_BATCH = 100
 #: Bound on RFC 6578 3.6 continuations, so a server that keeps truncating cannot loop us forever.
@@ -141,8 +145,10 @@ class DavCollection:
         self._read_listing(reply, self.url, member)
         return listing
 
-    def sync(self, token: str | None) -> SyncDelta:
-        """RFC 6578 sync-collection from ``token`` (``None``: every member), following truncation."""
+    def sync(self, token: str | None, bodies: BodySpool | None = None) -> SyncDelta:
+        """RFC 6578 sync-collection from ``token`` (``None``: every member), following truncation.
+        With ``bodies``, the members' calendar-data is asked for too and kept there; a server that
+        does not send it for a member leaves that member to be read as usual."""
         changed: dict[str, str | None] = {}
         deleted: set[str] = set()
 
@@ -153,14 +159,20 @@ class DavCollection:
             if response.status == 404:
                 deleted.add(path)
                 changed.pop(path, None)
+                if bodies is not None:
+                    bodies.drop(path)
             elif response.status // 100 == 2:
                 changed[path] = response.etag
                 deleted.discard(path)
+                data = response.calendar_data if bodies is not None else None
+                if bodies is not None and data is not None:
+                    bodies.add(path, response.etag, data)
 
         for _ in range(MAX_SYNC_ROUNDS):
             # A first sync lists the whole calendar: read as it is parsed, never held as a tree.
             reply = self._http.request(
-                "REPORT", self.url, dav.sync_collection_body(token), {"Depth": "0"}, xml=False
+                "REPORT", self.url, dav.sync_collection_body(token, data=bodies is not None), {"Depth": "0"},
+                xml=False,
             )
             if reply.status != 207:
                 self._raise_for_sync(reply, token)

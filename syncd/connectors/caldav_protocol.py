@@ -115,12 +115,14 @@ def propfind_body(props: Iterable[str]) -> bytes:
     ).encode()
 
 
-def sync_collection_body(token: str | None) -> bytes:
-    """RFC 6578 3.2: an empty token asks for every member (the initial sync)."""
+def sync_collection_body(token: str | None, data: bool = False) -> bytes:
+    """RFC 6578 3.2: an empty token asks for every member (the initial sync); ``data``: with each
+    member's calendar-data (RFC 6578 3.2 lets the request name any property)."""
     token_xml = f"<D:sync-token>{escape(token)}</D:sync-token>" if token else "<D:sync-token/>"
+    props = [GETETAG, CALENDAR_DATA] if data else [GETETAG]
     return (
         f'<?xml version="1.0" encoding="utf-8"?><D:sync-collection {_NSMAP}>{token_xml}'
-        f"<D:sync-level>1</D:sync-level>{_prop_xml([GETETAG])}</D:sync-collection>"
+        f"<D:sync-level>1</D:sync-level>{_prop_xml(props)}</D:sync-collection>"
     ).encode()
 
 

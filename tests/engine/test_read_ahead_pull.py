@@ -11,7 +11,7 @@ from datetime import UTC, timedelta
 
 import pytest
 from phone_files import calendar_folder, phone_event
-from radicale_server import Answer, FaultProxy, Seen
+from radicale_server import Answer, FaultProxy, Seen, without_listed_bodies
 from world import World, idle, soon
 
 from syncd.connectors.read_ahead import read_ahead
@@ -35,6 +35,8 @@ def test_a_failed_read_of_a_later_page_fails_the_pass_after_the_pages_before_it(
     multigets: list[int] = []
 
     def third_multiget_fails(seen: Seen, answer: Answer) -> Answer:
+        # A first pull's listing brings the bodies where the server sends them; this one does not.
+        answer = without_listed_bodies(seen, answer)
         if seen.method == "REPORT" and b"calendar-multiget" in seen.body:
             multigets.append(1)
             if len(multigets) == 3:

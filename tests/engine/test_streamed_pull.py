@@ -14,7 +14,7 @@ from typing import Any
 
 import icalendar
 import pytest
-from radicale_server import USER, FaultProxy
+from radicale_server import USER, FaultProxy, without_listed_bodies
 from world import OWNER, Phone, World, meeting, soon
 
 from syncd.connectors.radicale_embedded import EmbeddedRadicale
@@ -45,10 +45,11 @@ def summary(phone: Phone, href: str) -> str:
     return str(icalendar.Calendar.from_ical(data).walk("VEVENT")[0]["SUMMARY"])
 
 
-def run(world: World, proxy: FaultProxy, page: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def run(world: World, proxy: FaultProxy, page: int, monkeypatch: pytest.MonkeyPatch, listed: bool) -> dict[str, Any]:
     """Three passes (the first pull, changes on both sides, a quiet one) with pages of ``page`` items;
-    what a user can see of them."""
+    what a user can see of them. ``listed``: the server sends the bodies with the first pull's listing."""
     monkeypatch.setattr(runner, "PAGE_SIZE", page)
+    proxy.rewrite = None if listed else without_listed_bodies
     phone = world.bind(past_days=30, future_days=365, remote={"timeout": 60})
     folder = folder_of(world, phone)
     start = soon(1, 9).astimezone(UTC)
@@ -101,22 +102,28 @@ def run(world: World, proxy: FaultProxy, page: int, monkeypatch: pytest.MonkeyPa
     }
 
 
+@pytest.mark.parametrize("listed", [True, False], ids=["bodies-listed", "bodies-left-out"])
 def test_a_pull_in_pages_gives_what_one_page_gives(
-    tmp_path: Path, radicale: EmbeddedRadicale, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, radicale: EmbeddedRadicale, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, listed: bool
 ) -> None:
     (tmp_path / "paged").mkdir()
     (tmp_path / "whole").mkdir()
-    paged = run(World(tmp_path / "paged", radicale, proxy), proxy, PAGE, monkeypatch)
-    whole = run(World(tmp_path / "whole", radicale, proxy), proxy, 10_000, monkeypatch)
+    paged = run(World(tmp_path / "paged", radicale, proxy), proxy, PAGE, monkeypatch, listed)
+    whole = run(World(tmp_path / "whole", radicale, proxy), proxy, 10_000, monkeypatch, listed)
 
-    # Pages are read and written one after another: the first page is written after one sync REPORT
-    # and its multiget, with at most the next page's multiget under way (read ahead while the first
-    # is written), before the other pages are read; then one more sync REPORT reads the feed after
-    # syncd's own writes to the calendar.
-    pages = -(-(N + 1) // PAGE)
-    assert paged.pop("reads_before_first_write") in (2, 3)
-    assert paged.pop("first_reads") == 1 + pages + 1
-    assert (whole.pop("reads_before_first_write"), whole.pop("first_reads")) == (2, 3)
+    if listed:
+        # The first pull's one sync REPORT brings every body; one more reads the feed after syncd's
+        # own writes to the calendar.
+        for pull in (paged, whole):
+            assert (pull.pop("reads_before_first_write"), pull.pop("first_reads")) == (1, 2)
+    else:
+        # Pages are read and written one after another: the first page is written after one sync
+        # REPORT and its multiget, with at most the next page's multiget under way (read ahead while
+        # the first is written), before the other pages are read; then one more sync REPORT.
+        pages = -(-(N + 1) // PAGE)
+        assert paged.pop("reads_before_first_write") in (2, 3)
+        assert paged.pop("first_reads") == 1 + pages + 1
+        assert (whole.pop("reads_before_first_write"), whole.pop("first_reads")) == (2, 3)
     assert paged == whole
 
     # And what one page gives is right: every readable item once, the refused one and the copy as
