@@ -100,8 +100,12 @@ def make_engine(url: str, connections: int | None = None, **kwargs: Any) -> Engi
 
 def _json_text(value: Any) -> str:
     # An activity has eight JSON columns, most of them empty: json.dumps builds an encoder for each
-    # value, which was 8 % of a pull's store writes for the word "null" it returns for None.
-    return "null" if value is None else json.dumps(value)
+    # value, which was 8 % of a pull's store writes for the "null" or "[]" it returns for them.
+    if value is None:
+        return "null"
+    if not value and isinstance(value, list | dict):
+        return "[]" if isinstance(value, list) else "{}"
+    return json.dumps(value)
 
 
 def _mark_connect_failure(context: Any) -> None:
