@@ -190,9 +190,10 @@ def test_a_read_with_another_etag_is_a_precondition_failure(setup: Setup) -> Non
 
 
 def test_a_cut_copy_from_the_multiget_is_not_the_base(setup: Setup) -> None:
-    """A calendar-multiget whose calendar-data was cut at a line boundary (XML still well-formed):
-    the item comes back unreadable; its raw copy handed to update() is replaced by a GET."""
-    setup.proxy.fault("truncate_ics", method="REPORT", body=b"calendar-multiget", keep=0.5)
+    """A REPORT (the first pull's listing, which brings the bodies, or a multiget) whose calendar-data
+    was cut at a line boundary (XML still well-formed): the item comes back unreadable; its raw copy
+    handed to update() is replaced by a GET."""
+    setup.proxy.fault("truncate_ics", method="REPORT", body=b"calendar-data", keep=0.5)
     item = setup.feed_item()
     assert item.activity is None and isinstance(item.raw, bytes)
     setup.proxy.reset()
@@ -203,13 +204,13 @@ def test_a_cut_copy_from_the_multiget_is_not_the_base(setup: Setup) -> None:
 
 
 def test_a_copy_whose_parse_skipped_a_line_is_not_the_base(setup: Setup) -> None:
-    """A multiget copy with a mangled line still parses (icalendar skips the line silently) and
+    """A listed or multiget copy with a mangled line still parses (icalendar skips the line silently) and
     reads as a good activity; writing over it would drop that line. The update reads the item again."""
 
     def mangle(request: Request, answer: Answer) -> Answer:
         return Answer(answer.status, answer.headers, answer.body.replace(b"X-PHONE-COLOR:", b"X-PHONE-COLOR;=:"))
 
-    setup.proxy.fault("rewrite", method="REPORT", body=b"calendar-multiget", rewrite=mangle)
+    setup.proxy.fault("rewrite", method="REPORT", body=b"calendar-data", rewrite=mangle)
     item = setup.feed_item()
     assert item.activity is not None and "Kick-off" == item.activity.subject
     assert isinstance(item.raw, bytes) and b"X-PHONE-COLOR;=:" in item.raw
@@ -223,7 +224,7 @@ def test_a_copy_whose_parse_skipped_a_line_is_not_the_base(setup: Setup) -> None
 
 def test_a_damaged_copy_and_a_damaged_reread_are_an_item_error(setup: Setup) -> None:
     """The feed's copy was the first read; when the one fresh GET is damaged too, nothing is written."""
-    setup.proxy.fault("truncate_ics", method="REPORT", body=b"calendar-multiget", keep=0.5)
+    setup.proxy.fault("truncate_ics", method="REPORT", body=b"calendar-data", keep=0.5)
     item = setup.feed_item()
     setup.proxy.reset()
     setup.proxy.fault("truncate", method="GET", times=None)
