@@ -22,6 +22,7 @@ from syncd.mapping.context import MappingContext
 from syncd.model import CrmUser
 
 if TYPE_CHECKING:
+    from syncd.connectors.caldav_early import EarlyReplies
     from syncd.engine.runner import PassReport
     from syncd.engine.sqlstate import SqlSyncState
     from syncd.service.kept import KeptConnectors
@@ -38,8 +39,12 @@ def _missing_sqlite_file(url: str) -> Path | None:
 
 
 class App:
-    def __init__(self, config: Config, worker: str | None = None, keep_connectors: bool = False) -> None:
+    def __init__(self, config: Config, worker: str | None = None, keep_connectors: bool = False,
+                 early: EarlyReplies | None = None) -> None:
         self.config = config
+        self.early = early
+        """The first requests of ``syncd sync``'s passes, sent while it started; each binding's
+        connector is handed its own, once."""
         self.worker = worker or socket.gethostname()
         self.kept: KeptConnectors | None = None
         """With ``keep_connectors`` (the daemon): each binding's connector and its HTTP session live
@@ -116,7 +121,7 @@ class App:
         if remote.type == "caldav":
             from syncd.connectors.caldav import CalDavConnector
 
-            return CalDavConnector(remote, ctx)
+            return CalDavConnector(remote, ctx, early=self.early.take(binding.name) if self.early else None)
         if remote.type == "exchange":
             try:
                 from syncd.connectors.exchange import ExchangeConnector

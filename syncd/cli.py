@@ -23,6 +23,7 @@ from syncd import __version__
 if TYPE_CHECKING:
     from syncd.app import App
     from syncd.config import Binding, Config
+    from syncd.connectors.caldav_early import EarlyReplies
 
 
 #: Exit codes, documented in README.md: done (for `sync`: every pass ran and every item synced); a
@@ -40,14 +41,24 @@ class _Ctx:
         self.level = level
         """The log level -v (debug) or -q (warning) asked for; else the config's."""
         self._config: Config | None = None
+        self._loaded: Config | None = None
+
+    def loaded(self) -> Config:
+        """The config as validated, before :attr:`config` sets up logging for it (which loads
+        SQLAlchemy, to keep the store's password out of the logs): ``syncd sync`` sends its early
+        requests from it."""
+        if self._loaded is None:
+            from syncd import config as config_module
+
+            self._loaded = config_module.load(self.config_path)
+        return self._loaded
 
     @property
     def config(self) -> Config:
         if self._config is None:
-            from syncd import config as config_module
             from syncd import logging as log_setup
 
-            config = config_module.load(self.config_path)
+            config = self.loaded()
             level = self.level or config.logging.level
             log_setup.configure(level, config.logging.format)
             if level != "debug":
@@ -61,12 +72,12 @@ class _Ctx:
     def store_url(self) -> str:
         return self._config.store.url if self._config is not None else ""
 
-    def app(self, schema: bool = True, create: bool = True) -> App:
+    def app(self, schema: bool = True, create: bool = True, early: EarlyReplies | None = None) -> App:
         """The app on the config; ``create=False`` for commands that must not start an empty
         SQLite store where none is (see :meth:`App.ensure_schema`)."""
         from syncd.app import App
 
-        app = App(self.config)
+        app = App(self.config, early=early)
         if schema:
             app.ensure_schema(create=create)
         return app
@@ -485,10 +496,11 @@ def sync(obj: _Ctx, names: tuple[str, ...], dry_run: bool, as_json: bool) -> Non
 
     Exit code 0: every pass ran and every item synced; 3: some items failed; 1: a pass failed."""
     with _collector_after_start() as started:
+        early = _early_requests(obj.loaded(), names)
         config = obj.config
         if not config.from_file:
             _fail(_no_bindings(config), EXIT_USAGE)
-        app = obj.app(schema=False)
+        app = obj.app(schema=False, early=early)
         bindings = app.bindings(names)
         if not bindings:
             _fail(_no_bindings(config), EXIT_USAGE)
@@ -496,6 +508,25 @@ def sync(obj: _Ctx, names: tuple[str, ...], dry_run: bool, as_json: bool) -> Non
         app.load_pass_code(bindings)
         started()
         _sync(obj, app, bindings, dry_run, as_json)
+
+
+def _early_requests(config: Config, names: tuple[str, ...]) -> EarlyReplies | None:
+    """The first request of each CalDAV pass to come, sent now, before logging, the store's and the
+    passes' code are loaded, so that the server answers while this process starts (see
+    :mod:`syncd.connectors.caldav_early`); ``None`` when no binding to run is a CalDAV one."""
+    from syncd.errors import ConfigError
+
+    try:
+        # The bindings App.bindings picks, without the app (its module loads SQLAlchemy).
+        bindings = [config.binding(n) for n in names] if names else [b for b in config.bindings if b.enabled]
+    except ConfigError:
+        return None  # the app says which name is unknown
+    if not any(b.remote.type == "caldav" for b in bindings):
+        return None
+    from syncd.connectors.caldav_early import send_early
+    from syncd.store.peek import remote_states
+
+    return send_early(bindings, remote_states(config.store.url))
 
 
 def _sync(obj: _Ctx, app: App, bindings: list[Binding], dry_run: bool, as_json: bool) -> None:

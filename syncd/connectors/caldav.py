@@ -52,7 +52,7 @@ from syncd.connectors.caldav_collection import (
     Written,
 )
 from syncd.connectors.caldav_item import damage, parse_item
-from syncd.connectors.caldav_transport import DavTransport, TruncatedReply, strip_userinfo
+from syncd.connectors.caldav_transport import DavTransport, EarlyAnswer, TruncatedReply, strip_userinfo
 from syncd.connectors.read_ahead import read_ahead
 from syncd.errors import ItemError, NotFound, PreconditionFailed, RemoteError
 from syncd.logging import get_logger
@@ -159,7 +159,9 @@ class CalDavConnector:
         *,
         use_sync_collection: bool | None = None,
         clock: Callable[[], float] = time.time,
+        early: EarlyAnswer | None = None,
     ) -> None:
+        """``early``: the reply to this connector's first request, sent while ``syncd sync`` started."""
         self._ctx = ctx
         self._workers: parse_pool.Reservation | None = None
         self._listed = BodySpool()
@@ -177,6 +179,7 @@ class CalDavConnector:
             verify_tls=config.verify_tls,
             timeout=config.timeout,
             max_backoff=getattr(config, "max_backoff", 60.0),
+            early=early,
         )
         self._bound: tuple[DavCollection, DavCollection] | None = None
         self._bodies: BatchedReads[RawItem] = self._batched_reads()

@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from lxml import etree
@@ -124,6 +125,14 @@ class _Answer:
     body: bytes
 
 
+class EarlyAnswer(Protocol):
+    """A reply to a request sent before this transport's first one (``syncd.connectors.caldav_early``)."""
+
+    def answer(self, signature: tuple[object, ...], wait: float) -> HttpReply | None:
+        """The reply if it answered the request of this :meth:`DavTransport.signature`, else ``None``."""
+        ...
+
+
 class _RateLimited(Exception):
     def __init__(self, status: int, retry_after: float | None) -> None:
         self.status = status
@@ -161,6 +170,7 @@ class DavTransport:
         timeout: float = 30.0,
         max_backoff: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        early: EarlyAnswer | None = None,
     ) -> None:
         if auth is not None and auth not in AUTH_SCHEMES:
             raise ConfigError(f"caldav auth must be one of {', '.join(AUTH_SCHEMES)} or unset, not {auth!r}")
@@ -188,6 +198,8 @@ class DavTransport:
         if auth == "basic":
             self._use_basic()
         self._lock = threading.Lock()
+        self._early = early
+        """Offered to the first request only, which it was sent as; dropped after that."""
 
     def request(
         self, method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
@@ -195,7 +207,22 @@ class DavTransport:
     ) -> HttpReply:
         """``xml=False``: the caller parses the body itself (a listing of a whole calendar, as it goes)."""
         with self._lock:
+            early, self._early = self._early, None
+            if early is not None:
+                reply = early.answer(self.signature(method, url, body, headers, xml), self.timeout)
+                if reply is not None:
+                    return reply
             return self._request(method, url, body, headers, xml)
+
+    def signature(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None, xml: bool
+    ) -> tuple[object, ...]:
+        """What makes this request of this transport the same request as another's: method, URL,
+        body and headers, and what its Authorization, connection and reading depend on (credentials,
+        the auth scheme in use, TLS, proxies, timeout). Holds the password: compared, never shown."""
+        return (method, url, body, tuple(sorted((headers or {}).items())), xml, tuple(sorted(self._headers.items())),
+                self._username, self._password, self._configured, self._auth_type, self._verify_tls,
+                self._proxies, self.timeout)
 
     def _request(
         self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None, xml: bool
