@@ -8,6 +8,7 @@ or (wrongly) bare, and a server may or may not report sync tokens, ctags and pri
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -22,6 +23,9 @@ CS = "http://calendarserver.org/ns/"
 _NSMAP = f'xmlns:D="{DAV}" xmlns:C="{CALDAV}" xmlns:CS="{CS}"'
 #: RFC 3986 pchar sub-delims and ':' '@' stay literal; everything else outside unreserved is escaped.
 _PATH_SAFE = "/:@!$&'()*+,;="
+#: An absolute path of only the characters quote() leaves as they are (no %, no query, no fragment,
+#: no ";", which urljoin reads as the start of parameters).
+_CANONICAL = re.compile(r"[A-Za-z0-9_.~/:@!$&'()*+,=-]+", re.ASCII)
 
 
 def clark(namespace: str, name: str) -> str:
@@ -56,6 +60,10 @@ def canonical_path(href: str, base: str) -> str:
     ``/a/b%40c.ics``, ``/a/b@c.ics``, ``http://host/a/b@c.ics`` and ``b@c.ics`` (relative to
     ``/a/``) all give ``/a/b@c.ics``; refs are paths so a changed host name or port keeps them valid.
     """
+    if href[:1] == "/" and href[1:2] != "/" and "/." not in href and _CANONICAL.fullmatch(href):
+        # Already canonical (most servers' hrefs): what the resolving below gives back unchanged, at
+        # a tenth of its cost, which was a fifth of reading a first pull's listing.
+        return href
     path = urlsplit(urljoin(base, href.strip())).path or "/"
     return quote(unquote(path), safe=_PATH_SAFE)
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from lxml import etree
 
 from syncd.connectors import caldav_protocol as dav
@@ -24,6 +28,15 @@ BASE = "https://cal.example.com/dav/alice/work/"
 def test_hrefs_in_any_spelling_name_the_same_ref(href: str) -> None:
     """Absolute, relative and differently percent-encoded hrefs all map to one canonical path."""
     assert "/dav/alice/work/1@syncd.ics" == dav.canonical_path(href, BASE)
+
+
+@given(st.lists(st.sampled_from(["/", ".", "..", "%", "%40", "?", "#", " ", "a", "Z", "0", "@", "~", "-", "_", "+",
+                                 "é", "'", ";", "=", "//", "\t"]), max_size=12).map("".join))
+def test_an_href_already_canonical_is_taken_as_it_is(tail: str) -> None:
+    """The shortcut for hrefs that need no resolving gives what resolving gives, for any href."""
+    for href in ("/" + tail, "/dav/alice/work/" + tail, tail):
+        resolved = quote(unquote(urlsplit(urljoin(BASE, href.strip())).path or "/"), safe="/:@!$&'()*+,;=")
+        assert dav.canonical_path(href, BASE) == resolved
 
 
 def test_a_uid_with_a_slash_stays_one_path_segment() -> None:
