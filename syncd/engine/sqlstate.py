@@ -177,6 +177,30 @@ _FINISHED_FAILED = UpdateOne.of(
 )
 
 
+def _param(column: Any) -> Any:
+    return bindparam(column.key, type_=column.type)
+
+
+def _ending(ok: bool, state: bool) -> Update:
+    """PostgreSQL's record of a pass's end in one statement (two on SQLite, which has no UPDATE in
+    a WITH): the pass's row, and the binding's row that it names, with the state the pass saved if
+    ``state``. Returns the binding's :data:`FINISHED_COLUMNS`; no row when either row is missing."""
+    outcome = (_passes.c.finished_at, _passes.c.result, _passes.c.counts, _passes.c.error)
+    ended = (update(_passes).where(_passes.c.id == bindparam("pass_id")).values({c: _param(c) for c in outcome})
+             .returning(_passes.c.binding).cte("ended"))
+    record = [_bindings.c.last_pass_at, _bindings.c.last_result, _bindings.c.last_counts, _bindings.c.last_error]
+    values: dict[Any, Any] = {c: _param(c) for c in record + (list(STATE_COLUMNS) if state else [])}
+    if ok:
+        values.update({_bindings.c.last_success_at: bindparam("now", type_=UtcDateTime), _bindings.c.failures: 0})
+    else:
+        values[_bindings.c.failures] = func.coalesce(_bindings.c.failures, 0) + 1
+    return (update(_bindings).where(_bindings.c.name == ended.c.binding).values(values)
+            .returning(*FINISHED_COLUMNS).add_cte(ended))
+
+
+_ENDING = {(ok, state): _ending(ok, state) for ok in (True, False) for state in (True, False)}
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -267,6 +291,8 @@ class SqlSyncState:
         self.finished: tuple[Any, ...] | None = None
         """The binding's :data:`FINISHED_COLUMNS` as the end of the pass left them."""
         self._pass_bindings: dict[int, str] = {}
+        self._unsaved: dict[str, dict[str, Any] | None] = {}
+        """By binding, while its pass runs: the state it saved, written with the record of its end."""
         self._state_at: dict[str, datetime | None] = {}
         """Each binding's saved calendar state's time, as read by :meth:`binding_state`."""
         self._written: tuple[str, datetime, set[str]] | None = None
@@ -306,8 +332,17 @@ class SqlSyncState:
             "window_start": state.window_start, "window_end": state.window_end,
             "remote_location": state.remote_location,
         }
-        if not self._conn().execute(_SAVE_STATE, {"binding": state.name, **values}).rowcount:
-            self.session.add(SyncBindingRow(name=state.name, failures=0, **values))
+        if state.name in self._unsaved:
+            # A pass's state is its last step before its end is recorded: written by the same UPDATE
+            # of the binding's row, in that transaction (a pass that dies before it is repeated from
+            # the older state, as one that died a moment earlier would be).
+            self._unsaved[state.name] = values
+            return
+        self._write_state(state.name, values)
+
+    def _write_state(self, binding: str, values: dict[str, Any]) -> None:
+        if not self._conn().execute(_SAVE_STATE, {"binding": binding, **values}).rowcount:
+            self.session.add(SyncBindingRow(name=binding, failures=0, **values))
             self.session.flush()
 
     # -- links -----------------------------------------------------------------------------------
@@ -468,29 +503,43 @@ class SqlSyncState:
             ).inserted_primary_key
             assert key is not None  # an INSERT of one row
             pass_id: int = key[0]
-        self._pass_bindings[pass_id] = binding
+        self._started(binding, pass_id)
         return pass_id
+
+    def _started(self, binding: str, pass_id: int) -> None:
+        self._pass_bindings[pass_id] = binding
+        self._unsaved[binding] = None
 
     def pass_finished(self, pass_id: int, result: str, counts: dict[str, int], error: str | None) -> None:
         # Whatever a failed pass left half-done in the session is not wanted: every step that matters
         # committed on its own.
         self.session.rollback()
         self._written = self._errors = None
+        binding = self._pass_bindings.get(pass_id)
+        state = self._unsaved.pop(binding, None) if binding is not None else None
         with self.transaction():
             conn = self._conn()
             now = _now()
             params = {"pass_id": pass_id, "finished_at": now, "result": result, "counts": counts, "error": error}
+            record = {"now": now, "last_pass_at": now, "last_result": result, "last_counts": counts,
+                      "last_error": error, **(state or {})}
+            if conn.dialect.name == "postgresql":
+                row = conn.execute(_ENDING[result == "ok", state is not None], {**params, **record}).first()
+                if row is not None:
+                    self.finished = tuple(row)
+                    return
+                # The pass's or the binding's row is missing: recorded as below.
             if not conn.execute(_PASS_FINISHED, params).rowcount:
+                if binding is not None and state is not None:
+                    self._write_state(binding, state)
                 return
-            binding = self._pass_bindings.get(pass_id) or conn.execute(_PASS_BINDING, {"pass_id": pass_id}).scalar_one()
+            binding = binding or conn.execute(_PASS_BINDING, {"pass_id": pass_id}).scalar_one()
             finish = _FINISHED_OK if result == "ok" else _FINISHED_FAILED
-            record = {"binding": binding, "now": now, "last_pass_at": now, "last_result": result,
-                      "last_counts": counts, "last_error": error}
-            self.finished = finish.run(conn, record)
+            self.finished = finish.run(conn, {"binding": binding, **record})
             if self.finished is None:
                 # A binding whose row is not there yet (the daemon's leases create it first).
                 self.session.add(SyncBindingRow(name=binding, last_pass_at=now, last_result=result, last_counts=counts,
                                                 last_error=error, last_success_at=now if result == "ok" else None,
-                                                failures=0 if result == "ok" else 1))
+                                                failures=0 if result == "ok" else 1, **(state or {})))
                 self.session.flush()
                 self.finished = tuple(conn.execute(_FINISHED_OK.after, {"binding": binding}).one())

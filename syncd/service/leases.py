@@ -36,13 +36,17 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Select,
+    String,
     Table,
     bindparam,
     delete,
     func,
+    insert,
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.orm import Session
@@ -51,7 +55,7 @@ from syncd.engine.sides import BindingState
 from syncd.engine.sqlstate import START_COLUMNS, SqlSyncState, UpdateOne, state_from_row
 from syncd.errors import SyncdError
 from syncd.logging import get_logger
-from syncd.store.sync_models import SyncBindingRow, SyncWorkerRow
+from syncd.store.sync_models import SyncBindingRow, SyncPassRow, SyncWorkerRow
 from syncd.store.types import UtcDateTime
 
 if TYPE_CHECKING:
@@ -62,6 +66,7 @@ log = get_logger("syncd.service")
 # Through the metadata, which types them as the Tables they are (``__table__`` is any FromClause).
 _bindings = SyncBindingRow.metadata.tables[SyncBindingRow.__tablename__]
 _workers = SyncWorkerRow.metadata.tables[SyncWorkerRow.__tablename__]
+_passes = SyncPassRow.metadata.tables[SyncPassRow.__tablename__]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +191,18 @@ class Leases:
         # only one wins (the database serialises the two updates of the row).
         self._take_over = UpdateOne.of(take.where(named, _bindings.c.lease_owner == bindparam("holder")), START_COLUMNS)
         self._holder = select(_bindings.c.lease_owner).where(named)
+        self._claim_start = self._claiming_start(take.where(named, self._free_or_mine(now))) if self._pg else None
+
+    @staticmethod
+    def _claiming_start(claim: Any) -> Select[Any]:
+        """PostgreSQL's claim that records the pass's start too: the claimed row feeds the INSERT
+        (one statement and round trip, not two; nothing is inserted when the claim takes no row)."""
+        claimed = claim.returning(*(c.label(f"c{i}") for i, c in enumerate(START_COLUMNS))).cte("claimed")
+        values = select(bindparam("binding", type_=String), bindparam("worker", type_=String),
+                        bindparam("started_at", type_=UtcDateTime)).select_from(claimed)
+        started = (insert(_passes).from_select(["binding", "worker", "started_at"], values)
+                   .returning(_passes.c.id).cte("started"))
+        return select(*claimed.c, started.c.id).select_from(claimed.join(started, true()))
 
     def now(self, conn: Connection) -> datetime:
         if self._pg:
@@ -276,16 +293,16 @@ class Leases:
                 return self.claim(name, own)
         return self.take(name, conn) is not None
 
-    def take(self, name: str, conn: Connection) -> tuple[Any, ...] | None:
+    def take(self, name: str, conn: Connection, claimed: bool = False) -> tuple[Any, ...] | None:
         """:meth:`claim` in ``conn``'s transaction, reading what a pass starts from
         (:data:`~syncd.engine.sqlstate.START_COLUMNS`) in the same statement. None if another
-        worker holds the binding."""
+        worker holds the binding. ``claimed``: the plain claim was just tried and took no row."""
         if self._pg:
             params: dict[str, Any] = {"binding": name}
         else:
             now = datetime.now(UTC)
             params = {"binding": name, "now": now, "expires": now + self.ttl}
-        row = self._claim.run(conn, params)
+        row = None if claimed else self._claim.run(conn, params)
         if row is not None:
             return row
         holder = conn.execute(self._holder, params).scalar()
@@ -296,6 +313,18 @@ class Leases:
             return None
         log.info("lease taken over from a worker that is gone", binding=name, holder=holder)
         return row
+
+    def take_starting(self, name: str, conn: Connection, worker: str,
+                      started_at: datetime) -> tuple[tuple[Any, ...], int | None] | None:
+        """:meth:`take`, recording the start of ``worker``'s pass in the same statement where the
+        database allows it: the claimed row and the new pass's id, None for an id not recorded yet
+        (the caller inserts it). None if another worker holds the binding."""
+        if self._claim_start is not None:
+            started = conn.execute(self._claim_start, {"binding": name, "worker": worker, "started_at": started_at})
+            if (row := started.first()) is not None:
+                return tuple(row[:-1]), row[-1]
+        claimed = self.take(name, conn, claimed=self._claim_start is not None)
+        return None if claimed is None else (claimed, None)
 
     def acquire(self, wanted: Collection[str], limit: int) -> list[str]:
         """Take up to ``limit`` of the ``wanted`` bindings that nobody holds (or whose holder died)."""
@@ -353,7 +382,12 @@ class LeasedState(SqlSyncState):
     """A daemon pass's bookkeeping under this worker's lease. The claim that confirms the lease
     reads the binding's state and commits with the record of the pass's start (one transaction, not
     two), and what the scheduler paces the binding by is taken from the row the pass's end wrote
-    (no query of its own)."""
+    (no query of its own).
+
+    The pass's session keeps one connection from the start to the end (:meth:`release`): checked
+    out per transaction, each of a no-change pass's three paid the pool and, on PostgreSQL, the
+    pre-ping's round trip again. Its first checkout still pings, and a connection lost in the pass
+    is replaced by SQLAlchemy when the next transaction begins on it."""
 
     def __init__(self, session: Session, leases: Leases) -> None:
         super().__init__(session)
@@ -361,17 +395,40 @@ class LeasedState(SqlSyncState):
         self._claimed: dict[str, tuple[Any, ...]] = {}
         self.info: BindingInfo | None = None
         """The binding as the pass left it; set when the pass's end is recorded."""
+        # Bound before the session's first statement (it cannot change connections in a transaction).
+        self._engine = session.get_bind()
+        self._held: Connection | None = None
+        if isinstance(self._engine, Engine):
+            self._held = session.bind = self._engine.connect()
+
+    def release(self) -> None:
+        """Give the pass's connection back to the pool (idempotent); the session, should it be used
+        after, checks one out per transaction again."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        self.session.close()
+        self.session.bind = self._engine
+        held.close()
 
     def pass_started(self, binding: str, worker: str) -> int:
         try:
-            row = self._leases.take(binding, self.session.connection())
+            taken = self._leases.take_starting(binding, self.session.connection(), worker, datetime.now(UTC))
+            if taken is not None and taken[1] is not None:
+                self.session.commit()
         except BaseException:
             self.session.rollback()
+            self.release()
             raise
-        if row is None:
+        if taken is None:
             self.session.rollback()
+            self.release()
             raise LeaseTaken(f"binding {binding!r} is held by another worker")
-        pass_id = super().pass_started(binding, worker)
+        row, pass_id = taken
+        if pass_id is None:
+            pass_id = super().pass_started(binding, worker)
+        else:
+            self._started(binding, pass_id)
         self._claimed[binding] = row
         return pass_id
 
@@ -384,7 +441,10 @@ class LeasedState(SqlSyncState):
         return self._remember(state_from_row(binding, row), errors=row[len(START_COLUMNS) - 1])
 
     def pass_finished(self, pass_id: int, result: str, counts: dict[str, int], error: str | None) -> None:
-        super().pass_finished(pass_id, result, counts, error)
+        try:
+            super().pass_finished(pass_id, result, counts, error)
+        finally:
+            self.release()
         binding = self._pass_bindings.get(pass_id)
         if self.finished is not None and binding is not None:
             last_pass_at, last_success_at, failures = self.finished

@@ -302,6 +302,9 @@ class Scheduler:
                 self._held.discard(name)
             self._remove_job(name)
             return
+        finally:
+            for state in states:
+                state.release()  # done by the record of the pass's end; not by a pass that crashed before it
         self.metrics.observe(report)
         info = states[-1].info if states and states[-1].info else self.leases.info(name)
         self._failures[name] = info.failures
