@@ -21,7 +21,8 @@ IN_MEMORY = 8 * 1024 * 1024
 
 
 class BodySpool:
-    """Bodies by path, each handed out once (:meth:`take`); one listing's, dropped with :meth:`close`."""
+    """Bodies by path, each handed out once (:meth:`take`); one listing's (every :meth:`add` comes
+    before the first :meth:`take`), dropped once all are taken or with :meth:`close`."""
 
     def __init__(self) -> None:
         self._file = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY)  # noqa: SIM115 (closed by close())
@@ -56,6 +57,10 @@ class BodySpool:
                 start, size, etag = place
                 self._file.seek(start)
                 found.append(RawItem(path, etag, self._file.read(size)))
+            if not self._where:
+                # Every body handed out: the file's disk space goes now, not at the next listing (a
+                # daemon keeps its connector, and so this, until the binding's next pass).
+                self._file.close()
         return found, rest
 
     def close(self) -> None:

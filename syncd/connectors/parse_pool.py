@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from syncd.connectors import parse_boot
 from syncd.logging import get_logger
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class _SharedPool:
                 from concurrent.futures import ProcessPoolExecutor
 
                 self._executor = ProcessPoolExecutor(
-                    max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
+                    max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=parse_boot.start
                 )
             self._users += 1
             return self._executor
@@ -254,7 +255,7 @@ _contexts: dict[bytes, Any] = {}
 _events: list[dict[str, Any]] = []
 
 
-def _worker_start() -> None:
+def worker_start() -> None:
     """Log events are kept for the caller to replay, never printed here; the mapping is imported
     while the caller still waits for its first page. Ctrl-C in a terminal reaches the whole process
     group: the caller decides what it means, and ends the workers (SIGTERM stays theirs: the pool

@@ -111,4 +111,8 @@ def test_the_spool_gives_each_body_once_from_memory_or_disk(monkeypatch: pytest.
     assert rest == ["/c/gone.ics", "/c/other.ics"]
     assert spool.take(["/c/3.ics"]) == ([], ["/c/3.ics"])
     assert len(spool) == 3
+    found, rest = spool.take(["/c/1.ics", "/c/2.ics", "/c/4.ics"])
+    assert [r.data for r in found] == [bodies[f"/c/{i}.ics"] for i in (1, 2, 4)] and not rest
+    # All handed out: nothing is held any longer, and asking again finds nothing.
+    assert len(spool) == 0 and spool.take(["/c/1.ics"]) == ([], ["/c/1.ics"])
     spool.close()

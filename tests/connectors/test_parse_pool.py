@@ -123,6 +123,19 @@ def test_small_pages_are_parsed_here_and_large_ones_elsewhere() -> None:
     assert pages[1][0].etag != str(os.getpid())
 
 
+def _rich_loaded(raw: RawItem, ctx: object) -> RemoteItem:
+    import sys
+
+    return RemoteItem(raw.path, str(sys.modules.get("rich") is not None), None, None, None)
+
+
+def test_a_worker_loads_no_rich() -> None:
+    """structlog imports rich when it is installed (it is, in this environment, as in many); a worker
+    keeps it out as syncd keeps it out of its own process, which is memory every worker holds."""
+    page = [RawItem(f"/r/{i}", None, b"") for i in range(3)]
+    assert {i.etag for i in next(parse_pages([page], _rich_loaded, None, min_items=1, workers=1))} == {"False"}
+
+
 @pytest.fixture
 def log_lines() -> Callable[[], list[dict]]:
     """syncd's log as JSON lines, as ``syncd`` writes it."""
