@@ -162,11 +162,11 @@ class DavCollection:
                 if bodies is not None:
                     bodies.drop(path)
             elif response.status // 100 == 2:
-                changed[path] = response.etag
+                etag = changed[path] = response.etag  # once: each reading makes another string
                 deleted.discard(path)
                 data = response.calendar_data if bodies is not None else None
                 if bodies is not None and data is not None:
-                    bodies.add(path, response.etag, data)
+                    bodies.add(path, etag, data)
 
         for _ in range(MAX_SYNC_ROUNDS):
             # A first sync lists the whole calendar: read as it is parsed, never held as a tree.
