@@ -164,8 +164,7 @@ class DavCollection:
             elif response.status // 100 == 2:
                 etag = changed[path] = response.etag  # once: each reading makes another string
                 deleted.discard(path)
-                data = response.calendar_data if bodies is not None else None
-                if bodies is not None and data is not None:
+                if bodies is not None and (data := response.calendar_data) is not None:
                     bodies.add(path, etag, data)
 
         for _ in range(MAX_SYNC_ROUNDS):
