@@ -104,6 +104,24 @@ def test_a_wrong_config_is_refused_naming_the_key(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no such config file" in missing.stderr
 
 
+def test_a_wrong_mapping_table_is_refused_naming_the_key() -> None:
+    from syncd import config as config_module
+    from syncd.errors import ConfigError
+
+    wrong = [
+        ({"call_categroy": "Call"}, "mapping.call_categroy"),
+        ({"status": {"open": {"ical_event": "MAYBE"}}}, "mapping.status.open.ical_event"),
+        ({"status_inbound": {"ical_event": {"X": "open"}, "outlook": {}}}, "mapping.status_inbound.outlook"),
+        ({"priority_inbound": {"first": "high"}}, "mapping.priority_inbound.first"),
+    ]
+    for table, key in wrong:
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            config_module.parse({"mapping": table})
+    # TOML keys are text: PRIORITY levels are read as the numbers a calendar sends.
+    read = config_module.parse({"mapping": {"priority_inbound": {"2": "urgent"}, "status": {"x": {}}}}).mapping
+    assert read.priority_inbound == {2: "urgent"} and read.status_target("x").ical_event == "CONFIRMED"
+
+
 def test_secrets_come_from_a_file_or_the_environment(tmp_path: Path) -> None:
     from syncd import config as config_module
     from syncd.errors import ConfigError

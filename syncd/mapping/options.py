@@ -14,9 +14,8 @@ pick the CRM value. So a many-to-one table still round-trips exactly.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Literal, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, TypeVar
 
 IcalEventStatus = Literal["TENTATIVE", "CONFIRMED", "CANCELLED"]
 IcalTodoStatus = Literal["NEEDS-ACTION", "IN-PROCESS", "COMPLETED", "CANCELLED"]
@@ -26,11 +25,15 @@ EwsTaskStatus = Literal["NotStarted", "InProgress", "Completed", "WaitingOnOther
 _Shown = TypeVar("_Shown")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# Plain dataclasses, not pydantic models: the options are pickled to every parse worker, and a worker
+# that must rebuild pydantic models to unpickle them carries pydantic in its memory (about 11 MB a
+# worker, measured). The config file is still validated: pydantic reads dataclasses as it reads its
+# models, and ``__pydantic_config__`` keeps unknown keys an error.
+_STRICT: dict[str, Any] = {"extra": "forbid"}
 
 
-class StatusTarget(_Strict):
+@dataclass(frozen=True)
+class StatusTarget:
     """What one CRM status looks like on each side."""
 
     ical_event: IcalEventStatus = "CONFIRMED"
@@ -38,6 +41,8 @@ class StatusTarget(_Strict):
     ews_free_busy: EwsFreeBusy = "Busy"
     ews_cancelled: bool = False
     ews_task_status: EwsTaskStatus = "NotStarted"
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
 
 
 def _default_status() -> dict[str, StatusTarget]:
@@ -63,13 +68,14 @@ def _default_status() -> dict[str, StatusTarget]:
     }
 
 
-class StatusInbound(_Strict):
+@dataclass(frozen=True)
+class StatusInbound:
     """Which CRM status a calendar's standard value becomes, when it no longer matches the CRM's."""
 
-    ical_event: dict[str, str] = Field(
+    ical_event: dict[str, str] = field(
         default_factory=lambda: {"TENTATIVE": "postponed", "CONFIRMED": "planned", "CANCELLED": "cancelled"}
     )
-    ical_todo: dict[str, str] = Field(
+    ical_todo: dict[str, str] = field(
         default_factory=lambda: {
             "NEEDS-ACTION": "open",
             "IN-PROCESS": "in-progress",
@@ -77,11 +83,11 @@ class StatusInbound(_Strict):
             "CANCELLED": "cancelled",
         }
     )
-    ews_free_busy: dict[str, str] = Field(
+    ews_free_busy: dict[str, str] = field(
         default_factory=lambda: {"Tentative": "postponed", "Busy": "planned", "Free": "planned", "OOF": "planned"}
     )
     ews_cancelled: str = "cancelled"
-    ews_task_status: dict[str, str] = Field(
+    ews_task_status: dict[str, str] = field(
         default_factory=lambda: {
             "NotStarted": "open",
             "InProgress": "in-progress",
@@ -91,33 +97,38 @@ class StatusInbound(_Strict):
         }
     )
 
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+
 
 def _default_priority() -> dict[str, int]:
     return {"high": 1, "urgent": 1, "normal": 5, "medium": 5, "low": 9}
 
 
-class MappingOptions(_Strict):
+@dataclass(frozen=True)
+class MappingOptions:
     """``[mapping]`` in the config file. Every key has a default; see config.example.toml."""
 
     call_category: str = "Phone call"
     """Category that marks a calendar event as a CRM call (with the X-SYNCD-KIND property)."""
     crm_url: str | None = None
     """Template of a link back to the activity in the CRM, e.g. ``https://crm.example/act/{id}``."""
-    status: dict[str, StatusTarget] = Field(default_factory=_default_status)
-    status_default: StatusTarget = Field(default_factory=StatusTarget)
+    status: dict[str, StatusTarget] = field(default_factory=_default_status)
+    status_default: StatusTarget = field(default_factory=StatusTarget)
     """Used for a CRM status the table does not name."""
-    status_inbound: StatusInbound = Field(default_factory=StatusInbound)
-    priority: dict[str, int] = Field(default_factory=_default_priority)
+    status_inbound: StatusInbound = field(default_factory=StatusInbound)
+    priority: dict[str, int] = field(default_factory=_default_priority)
     """CRM priority -> RFC 5545 PRIORITY (1 highest .. 9 lowest). EWS Importance follows from it."""
-    priority_inbound: dict[int, str] = Field(
+    priority_inbound: dict[int, str] = field(
         default_factory=lambda: {
             1: "high", 2: "high", 3: "high", 4: "high", 5: "normal", 6: "low", 7: "low", 8: "low", 9: "low"
         }
     )
-    type_categories: dict[str, str] = Field(default_factory=dict)
+    type_categories: dict[str, str] = field(default_factory=dict)
     """CRM type -> calendar category; a type not named here is shown as a category of its own name."""
     direction_categories: bool = False
     """Also show the direction (Inbound/Outbound) as a category."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
 
     def status_target(self, status: str | None) -> StatusTarget:
         if status is None:

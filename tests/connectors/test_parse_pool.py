@@ -123,17 +123,20 @@ def test_small_pages_are_parsed_here_and_large_ones_elsewhere() -> None:
     assert pages[1][0].etag != str(os.getpid())
 
 
-def _rich_loaded(raw: RawItem, ctx: object) -> RemoteItem:
+def _heavy_loaded(raw: RawItem, ctx: MappingContext) -> RemoteItem:
     import sys
 
-    return RemoteItem(raw.path, str(sys.modules.get("rich") is not None), None, None, None)
+    assert ctx.options.status_target("done").ical_todo == "COMPLETED"  # the options did arrive
+    loaded = " ".join(sorted(m for m in ("rich", "pydantic") if sys.modules.get(m)))
+    return RemoteItem(raw.path, loaded, None, None, None)
 
 
-def test_a_worker_loads_no_rich() -> None:
-    """structlog imports rich when it is installed (it is, in this environment, as in many); a worker
-    keeps it out as syncd keeps it out of its own process, which is memory every worker holds."""
+def test_a_worker_loads_neither_rich_nor_pydantic() -> None:
+    """Memory every worker holds: structlog imports rich when it is installed (it is, in this
+    environment, as in many), and a worker keeps it out as syncd keeps it out of its own process; the
+    mapping options every task carries unpickle without pydantic."""
     page = [RawItem(f"/r/{i}", None, b"") for i in range(3)]
-    assert {i.etag for i in next(parse_pages([page], _rich_loaded, None, min_items=1, workers=1))} == {"False"}
+    assert {i.etag for i in next(parse_pages([page], _heavy_loaded, CTX, min_items=1, workers=1))} == {""}
 
 
 @pytest.fixture
