@@ -100,6 +100,7 @@ class App:
             session.close()
 
     def context(self, session: Session, binding: Binding) -> MappingContext:
+        from syncd.engine.runner import policy_for
         from syncd.store import repository
 
         user = repository.get_user(session, binding.owner)
@@ -113,6 +114,7 @@ class App:
             options=self.config.mapping,
             directory=repository.directory(session),
             send_invitations=binding.remote.send_invitations,
+            fingerprinted=policy_for(binding).compared,
         )
 
     def connector(self, binding: Binding, ctx: MappingContext) -> Connector:

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from syncd.errors import ItemError, SyncdError
 from syncd.logging import get_logger
 from syncd.mapping.carried import NOTHING, Uncarried
+from syncd.mapping.fingerprint import Fingerprints
 from syncd.model import Activity, Kind
 
 log = get_logger("syncd.connectors")
@@ -39,6 +40,8 @@ class RemoteItem:
     """Connector-private form of the item, handed back on update so unknown properties survive."""
     uncarried: Uncarried = field(default=NOTHING, compare=False, repr=False)
     """syncd's hidden data the item did not carry: the engine keeps the CRM's value for it."""
+    fingerprints: Fingerprints | None = field(default=None, compare=False, repr=False)
+    """Those of ``activity``, when the connector computed them where it parsed the item."""
 
 
 class Parsed(Protocol):
@@ -56,12 +59,13 @@ class Parsed(Protocol):
     def categories(self) -> tuple[str, ...]: ...
 
 
-def remote_item(ref: str, etag: str | None, parsed: Parsed, raw: object) -> RemoteItem:
+def remote_item(ref: str, etag: str | None, parsed: Parsed, raw: object,
+                fingerprints: Fingerprints | None = None) -> RemoteItem:
     return RemoteItem(
         ref=ref, etag=etag, uid=parsed.uid, crm_id=parsed.crm_id, activity=parsed.activity,
         modified_at=parsed.modified_at, categories=parsed.categories, raw=raw,
         # A mapping that reports nothing (an older one) carries everything it reads.
-        uncarried=getattr(parsed, "uncarried", NOTHING),
+        uncarried=getattr(parsed, "uncarried", NOTHING), fingerprints=fingerprints,
     )
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from syncd.connectors.base import RemoteItem, read_isolated, remote_item
 from syncd.errors import ItemError
+from syncd.mapping.fingerprint import fingerprints_of
 
 if TYPE_CHECKING:
     from syncd.connectors.caldav_collection import RawItem
@@ -33,7 +34,9 @@ def parse_item(raw: RawItem, ctx: MappingContext) -> RemoteItem:
             if cut is not None:
                 raise ItemError(raw.path, None, cut) from None
             raise
-        return remote_item(raw.path, raw.etag, parsed, raw.data)
+        fields = ctx.fingerprinted
+        return remote_item(raw.path, raw.etag, parsed, raw.data,
+                           fingerprints=None if fields is None else fingerprints_of(parsed.activity, fields))
 
     return read_isolated(raw.path, raw.etag, parse, raw=raw.data)
 

@@ -145,7 +145,12 @@ def _unlinked(item: ItemInput, policy: Policy) -> Action | None:
             return PushDelete(item.key, stray, reason="the activity was deleted in the CRM")
         if not policy.pull or not item.importable:
             return None
-        return PullCreate(item.key, remote.activity.replace(owner=policy.owner), remote)
+        # The item as read when its owner is already the binding's (most): what the connector
+        # fingerprinted as it read it (``RemoteItem.fingerprints``) is then this very activity.
+        pulled = remote.activity
+        if pulled.owner != policy.owner:
+            pulled = pulled.replace(owner=policy.owner)
+        return PullCreate(item.key, pulled, remote)
     if crm is not None and item.crm_in_scope and item.crm_in_window and policy.push and _placeable(crm):
         return PushCreate(item.key, crm)
     return None

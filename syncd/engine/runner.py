@@ -842,8 +842,13 @@ class Runner:
     # -- execution -------------------------------------------------------------------------------
 
     def _synced(self, activity: Activity, result: WriteResult | RemoteItem) -> Link:
-        # plan's crm_fingerprint and remote_fingerprint, from one canonical form of the activity.
-        crm_fp, remote_fp = fingerprints(activity, self.policy.compared)
+        # plan's crm_fingerprint and remote_fingerprint, from one canonical form of the activity;
+        # those the connector computed as it read this very activity, when it did.
+        known = result.fingerprints if isinstance(result, RemoteItem) and result.activity is activity else None
+        if known is not None and known.fields == self.policy.compared:
+            crm_fp, remote_fp = known.crm, known.remote
+        else:
+            crm_fp, remote_fp = fingerprints(activity, self.policy.compared)
         return Link(self.binding.name, activity.id, activity.kind, result.ref, result.etag, crm_fp, remote_fp, activity)
 
     def _execute(self, action: Action, item: ItemInput, report: PassReport, races: int = 0) -> None:

@@ -16,6 +16,10 @@ class MappingContext:
     directory: Directory = field(default_factory=Directory)
     send_invitations: bool = False
     """The binding lets the calendar server invite, update and cancel attendees by mail (RFC 6638)."""
+    fingerprinted: frozenset[str] | None = None
+    """The fields a link's calendar-side fingerprint covers (``syncd.engine.plan.Policy.compared``).
+    Given, a connector that parses in worker processes fingerprints each item there, beside the pass's
+    store writes: on a first pull of thousands of items, a quarter of those writes' time."""
 
     @property
     def default_timezone(self) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -267,6 +268,19 @@ def _hash(data: str) -> str:
 
 def fingerprint(activity: Activity, fields: Iterable[str] = CONTENT_FIELDS) -> str:
     return _hash(_encode(_content(activity, fields)))
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprints:
+    """:func:`fingerprints` of one activity, and the fields its second one covers."""
+
+    fields: frozenset[str]
+    crm: str
+    remote: str
+
+
+def fingerprints_of(activity: Activity, fields: frozenset[str]) -> Fingerprints:
+    return Fingerprints(fields, *fingerprints(activity, fields))
 
 
 def fingerprints(activity: Activity, fields: Collection[str]) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from world import OWNER, World, soon
 
 from syncd.connectors import parse_pool
 from syncd.engine import runner
+from syncd.mapping.fingerprint import fingerprints
 from syncd.model import Activity, Kind, Participant, ParticipantKind
 
 N = 30
@@ -51,6 +52,12 @@ def test_a_pull_parsed_in_workers_reaches_the_crm_whole(world: World, monkeypatc
             assert jan.kind == ParticipantKind.CONTACT
     assert by_subject["Visit #4"].start == start + timedelta(days=4)
     assert by_subject["Visit #4"].end == start + timedelta(days=4, hours=1)
+
+    # The workers fingerprinted what they read: the links hold what this process computes of the CRM's rows.
+    compared = runner.policy_for(world.config().binding("anna")).compared
+    links = world.sql("SELECT activity_id, crm_fp, remote_fp FROM sync_links")
+    assert len(links) == N  # Intake, pushed, besides
+    assert all((crm_fp, remote_fp) == fingerprints(world.get(key), compared) for key, crm_fp, remote_fp in links)
 
     again = world.sync()
     assert again.result == "ok", again.error
