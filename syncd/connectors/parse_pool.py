@@ -4,8 +4,10 @@ A first pull of a big calendar spends about half of syncd's CPU parsing iCalenda
 the GIL keeps it on one core while the pass's own thread writes the items before it to the store.
 From :data:`MIN_ITEMS` items in one page on, pages are parsed in worker processes instead, a page
 ahead of the one the engine settles: the store writes of page *k* run beside the parse of page *k+1*
-(and the read of page *k+2*, :mod:`syncd.connectors.read_ahead`). Smaller pages, the daemon's usual
-passes, are parsed in the caller's thread: starting a worker costs about half a second.
+(and the read of page *k+2*, :mod:`syncd.connectors.read_ahead`). When the caller comes for a page
+whose workers are not through, it parses the chunks they have not begun itself rather than wait, so
+neither side idles while the other is the slower one. Smaller pages, the daemon's usual passes, are
+parsed in the caller's thread: starting a worker costs about half a second.
 
 What stays as it was:
 
@@ -162,13 +164,15 @@ class _Page(Generic[Raw, Item]):
 def parse_pages(
     raw_pages: Iterable[list[Raw]], parse: Callable[[Raw, Ctx], Item], ctx: Ctx,
     min_items: int | None = None, workers: int | None = None, reserved: Reservation | None = None,
+    steal: bool = True,
 ) -> Generator[list[Item], None, None]:
     """``[parse(raw, ctx) for raw in page]`` for each page, in order; from the first page of at least
     ``min_items`` (:data:`MIN_ITEMS`) on, in ``workers`` (:data:`WORKERS`) processes, a page ahead
-    (those of ``reserved`` if given: ended here). ``parse`` must be a module-level function that never
-    raises (it isolates its item), and ``ctx`` must pickle."""
+    (those of ``reserved`` if given: ended here), the caller parsing, when it asks for a page, the
+    chunks of it no worker has begun (unless not ``steal``). ``parse`` must be a module-level
+    function that never raises (it isolates its item), and ``ctx`` must pickle."""
     parsing = _Parsing(parse, ctx, MIN_ITEMS if min_items is None else min_items,
-                       WORKERS if workers is None else workers, reserved)
+                       WORKERS if workers is None else workers, reserved, steal)
     pending: deque[_Page[Raw, Item]] = deque()
     try:
         for raws in raw_pages:
@@ -190,8 +194,9 @@ class _Parsing(Generic[Raw, Item, Ctx]):
     on, and in the caller's thread again for good once the workers fail it."""
 
     def __init__(self, parse: Callable[[Raw, Ctx], Item], ctx: Ctx, min_items: int, workers: int,
-                 reserved: Reservation | None) -> None:
+                 reserved: Reservation | None, steal: bool) -> None:
         self.parse, self.ctx, self.min_items, self.workers = parse, ctx, min_items, workers
+        self.steal = steal
         self.reserved = reserved
         self.pool: ProcessPoolExecutor | None = None
         self.broken = False
@@ -224,8 +229,18 @@ class _Parsing(Generic[Raw, Item, Ctx]):
     def finish(self, page: _Page[Raw, Item]) -> list[Item]:
         if page.parsed is not None:
             return page.parsed
+        starts = range(0, len(page.raws), CHUNK)
+        # The chunks no worker has begun are parsed here, not waited for (their tasks cancelled, from
+        # the page's end, where the workers would reach them last): a first pull's parse costs about
+        # as much as its store writes, and whichever side is slower would set the pace while the
+        # other idles.
+        here = {at for at, task in reversed(list(zip(starts, page.tasks, strict=True)))
+                if self.steal and task.cancel()}
         items: list[Item] = []
-        for at, task in zip(range(0, len(page.raws), CHUNK), page.tasks, strict=True):
+        for at, task in zip(starts, page.tasks, strict=True):
+            if at in here:
+                items.extend(self.parse(raw, self.ctx) for raw in page.raws[at : at + CHUNK])
+                continue
             try:
                 parsed, events = task.result()
             except Exception as exc:  # noqa: BLE001 - any failure of the worker machinery, never of an item

@@ -20,6 +20,7 @@ from syncd import logging as syncd_logging
 from syncd.connectors.base import RemoteItem, read_isolated
 from syncd.connectors.caldav_collection import RawItem
 from syncd.connectors.caldav_item import parse_item
+from syncd.connectors import parse_pool
 from syncd.connectors.parse_pool import parse_pages
 from syncd.mapping.context import MappingContext
 from syncd.model import Activity, CrmUser, Directory, ParticipantKind
@@ -47,7 +48,8 @@ def test_the_corpus_reads_the_same_in_worker_processes() -> None:
     assert len(raws) > 300
     here = [parse_item(raw, CTX) for raw in raws]
     pages = [raws[at : at + 97] for at in range(0, len(raws), 97)]
-    there = [item for page in parse_pages(pages, parse_item, CTX, min_items=1, workers=2) for item in page]
+    there = [item for page in parse_pages(pages, parse_item, CTX, min_items=1, workers=2, steal=False)
+             for item in page]
 
     assert [i.ref for i in there] == [i.ref for i in here]
     for a, b in zip(here, there, strict=True):
@@ -73,7 +75,7 @@ def _event(uid: str, attendee: str = "") -> bytes:
 
 def test_a_crm_contact_is_known_in_the_workers() -> None:
     raws = [RawItem(f"/cal/{i}.ics", None, _event(f"e{i}", "ATTENDEE;CN=Jan:mailto:jan@klant.nl\r\n")) for i in range(6)]
-    items = next(parse_pages([raws], parse_item, CTX, min_items=1, workers=1))
+    items = next(parse_pages([raws], parse_item, CTX, min_items=1, workers=1, steal=False))
     assert [p.kind for i in items for p in i.activity.participants if p.email == "jan@klant.nl"] == [
         ParticipantKind.CONTACT
     ] * 6
@@ -104,6 +106,30 @@ def _dies_on_crash(raw: RawItem, ctx: MappingContext) -> RemoteItem:
     return parse_item(raw, ctx)
 
 
+def _slow_there(raw: RawItem, ctx: object) -> RemoteItem:
+    import multiprocessing
+    import time
+
+    if multiprocessing.parent_process() is not None:
+        time.sleep(0.05)
+    return _where(raw, ctx)
+
+
+def test_the_caller_parses_what_no_worker_has_begun_instead_of_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker slower than the caller (a pull's parse against its store writes) does not set the
+    pace: when the caller asks for a page, the chunks no worker has begun are parsed in the caller,
+    from the page's end, and the page still comes out whole and in order."""
+    monkeypatch.setattr(parse_pool, "CHUNK", 5)
+    raws = [RawItem(f"/p/{i}", None, b"") for i in range(30)]
+    (page,) = parse_pages([raws], _slow_there, None, min_items=1, workers=1)
+    assert [i.ref for i in page] == [r.path for r in raws]
+    by_chunk = [{i.etag for i in page[at : at + 5]} for at in range(0, 30, 5)]
+    assert all(len(chunk) == 1 for chunk in by_chunk)  # a chunk is parsed whole on one side
+    # The pool hands a worker two chunks ahead, or three once one is begun: the tail was parsed here.
+    here = [chunk == {str(os.getpid())} for chunk in by_chunk]
+    assert here[-3:] == [True] * 3 and here == sorted(here), by_chunk
+
+
 def test_small_pages_are_parsed_here_and_large_ones_elsewhere() -> None:
     small = [[RawItem(f"/s/{p}-{i}", None, b"") for i in range(5)] for p in range(3)]
     assert {i.etag for page in parse_pages(small, _where, None, min_items=10) for i in page} == {str(os.getpid())}
@@ -115,7 +141,7 @@ def test_small_pages_are_parsed_here_and_large_ones_elsewhere() -> None:
     }
 
     mixed = [small[0], [RawItem(f"/l/{i}", None, b"") for i in range(12)], small[1]]
-    pages = list(parse_pages(mixed, _where, None, min_items=10, workers=1))
+    pages = list(parse_pages(mixed, _where, None, min_items=10, workers=1, steal=False))
     assert [[i.ref for i in page] for page in pages] == [[r.path for r in page] for page in mixed]
     assert {i.etag for i in pages[0]} == {str(os.getpid())}
     # From the first large page on, every page goes to the worker.
@@ -136,7 +162,7 @@ def test_a_worker_loads_neither_rich_nor_pydantic() -> None:
     environment, as in many), and a worker keeps it out as syncd keeps it out of its own process; the
     mapping options every task carries unpickle without pydantic."""
     page = [RawItem(f"/r/{i}", None, b"") for i in range(3)]
-    assert {i.etag for i in next(parse_pages([page], _heavy_loaded, CTX, min_items=1, workers=1))} == {""}
+    assert {i.etag for i in next(parse_pages([page], _heavy_loaded, CTX, min_items=1, workers=1, steal=False))} == {""}
 
 
 @pytest.fixture
@@ -150,7 +176,8 @@ def log_lines() -> Callable[[], list[dict]]:
 def test_an_internal_error_in_a_worker_is_the_items_and_is_logged_with_its_traceback_here(log_lines: Callable[[], list[dict]]) -> None:
     raws = [RawItem(f"/cal/{i}.ics", f'"{i}"', _event(f"e{i}", "X-NOTE:boom\r\n" if i == 3 else "")) for i in range(8)]
     with structlog.contextvars.bound_contextvars(binding="anna"):
-        items = [i for page in parse_pages([raws], _fails_on_boom, CTX, min_items=1, workers=1) for i in page]
+        pages = parse_pages([raws], _fails_on_boom, CTX, min_items=1, workers=1, steal=False)
+        items = [i for page in pages for i in page]
     assert [i.error is None for i in items] == [i != 3 for i in range(8)]
     assert items[3].error == "/cal/3.ics: internal error while reading it: RuntimeError: the mapping tripped over boom"
     assert items[3].activity is None and items[3].etag == '"3"'
@@ -165,7 +192,7 @@ def test_an_internal_error_in_a_worker_is_the_items_and_is_logged_with_its_trace
 def test_a_worker_that_dies_costs_only_time(log_lines: Callable[[], list[dict]]) -> None:
     raws = [RawItem(f"/cal/{i}.ics", None, _event(f"e{i}", "X-NOTE:crash\r\n" if i == 60 else "")) for i in range(150)]
     pages = [raws[:75], raws[75:]]
-    items = [i for page in parse_pages(pages, _dies_on_crash, CTX, min_items=1, workers=1) for i in page]
+    items = [i for page in parse_pages(pages, _dies_on_crash, CTX, min_items=1, workers=1, steal=False) for i in page]
     assert [i.ref for i in items] == [r.path for r in raws]
     assert all(i.error is None and i.activity is not None for i in items)
     assert [i.activity.subject for i in items][60] == "Visit e60"
@@ -195,7 +222,7 @@ def test_workers_started_ahead_serve_the_pull_and_end_with_it() -> None:
 
     ahead = reserve(workers=1, after=0)
     pages = [[RawItem(f"/p/{p}-{i}", None, b"") for i in range(12)] for p in range(2)]
-    parsed = list(parse_pages(pages, _where, None, min_items=10, workers=1, reserved=ahead))
+    parsed = list(parse_pages(pages, _where, None, min_items=10, workers=1, reserved=ahead, steal=False))
     assert {i.etag for page in parsed for i in page} != {str(os.getpid())}
     assert multiprocessing.active_children() == []  # ended with the pull that used them
 
