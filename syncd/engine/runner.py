@@ -606,10 +606,12 @@ class Runner:
                 k for k in bstate.retry
                 if k in errors and next_attempt(errors[k].failures, errors[k].last_at) > read_at
             }
-            remote, pending = self._read_changes(bstate.remote_state, links)
+            # The CRM's side before the calendar's: a one-shot sync's first request may be on its way
+            # already (syncd.connectors.caldav_early), and what the store reads meanwhile is free.
             crm_keys = self._crm_keys(bstate, links, deferred)
             entering, window = self._entering(bstate, links)
             crm_keys |= entering
+            remote, pending = self._read_changes(bstate.remote_state, links)
             for round_ in range(MAX_ROUNDS):
                 before = sum(report.counts[k] for k in REMOTE_WRITES)
                 self._done, self._total = 0, len(pending)
