@@ -5,8 +5,8 @@ the GIL keeps it on one core while the pass's own thread writes the items before
 From :data:`MIN_ITEMS` items in one page on, pages are parsed in worker processes instead, a page
 ahead of the one the engine settles: the store writes of page *k* run beside the parse of page *k+1*
 (and the read of page *k+2*, :mod:`syncd.connectors.read_ahead`). When the caller comes for a page
-whose workers are not through, it parses the chunks they have not begun itself rather than wait, so
-neither side idles while the other is the slower one. Smaller pages, the daemon's usual passes, are
+whose workers are not through, it parses the last chunks they have not begun itself rather than
+wait, so neither side idles while the other is the slower one. Smaller pages, the daemon's usual passes, are
 parsed in the caller's thread: starting a worker costs about half a second.
 
 What stays as it was:
@@ -229,17 +229,20 @@ class _Parsing(Generic[Raw, Item, Ctx]):
     def finish(self, page: _Page[Raw, Item]) -> list[Item]:
         if page.parsed is not None:
             return page.parsed
-        starts = range(0, len(page.raws), CHUNK)
-        # The chunks no worker has begun are parsed here, not waited for (their tasks cancelled, from
-        # the page's end, where the workers would reach them last): a first pull's parse costs about
-        # as much as its store writes, and whichever side is slower would set the pace while the
-        # other idles.
-        here = {at for at, task in reversed(list(zip(starts, page.tasks, strict=True)))
-                if self.steal and task.cancel()}
-        items: list[Item] = []
-        for at, task in zip(starts, page.tasks, strict=True):
-            if at in here:
-                items.extend(self.parse(raw, self.ctx) for raw in page.raws[at : at + CHUNK])
+        chunks = list(zip(range(0, len(page.raws), CHUNK), page.tasks, strict=True))
+        done: dict[int, list[Item]] = {}
+        for at, task in chunks:
+            # Rather than wait for a chunk, parse here the page's last one no worker has begun (its
+            # task cancelled): whichever side is slower, the pull's parse or its store writes, would
+            # set the pace while the other idles. Never more: a caller that parses while the workers
+            # are ahead of it only slows the pull.
+            while self.steal and at not in done and not task.done():
+                stolen = next((later for later, other in reversed(chunks)
+                               if later >= at and later not in done and other.cancel()), None)
+                if stolen is None:
+                    break
+                done[stolen] = [self.parse(raw, self.ctx) for raw in page.raws[stolen : stolen + CHUNK]]
+            if at in done:
                 continue
             try:
                 parsed, events = task.result()
@@ -247,8 +250,8 @@ class _Parsing(Generic[Raw, Item, Ctx]):
                 self._fall_back(exc)
                 parsed, events = [self.parse(raw, self.ctx) for raw in page.raws[at : at + CHUNK]], []
             _replay(events)
-            items.extend(parsed)
-        return items
+            done[at] = parsed
+        return [item for at, _ in chunks for item in done[at]]
 
     def _fall_back(self, exc: Exception) -> None:
         if not self.broken:
