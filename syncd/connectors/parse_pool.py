@@ -131,6 +131,9 @@ class Reservation:
                     self._pool.submit(_ready)
             except Exception as exc:  # noqa: BLE001 - no workers now: the pull tries again, or parses here
                 log.debug("no parse workers started ahead of the pull", error=f"{type(exc).__name__}: {exc}")
+        # The caller parses too, whenever it would wait for the workers (:meth:`_Parsing.finish`):
+        # its mapping loads here, while the listing is still awaited, not at the first page.
+        import syncd.mapping.ical  # noqa: F401
 
     def release(self) -> None:
         self._timer.cancel()
