@@ -23,8 +23,10 @@ from syncd.engine.status import binding_status
 from syncd.service.leases import LeasedState, Leases
 
 #: Claim the lease (reading the binding's state), record the pass's start, the owner, the links,
-#: the change log's newest entry, the state saved, the pass's end and the binding's record of it.
-NO_CHANGE_STATEMENTS = 8
+#: the change log's newest entry, the pass's end with the state saved, and the binding's record of
+#: it. PostgreSQL claims the lease and starts the pass in one statement, and ends the pass and
+#: records it in one more (``syncd.service.leases``, ``syncd.engine.sqlstate``).
+NO_CHANGE_STATEMENTS = {"world": 7, "pg_world": 5}
 
 WORKER = "daemon/worker"
 
@@ -86,7 +88,7 @@ def test_a_daemon_pass_that_finds_nothing_runs_a_handful_of_statements(
 
     report = daemon.run()
     assert not report.counts, dict(report.counts)
-    assert len(daemon.statements) <= NO_CHANGE_STATEMENTS, "\n".join(daemon.statements)
+    assert len(daemon.statements) <= NO_CHANGE_STATEMENTS[store], "\n".join(daemon.statements)
 
     # What it recorded is what `syncd status` shows and the scheduler paces the binding by.
     passes = world.sql("SELECT worker, result, finished_at FROM sync_passes ORDER BY id")
@@ -118,7 +120,7 @@ def test_a_daemon_pass_reports_the_items_still_in_error_and_none_once_they_sync(
     assert fixed.counts["remote_created"] == 1 and fixed.items_in_error == 0
     idle = daemon.run()
     assert not idle.counts and idle.items_in_error == 0
-    assert len(daemon.statements) <= NO_CHANGE_STATEMENTS
+    assert len(daemon.statements) <= NO_CHANGE_STATEMENTS["world"]
     assert world.sql("SELECT count(*) FROM sync_errors") == [(0,)]
     daemon.close()
 
@@ -140,7 +142,7 @@ def test_the_pass_after_a_pull_into_the_crm_does_not_read_its_own_imports_back(
     after = daemon.run()
     assert not after.counts, dict(after.counts)
     assert not [s for s in daemon.statements if "FROM activities" in s], "\n".join(daemon.statements)
-    assert len(daemon.statements) <= NO_CHANGE_STATEMENTS + 1  # the change log is read: it moved
+    assert len(daemon.statements) <= NO_CHANGE_STATEMENTS[store] + 1  # the change log is read: it moved
 
     visit = next(a for a in world.all() if a.subject == "Visit 1")
     world.save(visit.replace(subject="Visit 1, moved to the office"))
