@@ -42,10 +42,14 @@ class RemoteItem:
     """syncd's hidden data the item did not carry: the engine keeps the CRM's value for it."""
     fingerprints: Fingerprints | None = field(default=None, compare=False, repr=False)
     """Those of ``activity``, when the connector computed them where it parsed the item."""
+    accepted: bool = field(default=False, compare=False, repr=False)
+    """``activity`` passed the store's rules where it was read (every mapping's last step,
+    :func:`syncd.mapping.accepted.storable`): stored as it is, it need not be checked again."""
 
 
 class Parsed(Protocol):
-    """What a mapping reads from one calendar item (``ParsedItem``, ``ParsedEwsItem``)."""
+    """What a mapping reads from one calendar item (``ParsedItem``, ``ParsedEwsItem``): an activity
+    the store's rules accept (:func:`syncd.mapping.accepted.storable`, every mapping's last step)."""
 
     @property
     def uid(self) -> str | None: ...
@@ -65,7 +69,7 @@ def remote_item(ref: str, etag: str | None, parsed: Parsed, raw: object,
         ref=ref, etag=etag, uid=parsed.uid, crm_id=parsed.crm_id, activity=parsed.activity,
         modified_at=parsed.modified_at, categories=parsed.categories, raw=raw,
         # A mapping that reports nothing (an older one) carries everything it reads.
-        uncarried=getattr(parsed, "uncarried", NOTHING), fingerprints=fingerprints,
+        uncarried=getattr(parsed, "uncarried", NOTHING), fingerprints=fingerprints, accepted=True,
     )
 
 

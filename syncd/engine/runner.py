@@ -952,7 +952,8 @@ class Runner:
         match action:
             case PullCreate(activity=activity, remote=remote):
                 activity = self._new_crm_activity(activity, taken)
-                check_activity(activity)
+                if not (remote.accepted and activity is remote.activity):
+                    check_activity(activity)
                 w.save.append(activity)
                 w.links.append(self._synced(activity, remote))
                 w.counts["crm_created"] += 1
