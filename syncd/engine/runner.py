@@ -423,6 +423,8 @@ class Runner:
             if i.crm is not None and i.crm_in_scope and key not in links and i.remote is None:
                 with self._iso.guard(key, "pairing"):
                     candidates[_signature(i.crm)] = key
+        if not candidates:
+            return  # a first pull into a CRM that holds none of it: thousands of signatures for nothing
         for key in [k for k in items if k.startswith(REMOTE_KEY)]:
             item = items[key]
             if item.remote is None or item.remote.activity is None:
