@@ -511,7 +511,7 @@ def sync(obj: _Ctx, names: tuple[str, ...], dry_run: bool, as_json: bool) -> Non
 
 
 def _early_requests(config: Config, names: tuple[str, ...]) -> EarlyReplies | None:
-    """The first request of each CalDAV pass to come, sent now, before logging, the store's and the
+    """The first requests of the CalDAV passes to come, sent now, before logging, the store's and the
     passes' code are loaded, so that the server answers while this process starts (see
     :mod:`syncd.connectors.caldav_early`); ``None`` when no binding to run is a CalDAV one."""
     from syncd.errors import ConfigError
@@ -524,9 +524,10 @@ def _early_requests(config: Config, names: tuple[str, ...]) -> EarlyReplies | No
     if not any(b.remote.type == "caldav" for b in bindings):
         return None
     from syncd.connectors.caldav_early import send_early
-    from syncd.store.peek import remote_states
+    from syncd.store.peek import saved
 
-    return send_early(bindings, remote_states(config.store.url))
+    # Only the binding run first may get an early first pull: asked about alone.
+    return send_early(bindings, saved(config.store.url, asked=[bindings[0].name]))
 
 
 def _sync(obj: _Ctx, app: App, bindings: list[Binding], dry_run: bool, as_json: bool) -> None:

@@ -125,11 +125,23 @@ class _Answer:
     body: bytes
 
 
-class EarlyAnswer(Protocol):
-    """A reply to a request sent before this transport's first one (``syncd.connectors.caldav_early``)."""
+@dataclass(frozen=True, slots=True)
+class EarlyTaken:
+    """A reply to a request sent early, handed to the same request of this transport."""
 
-    def answer(self, signature: tuple[object, ...], wait: float) -> HttpReply | None:
-        """The reply if it answered the request of this :meth:`DavTransport.signature`, else ``None``."""
+    reply: HttpReply
+    scheme: str | None
+    """The auth scheme the early transport answered with once it had this reply: what this transport
+    would have learnt from the server's 401 to this request had it sent the request itself."""
+
+
+class EarlyAnswer(Protocol):
+    """Replies to requests sent before this transport's first one (``syncd.connectors.caldav_early``),
+    offered in the order they were sent."""
+
+    def answer(self, signature: tuple[object, ...]) -> EarlyTaken | None:
+        """The next early reply if it answered the request of this :meth:`DavTransport.signature`;
+        ``None`` otherwise, and from then on: every later early reply is dropped."""
         ...
 
 
@@ -199,7 +211,8 @@ class DavTransport:
             self._use_basic()
         self._lock = threading.Lock()
         self._early = early
-        """Offered to the first request only, which it was sent as; dropped after that."""
+        """Offered to the requests from the first on, each taking the next early reply if it is the
+        request that reply answered; dropped at the first that is not."""
 
     def request(
         self, method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
@@ -207,11 +220,15 @@ class DavTransport:
     ) -> HttpReply:
         """``xml=False``: the caller parses the body itself (a listing of a whole calendar, as it goes)."""
         with self._lock:
-            early, self._early = self._early, None
-            if early is not None:
-                reply = early.answer(self.signature(method, url, body, headers, xml), self.timeout)
-                if reply is not None:
-                    return reply
+            if self._early is not None:
+                taken = self._early.answer(self.signature(method, url, body, headers, xml))
+                if taken is not None:
+                    if taken.scheme:
+                        # Before the next request's signature: a first request's 401 taught the early
+                        # transport the scheme its next request was sent with.
+                        self.use_scheme(taken.scheme)
+                    return taken.reply
+                self._early = None
             return self._request(method, url, body, headers, xml)
 
     def signature(
