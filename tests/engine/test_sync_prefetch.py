@@ -21,6 +21,7 @@ from syncd.cli import _early_requests
 from syncd.connectors import caldav_protocol as dav
 from syncd.connectors.caldav import _load_state
 from syncd.connectors.caldav_early import EarlyReplies, EarlyReply, _saved_token
+from syncd.engine.runner import PassReport
 from syncd.store.peek import saved
 
 __all__ = ["dav_proxy"]  # pytest fixture
@@ -64,6 +65,12 @@ def early_requests(world: World, *names: str) -> tuple[EarlyReplies, threading.E
     return early, answered
 
 
+def pass_taking(world: World, early: EarlyReplies) -> PassReport:
+    """Anna's pass, offered the early replies as ``syncd sync`` offers them."""
+    config = world.config()
+    return App(config, early=early).run_pass(config.binding("anna"))
+
+
 def subjects(world: World) -> list[str]:
     return sorted(a.subject for a in world.all())
 
@@ -104,8 +111,7 @@ def test_the_pass_takes_the_early_reply_and_the_next_pass_pulls_what_changed_aft
     assert answered.wait(10)
     # Made after the server answered the early REPORT: a pass that asked itself now would see it.
     phone.create_event("late-1", "After the early reply", soon(days=6))
-    config = world.config()
-    report = App(config, early=early).run_pass(config.binding("anna"))
+    report = pass_taking(world, early)
     assert report.result == "ok" and sum(report.counts.values()) == 0, dict(report.counts)
     assert len(sync_reports(world)) == 1
     # The pass saved the early reply's token: the next pass asks from there and gets the event.
@@ -124,8 +130,7 @@ def test_an_early_reply_to_a_token_the_pass_no_longer_holds_is_not_used(world: W
     moved = remote_states(world)["anna"]
 
     world.proxy.reset()
-    config = world.config()
-    report = App(config, early=early).run_pass(config.binding("anna"))
+    report = pass_taking(world, early)
     assert report.result == "ok" and sum(report.counts.values()) == 0, dict(report.counts)
     [own] = sync_reports(world)
     token, _ = _saved_token(moved, next(iter(_load_state(moved)[0])))
@@ -185,8 +190,7 @@ def test_a_first_pull_takes_both_early_replies_and_the_next_pass_pulls_what_came
     # Made after the server listed the calendar for the early request: a pass that asked itself now
     # would see it.
     phone.create_event("late-2", "After the early listing", soon(days=8))
-    config = world.config()
-    report = App(config, early=early).run_pass(config.binding("anna"))
+    report = pass_taking(world, early)
     assert report.result == "ok" and report.counts["crm_created"] == 3, dict(report.counts)
     # The pass sent none of its own: the PROPFIND's reply was taken, and with it the scheme the early
     # PROPFIND's 401 taught, without which the listing's request would not have been the same.
@@ -227,8 +231,7 @@ def test_an_early_first_pull_the_pass_cannot_use_is_dropped_where_the_pass_goes_
     world.sql("UPDATE sync_bindings SET remote_state = NULL")
     phone.edit("own-1", summary="Edited on the phone")
     world.proxy.reset()
-    config = world.config()
-    report = App(config, early=early).run_pass(config.binding("anna"))
+    report = pass_taking(world, early)
     assert report.result == "ok", report.error
     assert report.counts["crm_updated"] == 1 and report.counts["crm_created"] == 0, dict(report.counts)
     assert subjects(world) == ["Edited on the phone"]
@@ -245,8 +248,7 @@ def test_an_early_first_pull_whose_state_moved_on_is_not_used(world: World) -> N
     # Another process's pass ran in between and saved a token: this pass starts from it.
     assert world.sync().counts["crm_created"] == 1
     world.proxy.reset()
-    config = world.config()
-    report = App(config, early=early).run_pass(config.binding("anna"))
+    report = pass_taking(world, early)
     assert report.result == "ok" and sum(report.counts.values()) == 0, dict(report.counts)
     assert subjects(world) == ["Moved on"]
     url = world.bindings[0]["remote"]["url"]
@@ -263,8 +265,7 @@ def test_an_early_first_pull_signed_otherwise_than_the_pass_would_sign_is_not_us
     # went without and learnt Basic from the server's 401.
     world.bindings[0]["remote"]["auth"] = "basic"
     world.proxy.reset()
-    config = world.config()
-    report = App(config, early=early).run_pass(config.binding("anna"))
+    report = pass_taking(world, early)
     assert report.result == "ok" and report.counts["crm_created"] == 1, dict(report.counts)
     assert subjects(world) == ["Scheme"]
     assert [s.method for s in world.proxy.requests] == ["PROPFIND", "REPORT"]
@@ -302,8 +303,7 @@ def test_a_first_pull_from_a_digest_server_takes_both_early_replies_and_writes_a
     # A server gives each challenge a nonce of its own (the gate keeps one until told otherwise): the
     # nonce the early transport counts on is not reused by another client.
     gate.rotate()
-    config = world.config()
-    report = App(config, early=early).run_pass(config.binding("anna"))
+    report = pass_taking(world, early)
     assert report.result == "ok", report.error
     assert report.counts["crm_created"] == 1 and report.counts["remote_created"] == 1, dict(report.counts)
     assert subjects(world) == ["From the CRM", "From the phone"]
